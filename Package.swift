@@ -1,0 +1,62 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// One thin executable per cluster process; the logic lives in the library targets below them.
+let serviceExecutables: [(target: String, product: String)] = [
+    ("NimbusGateway", "nimbus-gateway"),
+    ("NimbusQueue", "nimbus-queue"),
+    ("NimbusTable", "nimbus-table"),
+    ("NimbusIngestWorker", "nimbus-ingest-worker"),
+    ("NimbusStreamWorker", "nimbus-stream-worker"),
+    ("NimbusNotifier", "nimbus-notifier"),
+    ("NimbusIAM", "nimbus-iam"),
+]
+
+let package = Package(
+    name: "Nimbus",
+    platforms: [.macOS(.v15)],
+    products: serviceExecutables.map { .executable(name: $0.product, targets: [$0.target]) } + [
+        .executable(name: "nimbus-supervisor", targets: ["NimbusSupervisor"]),
+        .executable(name: "nimbus", targets: ["NimbusCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        .target(name: "NimbusProtocol"),
+        .target(name: "NimbusConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "SupervisorCore", dependencies: ["NimbusConfig"]),
+        .target(
+            name: "NimbusRuntime",
+            dependencies: [
+                "ZeroMQ", "NimbusProtocol", "NimbusConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        .executableTarget(
+            name: "NimbusSupervisor",
+            dependencies: ["NimbusRuntime", "SupervisorCore"]
+        ),
+        .executableTarget(
+            name: "NimbusCLI",
+            dependencies: [
+                "NimbusRuntime", "NimbusConfig", "SupervisorCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "NimbusProtocolTests", dependencies: ["NimbusProtocol"]),
+        .testTarget(name: "NimbusConfigTests", dependencies: ["NimbusConfig"]),
+        .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"]),
+        .testTarget(name: "NimbusRuntimeTests", dependencies: ["NimbusRuntime"]),
+    ] + serviceExecutables.map { .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"]) }
+)

@@ -1,0 +1,17 @@
+# Installs the system packages Nimbus builds against, when missing (Debian; needs root or sudo).
+ensure_system_deps() {
+  if pkg-config --exists libzmq 2>/dev/null; then return 0; fi
+  echo "nimbus: installing libzmq3-dev and pkg-config ..." >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libzmq3-dev pkg-config >/dev/null
+}
+
+# Python packages the integration tests use as independent clients.
+ensure_python_deps() {
+  python3 -c "import zmq, pytest" 2>/dev/null && return 0
+  echo "nimbus: installing Python test clients (pyzmq, pytest) ..." >&2
+  python3 -m pip install -q pyzmq pytest 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
+  python3 -c "import zmq, pytest"
+}

@@ -1,0 +1,4 @@
+#ifndef NIMBUS_CZEROMQ_SHIM_H
+#define NIMBUS_CZEROMQ_SHIM_H
+#include <zmq.h>
+#endif

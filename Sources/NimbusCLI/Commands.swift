@@ -1,0 +1,196 @@
+import ArgumentParser
+import Foundation
+import NimbusRuntime
+import SupervisorCore
+
+struct Down: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop every process (highest tier first) and the supervisor.")
+
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() async throws {
+        do { try await down() } catch { Self.fail(error) }
+    }
+
+    private func down() async throws {
+        let located = try cluster.load()
+        let control = try Control(located)
+        let status = await control.status()
+        guard let supervisorPID = status?.supervisorPID ?? control.livePIDFromFile() else {
+            print("nimbus: not running (nothing to stop)")
+            return
+        }
+        let children = status?.processes.compactMap(\.pid) ?? []
+        if status != nil {
+            _ = try? await control.call(NimbusAction.stop, attempts: 1)
+        } else {
+            kill(supervisorPID, SIGTERM)
+        }
+        let grace = Duration.seconds(located.config.supervisor.stopTimeoutSeconds + 10)
+        let stopped = await waitFor(grace) { !ProcessSpawner.isAlive(supervisorPID) }
+        if !stopped {
+            kill(supervisorPID, SIGKILL)
+            print("nimbus: the supervisor did not stop within \(grace): killed it")
+        }
+        let leftovers = children.filter(ProcessSpawner.isAlive)
+        if !(await waitFor(.seconds(5)) { children.allSatisfy { !ProcessSpawner.isAlive($0) } }) {
+            for pid in leftovers { kill(pid, SIGKILL) }
+            print("nimbus: killed processes that outlived the supervisor: \(leftovers.map(String.init).joined(separator: ", "))")
+        }
+        print("nimbus: stopped (supervisor pid \(supervisorPID) and \(children.count) processes)")
+        await control.client.close()
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show every process: pid, state, restarts, last heartbeat, incarnation.")
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Flag(help: "Print the supervisor's status as JSON.")
+    var json = false
+
+    func run() async throws {
+        do {
+            let control = try Control(try cluster.load())
+            let status = try await control.requireStatus()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(status), as: UTF8.self))
+            } else {
+                print(StatusTable.render(status))
+            }
+            await control.client.close()
+        } catch { Self.fail(error) }
+    }
+}
+
+struct Scale: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Set the number of instances of a worker kind, e.g. ingest-worker=3.")
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Argument(help: "KIND=N, where KIND is ingest-worker or stream-worker.")
+    var assignment: String
+
+    func run() async throws {
+        do {
+            let parts = assignment.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let count = Int(parts[1]) else { throw CLIError("expected KIND=N, e.g. ingest-worker=3, not \"\(assignment)\"") }
+            let control = try Control(try cluster.load())
+            _ = try await control.requireStatus()
+            _ = try await control.call(NimbusAction.scale, ScaleRequest(kind: parts[0], count: count))
+            print("nimbus: \(parts[0]) scaled to \(count)")
+            await control.client.close()
+        } catch { Self.fail(error) }
+    }
+}
+
+struct Kill: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "SIGKILL one process (chaos testing); the supervisor restarts it.")
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Argument(help: "Process name, e.g. queue or ingest-worker-2.")
+    var name: String
+
+    func run() async throws {
+        do {
+            let control = try Control(try cluster.load())
+            _ = try await control.requireStatus()
+            let reply = try JSONDecoder().decode(KillReply.self, from: try await control.call(NimbusAction.kill, KillRequest(name: name)))
+            print("nimbus: killed \(reply.name)" + (reply.pid.map { " (pid \($0))" } ?? ""))
+            await control.client.close()
+        } catch { Self.fail(error) }
+    }
+}
+
+struct Health: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask one process for its health report (JSON).")
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Argument(help: "Process name (queue, ingest-worker-2, supervisor).")
+    var name: String
+
+    func run() async throws {
+        do {
+            let located = try cluster.load()
+            let endpoint: String
+            if name == "supervisor" {
+                endpoint = located.config.supervisor.endpoint.description
+            } else if let (kind, index) = ServiceKind.parse(instanceName: name) {
+                endpoint = located.config.endpoint(kind, instance: index).description
+            } else {
+                throw CLIError("\(name) is not a process name")
+            }
+            let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config)
+            let data = try await client.request(NimbusAction.health, to: endpoint, timeout: .seconds(1), attempts: 2)
+            print(String(decoding: data, as: UTF8.self))
+            await client.close()
+        } catch { Self.fail(error) }
+    }
+}
+
+struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a process's log (default: the supervisor's).")
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Argument(help: "Process name, e.g. queue or ingest-worker-1.")
+    var name: String = "supervisor"
+
+    @Flag(name: .shortAndLong, help: "Keep following the log.")
+    var follow = false
+
+    @Option(name: .customShort("n"), help: "Lines to show.")
+    var lines: Int = 50
+
+    func run() throws {
+        do {
+            let located = try cluster.load()
+            let directory = located.dataDirectory.appendingPathComponent("logs")
+            let file = directory.appendingPathComponent("\(name).log")
+            guard FileManager.default.fileExists(atPath: file.path) else {
+                let known = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
+                    .filter { $0.hasSuffix(".log") }.map { String($0.dropLast(4)) }.sorted()
+                throw CLIError("no log for \(name) in \(directory.path)" + (known.isEmpty ? "" : " (logs: \(known.joined(separator: ", ")))"))
+            }
+            if follow {
+                let arguments: [String] = ["tail", "-n", "\(lines)", "-F", file.path]
+                let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+                execv("/usr/bin/tail", argv)
+                throw CLIError("cannot run tail: \(String(cString: strerror(errno)))")
+            }
+            print(tail(file, lines: lines), terminator: "")
+        } catch { Self.fail(error) }
+    }
+}
+
+enum StatusTable {
+    static func render(_ status: StatusReply) -> String {
+        var rows = [["NAME", "PID", "STATE", "RESTARTS", "HEARTBEAT", "UPTIME", "INCARNATION"]]
+        rows.append(["supervisor", "\(status.supervisorPID)", status.stopping ? "stopping" : "running", "-", "-", "-", String(status.incarnation.prefix(8))])
+        for p in status.processes {
+            rows.append([
+                p.name, p.pid.map(String.init) ?? "-", p.state, "\(p.restarts)",
+                p.lastHeartbeatMillisecondsAgo.map { "\($0) ms ago" } ?? "-",
+                p.uptimeSeconds.map { duration($0) } ?? "-",
+                p.incarnation.map { String($0.prefix(8)) } ?? "-",
+            ])
+        }
+        let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max()! }
+        return rows.map { row in
+            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n")
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds)
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)m\(s % 60)s" }
+        return "\(s / 3600)h\(s % 3600 / 60)m"
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import Yams
+
+/// The cluster's one human-edited file (`nimbus.yaml`). Every field has a default, so an empty file,
+/// or no file at all, describes a working single-host cluster on 127.0.0.1.
+public struct ClusterConfig: Sendable, Equatable {
+    public var region: String = "us-east-1"
+    public var account: String = "000000000000"
+    /// Where logs and durable state live. Relative paths are resolved against the config file's folder.
+    public var dataDirectory: String = ".nimbus"
+    public var supervisor = SupervisorSettings()
+    public var heartbeat = HeartbeatSettings()
+    public var restart = RestartSettings()
+    public var services: [ServiceKind: ServiceSettings] = ClusterConfig.defaultServices
+
+    public init() {}
+
+    public struct SupervisorSettings: Sendable, Equatable {
+        /// The control socket (`status`, `scale`, `kill`, `stop`).
+        public var endpoint: Endpoint = try! Endpoint("tcp://127.0.0.1:7100")
+        public var bind: Endpoint?
+        /// How long a new process may take to answer its first heartbeat.
+        public var startupTimeoutSeconds: Double = 15
+        /// How long a stopping process gets between SIGTERM and SIGKILL.
+        public var stopTimeoutSeconds: Double = 10
+    }
+
+    public struct HeartbeatSettings: Sendable, Equatable {
+        public var intervalMilliseconds: Int = 1000
+        /// Missed heartbeats after which a process counts as unresponsive.
+        public var liveness: Int = 3
+    }
+
+    public struct RestartSettings: Sendable, Equatable {
+        public var initialBackoffSeconds: Double = 1
+        public var maxBackoffSeconds: Double = 32
+        /// A process that has run this long without a restart gets its backoff reset.
+        public var stableAfterSeconds: Double = 60
+        /// More than `maxRestarts` restarts within `withinSeconds` marks the process failed.
+        public var maxRestarts: Int = 5
+        public var withinSeconds: Double = 60
+    }
+
+    public struct ServiceSettings: Sendable, Equatable {
+        /// Where peers connect to the service (for workers: instance 1; instance N uses port + N - 1).
+        public var endpoint: Endpoint
+        /// Where the service binds, when not the same as `endpoint` (e.g. `tcp://0.0.0.0:7102`).
+        public var bind: Endpoint?
+        /// Instances to run; only workers may have other than 1.
+        public var instances: Int = 1
+
+        public init(endpoint: Endpoint, bind: Endpoint? = nil, instances: Int = 1) {
+            self.endpoint = endpoint
+            self.bind = bind
+            self.instances = instances
+        }
+    }
+
+    static let defaultServices: [ServiceKind: ServiceSettings] = {
+        let ports: [ServiceKind: Int] = [
+            .iam: 7101, .queue: 7102, .table: 7103, .notifier: 7104, .gateway: 7105,
+            .ingestWorker: 7110, .streamWorker: 7120,
+        ]
+        return ports.mapValues { ServiceSettings(endpoint: try! Endpoint("tcp://127.0.0.1:\($0)")) }
+    }()
+
+    // MARK: Lookups
+
+    public func settings(_ kind: ServiceKind) -> ServiceSettings {
+        services[kind] ?? ClusterConfig.defaultServices[kind]!
+    }
+
+    /// The endpoint peers use to reach instance `index` of `kind`.
+    public func endpoint(_ kind: ServiceKind, instance index: Int = 1) -> Endpoint {
+        settings(kind).endpoint.offset(by: index - 1)
+    }
+
+    /// The endpoint instance `index` of `kind` binds.
+    public func bindEndpoint(_ kind: ServiceKind, instance index: Int = 1) -> Endpoint {
+        let s = settings(kind)
+        return (s.bind ?? s.endpoint).offset(by: index - 1)
+    }
+
+    public func instances(_ kind: ServiceKind) -> Int { settings(kind).instances }
+
+    /// The data directory as an absolute path.
+    public func dataDirectoryURL(relativeTo base: URL) -> URL {
+        dataDirectory.hasPrefix("/") ? URL(fileURLWithPath: dataDirectory)
+            : base.appendingPathComponent(dataDirectory).standardizedFileURL
+    }
+
+    /// Every endpoint the cluster binds, with who binds it: used to check ports before starting.
+    public func boundEndpoints() -> [(owner: String, endpoint: Endpoint)] {
+        var all: [(String, Endpoint)] = [("supervisor", supervisor.bind ?? supervisor.endpoint)]
+        for kind in ServiceKind.allCases {
+            let count = kind.isWorker ? ServiceKind.maxInstances : 1
+            // Workers reserve their whole port range so `scale` never collides.
+            for index in 1...count { all.append((kind.instanceName(index), bindEndpoint(kind, instance: index))) }
+        }
+        return all
+    }
+
+    // MARK: Loading
+
+    public static func load(path: String) throws -> ClusterConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError("cannot read config file \(path): \(error.localizedDescription)")
+        }
+        return try parse(text, source: path)
+    }
+
+    public static func parse(_ yaml: String, source: String = "config") throws -> ClusterConfig {
+        let file: ConfigFile
+        do {
+            file = try YAMLDecoder().decode(ConfigFile.self, from: yaml.isEmpty ? "{}" : yaml)
+        } catch let error as ConfigError {
+            throw ConfigError("\(source): \(error.description)")
+        } catch let DecodingError.dataCorrupted(context) {
+            throw ConfigError("\(source): \(Self.path(context.codingPath)) \(context.debugDescription)")
+        } catch let DecodingError.typeMismatch(type, context) {
+            throw ConfigError("\(source): \(Self.path(context.codingPath)) should be a \(type)")
+        } catch {
+            throw ConfigError("\(source): \(error)")
+        }
+        var config = ClusterConfig()
+        try file.apply(to: &config)
+        try config.validate()
+        return config
+    }
+
+    private static func path(_ codingPath: [CodingKey]) -> String {
+        codingPath.isEmpty ? "the file" : codingPath.map(\.stringValue).joined(separator: ".")
+    }
+
+    public func validate() throws(ConfigError) {
+        if region.isEmpty { throw ConfigError("region must not be empty") }
+        if account.count != 12 || !account.allSatisfy(\.isNumber) {
+            throw ConfigError("account must be a 12-digit account id, not \"\(account)\"")
+        }
+        if heartbeat.intervalMilliseconds < 50 { throw ConfigError("heartbeat.intervalMilliseconds must be at least 50") }
+        if heartbeat.liveness < 1 { throw ConfigError("heartbeat.liveness must be at least 1") }
+        if restart.initialBackoffSeconds <= 0 || restart.maxBackoffSeconds < restart.initialBackoffSeconds {
+            throw ConfigError("restart backoff must be positive, with maxBackoffSeconds >= initialBackoffSeconds")
+        }
+        for kind in ServiceKind.allCases {
+            let n = instances(kind)
+            if kind.isWorker {
+                if !(0...ServiceKind.maxInstances).contains(n) {
+                    throw ConfigError("services.\(kind.rawValue).instances must be 0...\(ServiceKind.maxInstances), not \(n)")
+                }
+            } else if n != 1 {
+                throw ConfigError("services.\(kind.rawValue).instances must be 1: only workers scale")
+            }
+        }
+        var seen: [String: String] = [:]
+        for (owner, endpoint) in boundEndpoints() {
+            let key = endpoint.port.map { "\(endpoint.scheme):\($0)" } ?? endpoint.description
+            if let other = seen[key] {
+                throw ConfigError("\(owner) and \(other) would both bind \(endpoint)")
+            }
+            seen[key] = owner
+        }
+    }
+}
+
+/// The file as written: every key optional, names in the file's own spelling.
+private struct ConfigFile: Decodable {
+    var region: String?
+    var account: String?
+    var dataDirectory: String?
+    var supervisor: Supervisor?
+    var heartbeat: Heartbeat?
+    var restart: Restart?
+    var services: [String: Service]?
+
+    struct Supervisor: Decodable {
+        var endpoint: Endpoint?
+        var bind: Endpoint?
+        var startupTimeoutSeconds: Double?
+        var stopTimeoutSeconds: Double?
+    }
+    struct Heartbeat: Decodable {
+        var intervalMilliseconds: Int?
+        var liveness: Int?
+    }
+    struct Restart: Decodable {
+        var initialBackoffSeconds: Double?
+        var maxBackoffSeconds: Double?
+        var stableAfterSeconds: Double?
+        var maxRestarts: Int?
+        var withinSeconds: Double?
+    }
+    struct Service: Decodable {
+        var endpoint: Endpoint?
+        var bind: Endpoint?
+        var instances: Int?
+    }
+
+    func apply(to c: inout ClusterConfig) throws {
+        if let region { c.region = region }
+        if let account { c.account = account }
+        if let dataDirectory { c.dataDirectory = dataDirectory }
+        if let s = supervisor {
+            if let v = s.endpoint { c.supervisor.endpoint = v }
+            if let v = s.bind { c.supervisor.bind = v }
+            if let v = s.startupTimeoutSeconds { c.supervisor.startupTimeoutSeconds = v }
+            if let v = s.stopTimeoutSeconds { c.supervisor.stopTimeoutSeconds = v }
+        }
+        if let h = heartbeat {
+            if let v = h.intervalMilliseconds { c.heartbeat.intervalMilliseconds = v }
+            if let v = h.liveness { c.heartbeat.liveness = v }
+        }
+        if let r = restart {
+            if let v = r.initialBackoffSeconds { c.restart.initialBackoffSeconds = v }
+            if let v = r.maxBackoffSeconds { c.restart.maxBackoffSeconds = v }
+            if let v = r.stableAfterSeconds { c.restart.stableAfterSeconds = v }
+            if let v = r.maxRestarts { c.restart.maxRestarts = v }
+            if let v = r.withinSeconds { c.restart.withinSeconds = v }
+        }
+        for (name, s) in services ?? [:] {
+            guard let kind = ServiceKind(rawValue: name) else {
+                let known = ServiceKind.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ConfigError("services.\(name) is not a service kind (known: \(known))")
+            }
+            var settings = c.settings(kind)
+            if let v = s.endpoint { settings.endpoint = v }
+            if let v = s.bind { settings.bind = v }
+            if let v = s.instances { settings.instances = v }
+            c.services[kind] = settings
+        }
+    }
+}

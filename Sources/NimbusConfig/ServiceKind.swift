@@ -1,0 +1,71 @@
+/// The kinds of process a Nimbus cluster runs under its supervisor.
+public enum ServiceKind: String, CaseIterable, Codable, Sendable, Hashable, Comparable {
+    case iam
+    case queue
+    case table
+    case notifier
+    case gateway
+    case ingestWorker = "ingest-worker"
+    case streamWorker = "stream-worker"
+
+    /// The executable that plays this kind, built from `Sources/<Target>`.
+    public var executable: String {
+        switch self {
+        case .iam: return "nimbus-iam"
+        case .queue: return "nimbus-queue"
+        case .table: return "nimbus-table"
+        case .notifier: return "nimbus-notifier"
+        case .gateway: return "nimbus-gateway"
+        case .ingestWorker: return "nimbus-ingest-worker"
+        case .streamWorker: return "nimbus-stream-worker"
+        }
+    }
+
+    /// What the lab calls it.
+    public var labName: String {
+        switch self {
+        case .iam: return "IAM (4 policies, 3 roles)"
+        case .queue: return "POC-Queue"
+        case .table: return "orders"
+        case .notifier: return "POC-Topic"
+        case .gateway: return "POC-API"
+        case .ingestWorker: return "POC-Lambda-1"
+        case .streamWorker: return "POC-Lambda-2"
+        }
+    }
+
+    /// Workers are scaled; every other kind runs exactly one instance.
+    public var isWorker: Bool { self == .ingestWorker || self == .streamWorker }
+
+    /// Start order: a kind starts after every kind of a lower tier is healthy, and stops before them.
+    public var tier: Int {
+        switch self {
+        case .iam: return 0
+        case .queue, .table: return 1
+        case .notifier: return 2
+        case .gateway, .ingestWorker, .streamWorker: return 3
+        }
+    }
+
+    /// Instances of one worker kind take consecutive ports from the kind's endpoint; this many are
+    /// reserved per kind.
+    public static let maxInstances = 10
+
+    public static func < (a: ServiceKind, b: ServiceKind) -> Bool {
+        (a.tier, a.rawValue) < (b.tier, b.rawValue)
+    }
+
+    /// The process name of instance `index` (1-based): `queue`, `ingest-worker-2`.
+    public func instanceName(_ index: Int) -> String {
+        isWorker ? "\(rawValue)-\(index)" : rawValue
+    }
+
+    /// Parses a process name back into kind and instance index.
+    public static func parse(instanceName name: String) -> (kind: ServiceKind, index: Int)? {
+        if let kind = ServiceKind(rawValue: name), !kind.isWorker { return (kind, 1) }
+        guard let dash = name.lastIndex(of: "-"), let index = Int(name[name.index(after: dash)...]),
+              let kind = ServiceKind(rawValue: String(name[..<dash])), kind.isWorker,
+              (1...maxInstances).contains(index) else { return nil }
+        return (kind, index)
+    }
+}

@@ -1,0 +1,11 @@
+/// Action names, spelled as IAM policies spell them. Services add their own (`sqs:SendMessage`, ...)
+/// in their issues; the ones here are the cluster's own.
+public enum NimbusAction {
+    /// Every node answers it: status, uptime, incarnation, pid, counters.
+    public static let health = "nimbus:Health"
+    /// Supervisor control socket.
+    public static let status = "nimbus:Status"
+    public static let scale = "nimbus:Scale"
+    public static let kill = "nimbus:Kill"
+    public static let stop = "nimbus:Stop"
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// An error as it travels: `{"code": ..., "message": ...}`, with AWS's error codes.
+public struct WireError: Error, Codable, Sendable, Equatable, CustomStringConvertible {
+    public var code: String
+    public var message: String
+
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public init(_ code: ErrorCode, _ message: String) {
+        self.init(code: code.rawValue, message: message)
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    public var jsonData: Data {
+        // Two string fields: cheaper and just as exact by hand as through JSONEncoder.
+        var out = "{\"code\":"
+        JSONText.appendString(code, to: &out)
+        out += ",\"message\":"
+        JSONText.appendString(message, to: &out)
+        out += "}"
+        return Data(out.utf8)
+    }
+}
+
+/// Error codes used on the wire. The AWS ones keep AWS's spelling; the protocol-level ones are named
+/// in the same style and listed in docs/protocol.md.
+public struct ErrorCode: RawRepresentable, Hashable, Sendable, ExpressibleByStringLiteral {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.rawValue = value }
+
+    // Protocol level.
+    /// The message is not a Nimbus message (wrong tag, wrong number of frames).
+    public static let malformedFrame: ErrorCode = "MalformedFrame"
+    /// A Nimbus tag with a version this node does not speak.
+    public static let unsupportedProtocolVersion: ErrorCode = "UnsupportedProtocolVersion"
+    /// A message larger than the node accepts.
+    public static let requestEntityTooLarge: ErrorCode = "RequestEntityTooLarge"
+
+    // AWS's common codes.
+    public static let serializationException: ErrorCode = "SerializationException"
+    public static let missingParameter: ErrorCode = "MissingParameter"
+    public static let invalidParameterValue: ErrorCode = "InvalidParameterValue"
+    public static let validationException: ErrorCode = "ValidationException"
+    public static let invalidAction: ErrorCode = "InvalidAction"
+    public static let internalFailure: ErrorCode = "InternalFailure"
+    public static let serviceUnavailable: ErrorCode = "ServiceUnavailable"
+    public static let requestTimeout: ErrorCode = "RequestTimeout"
+    public static let throttling: ErrorCode = "ThrottlingException"
+    public static let accessDenied: ErrorCode = "AccessDenied"
+}

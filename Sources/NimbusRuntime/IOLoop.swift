@@ -1,0 +1,469 @@
+import Foundation
+import HeapModule
+import Logging
+import NimbusProtocol
+import Synchronization
+import ZeroMQ
+
+/// A request from a peer, handed from the I/O thread to the async handlers.
+public struct InboundRequest: Sendable {
+    /// ROUTER routing frames (identity, and the empty delimiter REQ peers add): the way back.
+    let route: [Data]
+    public let envelope: Envelope
+    public var header: EnvelopeHeader { envelope.header }
+    public var body: Data { envelope.body }
+}
+
+/// The one thread of a node that touches ZeroMQ, in the manner of czmq's zactor + zloop: a dedicated
+/// OS thread (never Swift's cooperative pool) runs a tickless `zmq_poll` over
+///   - an inproc PAIR pipe that async code pokes when it queues a command (reply, request, stop),
+///   - the node's ROUTER socket, where peers' requests and heartbeats arrive,
+///   - one DEALER socket per peer endpoint this node sends requests to.
+/// Requests go to async code through an AsyncStream; replies come back as commands. Malformed input
+/// and heartbeats are answered here, so garbage never reaches a handler and a busy handler never
+/// delays a heartbeat.
+final class IOLoop: @unchecked Sendable {
+    struct Settings: Sendable {
+        var bind: String?
+        var limits: ProtocolLimits = .standard
+        var stamp: NodeStamp
+        /// Actions the node's handlers answer; anything else gets InvalidAction without a hop.
+        var actions: Set<String>
+        /// Exit when this process is no longer our parent (the supervisor died).
+        var parentPID: Int32?
+        var pid: Int32
+    }
+
+    enum Command: Sendable {
+        case send(route: [Data], frames: [Data])
+        case request(OutboundRequest)
+        case closeInbound
+        case stop
+    }
+
+    // Handed over to the I/O thread once, and only touched there afterwards.
+    final class OutboundRequest: @unchecked Sendable {
+        let id: String
+        let endpoint: String
+        let frames: [Data]
+        let timeout: Duration
+        var attemptsLeft: Int
+        var deadline: ContinuousClock.Instant
+        let continuation: CheckedContinuation<Envelope, Error>
+
+        init(id: String, endpoint: String, frames: [Data], timeout: Duration, attempts: Int,
+             continuation: CheckedContinuation<Envelope, Error>) {
+            self.id = id
+            self.endpoint = endpoint
+            self.frames = frames
+            self.timeout = timeout
+            self.attemptsLeft = max(1, attempts)
+            self.deadline = .now
+            self.continuation = continuation
+        }
+    }
+
+    private struct Deadline: Comparable {
+        var at: ContinuousClock.Instant
+        var id: String
+        static func < (a: Deadline, b: Deadline) -> Bool { a.at < b.at }
+    }
+
+    /// State shared with other threads; the wake socket is only touched under this lock.
+    private struct Outbox {
+        var commands: [Command] = []
+        var wake: ZMQSocket
+        var stopped = false
+    }
+
+    let settings: Settings
+    let counters: NodeCounters
+    let logger: Logger
+    let inbound: AsyncStream<InboundRequest>
+    private let inboundContinuation: AsyncStream<InboundRequest>.Continuation
+    private let context: ZMQContext
+    private let outbox: Mutex<Outbox>
+    private let finished = Mutex<[CheckedContinuation<Void, Never>]?>([])
+
+    // I/O-thread state from here on.
+    private let wakeReceiver: ZMQSocket
+    private var server: ZMQSocket?
+    private var peers: [String: ZMQSocket] = [:]
+    private var pending: [String: OutboundRequest] = [:]
+    private var deadlines = Heap<Deadline>()
+    private var inboundOpen = true
+    private var running = true
+    private var pollerDirty = true
+    private var parentGoneAt: ContinuousClock.Instant?
+    private var nextParentCheck = ContinuousClock.now
+    private let heartbeatBody: Data
+
+    /// Binds the node's socket (when it has one) on the calling thread, so a taken port fails here.
+    init(settings: Settings, counters: NodeCounters, logger: Logger) throws {
+        self.settings = settings
+        self.counters = counters
+        self.logger = logger
+        context = try ZMQContext(ioThreads: 1)
+        let pipe = "inproc://nimbus-io-\(UUID().uuidString)"
+        wakeReceiver = try ZMQSocket(context, .pair)
+        try wakeReceiver.bind(pipe)
+        let wake = try ZMQSocket(context, .pair)
+        try wake.connect(pipe)
+        outbox = Mutex(Outbox(wake: wake))
+        (inbound, inboundContinuation) = AsyncStream.makeStream(of: InboundRequest.self, bufferingPolicy: .unbounded)
+        var body = "{\"name\":"
+        JSONText.appendString(settings.stamp.name, to: &body)
+        body += ",\"incarnation\":"
+        JSONText.appendString(settings.stamp.incarnation, to: &body)
+        body += ",\"pid\":\(settings.pid),\"status\":\"ok\"}"
+        heartbeatBody = Data(body.utf8)
+        if let bind = settings.bind {
+            let socket = try ZMQSocket(context, .router)
+            try socket.setLinger(500)
+            try socket.setMaxMessageSize(Int64(settings.limits.maxFrameBytes))
+            try socket.setSendHighWaterMark(100_000)
+            try socket.setReceiveHighWaterMark(100_000)
+            try socket.bind(bind)
+            server = socket
+        }
+    }
+
+    /// The endpoint actually bound (a `:*` port resolved).
+    var boundEndpoint: String? { try? server?.lastEndpoint }
+
+    func start() {
+        let thread = Thread { [self] in loop() }
+        thread.name = "nimbus-io"
+        thread.start()
+    }
+
+    // MARK: Called from any thread
+
+    @discardableResult
+    func enqueue(_ command: Command) -> Bool {
+        outbox.withLock { box in
+            if box.stopped { return false }
+            let wasEmpty = box.commands.isEmpty
+            box.commands.append(command)
+            // One poke per batch: the I/O thread takes every queued command when it wakes.
+            if wasEmpty { _ = try? box.wake.send([Data()], dontWait: true) }
+            return true
+        }
+    }
+
+    /// Sends `envelope` to `endpoint` and waits for the answer with the same id, Lazy Pirate style:
+    /// after `timeout` without one, the peer's socket is discarded and reopened and the request sent
+    /// again, `attempts` times in all; then it fails with RequestTimeout.
+    func request(_ envelope: Envelope, to endpoint: String, timeout: Duration, attempts: Int) async throws -> Envelope {
+        let frames = FrameCodec.encode(envelope)
+        counters.outboundRequests.increment()
+        return try await withCheckedThrowingContinuation { continuation in
+            let request = OutboundRequest(id: envelope.header.id, endpoint: endpoint, frames: frames,
+                                          timeout: timeout, attempts: attempts, continuation: continuation)
+            if !enqueue(.request(request)) {
+                continuation.resume(throwing: WireError(.serviceUnavailable, "\(settings.stamp.name) is shutting down"))
+            }
+        }
+    }
+
+    func send(route: [Data], _ envelope: Envelope) {
+        if envelope.header.kind == .error { counters.errorsSent.increment() } else { counters.repliesSent.increment() }
+        enqueue(.send(route: route, frames: FrameCodec.encode(envelope)))
+    }
+
+    /// Stops the loop, fails outstanding requests, closes every socket, and returns once the thread is done.
+    func stop() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let alreadyFinished = finished.withLock { waiters -> Bool in
+                guard waiters != nil else { return true }
+                waiters!.append(done)
+                return false
+            }
+            if alreadyFinished { done.resume(); return }
+            if !enqueue(.stop) {
+                // Stop already queued by someone else: our continuation is resumed with theirs.
+            }
+        }
+    }
+
+    // MARK: The loop (I/O thread only)
+
+    private func loop() {
+        var poller = ZMQPoller()
+        var peerOrder: [String] = []
+        while running {
+            if pollerDirty {
+                poller = ZMQPoller()
+                poller.add(wakeReceiver)
+                if let server { poller.add(server) }
+                peerOrder = Array(peers.keys)
+                for endpoint in peerOrder { poller.add(peers[endpoint]!) }
+                pollerDirty = false
+            }
+            do {
+                _ = try poller.poll(timeoutMs: nextTimeoutMilliseconds())
+            } catch .terminated {
+                break
+            } catch {
+                logger.error("zmq_poll failed: \(error)")
+                continue
+            }
+            if poller.ready(0).contains(.readable) { runCommands() }
+            var index = 1
+            if server != nil {
+                if poller.ready(index).contains(.readable) { readServer() }
+                index += 1
+            }
+            for endpoint in peerOrder {
+                if index < poller.count, poller.ready(index).contains(.readable) { readPeer(endpoint) }
+                index += 1
+            }
+            expireDeadlines()
+            watchParent()
+        }
+        shutdown()
+    }
+
+    private func nextTimeoutMilliseconds() -> Int {
+        var next: ContinuousClock.Instant? = deadlines.min?.at
+        if settings.parentPID != nil { next = min(next ?? nextParentCheck, nextParentCheck) }
+        guard let next else { return -1 }
+        let wait = next - .now
+        if wait <= .zero { return 0 }
+        let (seconds, atto) = wait.components
+        return Int(seconds) * 1000 + Int(atto / 1_000_000_000_000_000) + 1
+    }
+
+    private func runCommands() {
+        while (try? wakeReceiver.receive(dontWait: true)) ?? nil != nil {}
+        let commands = outbox.withLock { box -> [Command] in
+            let taken = box.commands
+            box.commands.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for command in commands {
+            switch command {
+            case .send(let route, let frames):
+                sendOnServer(route + frames)
+            case .request(let request):
+                startRequest(request)
+            case .closeInbound:
+                if inboundOpen {
+                    inboundOpen = false
+                    inboundContinuation.finish()
+                }
+            case .stop:
+                running = false
+            }
+        }
+    }
+
+    private func sendOnServer(_ frames: [Data]) {
+        guard let server else { return }
+        do {
+            // A ROUTER drops what it cannot route (peer gone, or its queue full); a peer that wants
+            // the answer asks again.
+            try server.send(frames, dontWait: true)
+        } catch {
+            logger.warning("reply dropped: \(error)")
+        }
+    }
+
+    private func readServer() {
+        guard let server else { return }
+        // A bounded batch per wake-up keeps the pipe and the peer sockets served too.
+        for _ in 0..<512 {
+            let message: ReceivedMessage?
+            do {
+                message = try server.receive(dontWait: true, maxFrames: settings.limits.maxFrames)
+            } catch {
+                logger.warning("receive failed: \(error)")
+                return
+            }
+            guard let message else { return }
+            handleInbound(message)
+        }
+    }
+
+    private func handleInbound(_ message: ReceivedMessage) {
+        let frames = message.frames
+        guard !frames.isEmpty else { return }
+        // DEALER peers send [identity, tag, header, body]; REQ peers add an empty delimiter.
+        let routeEnd = frames.count > 1 && frames[1].isEmpty ? 2 : 1
+        let route = Array(frames[..<routeEnd])
+        if message.truncated {
+            return reject(route, FrameDecodeFailure(
+                error: WireError(.malformedFrame, "message has more than \(settings.limits.maxFrames) frames"),
+                replyID: "", dropSilently: false))
+        }
+        switch FrameCodec.decode(frames[routeEnd...], limits: settings.limits) {
+        case .failure(let failure):
+            reject(route, failure)
+        case .success(let envelope):
+            switch envelope.header.kind {
+            case .heartbeat:
+                counters.heartbeatsAnswered.increment()
+                let answer = Envelope(header: EnvelopeHeader(kind: .heartbeat, id: envelope.header.id, sender: settings.stamp),
+                                      body: heartbeatBody)
+                sendOnServer(route + FrameCodec.encode(answer))
+            case .request:
+                counters.requestsReceived.increment()
+                let action = envelope.header.action ?? ""
+                if action != NimbusAction.health && !settings.actions.contains(action) {
+                    answerError(route, id: envelope.header.id, WireError(
+                        .invalidAction, "\(action) is not an action of \(settings.stamp.name)"))
+                } else if !inboundOpen {
+                    answerError(route, id: envelope.header.id, WireError(
+                        .serviceUnavailable, "\(settings.stamp.name) is shutting down"))
+                } else {
+                    inboundContinuation.yield(InboundRequest(route: route, envelope: envelope))
+                }
+            case .reply, .error:
+                counters.malformedReceived.increment()
+                logger.notice("dropped a \(envelope.header.kind.rawValue) sent to a server socket (id \(envelope.header.id))")
+            }
+        }
+    }
+
+    private func reject(_ route: [Data], _ failure: FrameDecodeFailure) {
+        counters.malformedReceived.increment()
+        logger.notice("rejected a message: \(failure.error)")
+        if !failure.dropSilently { answerError(route, id: failure.replyID, failure.error) }
+    }
+
+    private func answerError(_ route: [Data], id: String, _ error: WireError) {
+        counters.errorsSent.increment()
+        sendOnServer(route + FrameCodec.encode(.error(to: id, sender: settings.stamp, error)))
+    }
+
+    // MARK: Outbound requests
+
+    private func peerSocket(_ endpoint: String) throws -> ZMQSocket {
+        if let socket = peers[endpoint] { return socket }
+        let socket = try ZMQSocket(context, .dealer)
+        try socket.setLinger(0)
+        try socket.setMaxMessageSize(Int64(settings.limits.maxFrameBytes))
+        try socket.setSendHighWaterMark(100_000)
+        try socket.setReceiveHighWaterMark(100_000)
+        try socket.setReconnectInterval(100)
+        try socket.setReconnectIntervalMax(2000)
+        try socket.connect(endpoint)
+        peers[endpoint] = socket
+        pollerDirty = true
+        return socket
+    }
+
+    private func startRequest(_ request: OutboundRequest) {
+        if pending[request.id] != nil {
+            request.continuation.resume(throwing: WireError(.invalidParameterValue, "request id \(request.id) is already outstanding"))
+            return
+        }
+        pending[request.id] = request
+        request.deadline = .now + request.timeout
+        deadlines.insert(Deadline(at: request.deadline, id: request.id))
+        transmit(request)
+    }
+
+    private func transmit(_ request: OutboundRequest) {
+        do {
+            // A full queue leaves the request pending: its deadline retries or fails it.
+            try peerSocket(request.endpoint).send(request.frames, dontWait: true)
+        } catch {
+            logger.warning("send to \(request.endpoint) failed: \(error)")
+        }
+    }
+
+    private func readPeer(_ endpoint: String) {
+        guard let socket = peers[endpoint] else { return }
+        for _ in 0..<512 {
+            guard let message = (try? socket.receive(dontWait: true, maxFrames: settings.limits.maxFrames)) ?? nil else { return }
+            guard !message.truncated, case .success(let envelope) = FrameCodec.decode(message.frames[...], limits: settings.limits) else {
+                counters.malformedReceived.increment()
+                logger.notice("dropped an unreadable answer from \(endpoint)")
+                continue
+            }
+            // An answer to a request already answered or given up on (a retry's twin) is dropped.
+            guard envelope.header.kind != .request, let request = pending.removeValue(forKey: envelope.header.id) else { continue }
+            request.continuation.resume(returning: envelope)
+        }
+    }
+
+    private func expireDeadlines() {
+        let now = ContinuousClock.now
+        while let first = deadlines.min, first.at <= now {
+            deadlines.removeMin()
+            guard let request = pending[first.id], request.deadline == first.at else { continue }
+            if request.attemptsLeft > 1 {
+                request.attemptsLeft -= 1
+                counters.outboundRetries.increment()
+                reconnect(request.endpoint)
+                request.deadline = now + request.timeout
+                deadlines.insert(Deadline(at: request.deadline, id: request.id))
+            } else {
+                pending[first.id] = nil
+                counters.outboundTimeouts.increment()
+                request.continuation.resume(throwing: WireError(
+                    .requestTimeout, "no answer from \(request.endpoint) to \(first.id) within \(request.timeout)"))
+            }
+        }
+    }
+
+    /// Lazy Pirate: a silent peer's socket may hold a dead connection, so drop it, open a new one,
+    /// and resend everything still waiting on that peer.
+    private func reconnect(_ endpoint: String) {
+        peers.removeValue(forKey: endpoint)?.close()
+        pollerDirty = true
+        for request in pending.values where request.endpoint == endpoint { transmit(request) }
+    }
+
+    // MARK: Parent watch and shutdown
+
+    /// The supervisor starts nodes with its pid; when it dies (even by SIGKILL) we are reparented,
+    /// and shut down rather than linger as orphans.
+    private func watchParent() {
+        guard let parent = settings.parentPID else { return }
+        let now = ContinuousClock.now
+        guard now >= nextParentCheck else { return }
+        nextParentCheck = now + .milliseconds(250)
+        if let gone = parentGoneAt {
+            if now - gone > .seconds(3) {
+                logger.critical("graceful shutdown took over 3 s after the supervisor died: exiting")
+                _exit(1)
+            }
+            return
+        }
+        if getppid() != parent {
+            parentGoneAt = now
+            logger.warning("supervisor (pid \(parent)) is gone: shutting down")
+            kill(getpid(), SIGTERM)
+        }
+    }
+
+    private func shutdown() {
+        outbox.withLock { box in
+            box.stopped = true
+            box.wake.close()
+        }
+        let unanswered = Array(pending.values)
+        pending.removeAll()
+        for request in unanswered {
+            request.continuation.resume(throwing: WireError(.serviceUnavailable, "\(settings.stamp.name) is shutting down"))
+        }
+        if inboundOpen {
+            inboundOpen = false
+            inboundContinuation.finish()
+        }
+        for socket in peers.values { socket.close() }
+        peers.removeAll()
+        server?.close()
+        server = nil
+        wakeReceiver.close()
+        context.shutdown()
+        let waiters = finished.withLock { waiters -> [CheckedContinuation<Void, Never>] in
+            let all = waiters ?? []
+            waiters = nil
+            return all
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}

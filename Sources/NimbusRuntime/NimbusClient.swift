@@ -1,0 +1,76 @@
+import Foundation
+import Logging
+import NimbusConfig
+import NimbusProtocol
+import Synchronization
+
+/// Sends requests to Nimbus nodes and awaits their answers. A node's client shares the node's I/O
+/// thread; a standalone client (the CLI, tools) gets an I/O thread of its own with no bound socket.
+public final class NimbusClient: Sendable {
+    private let io: IOLoop
+    private let stamp: NodeStamp
+    public let cluster: ClusterConfig
+    private let ownsLoop: Bool
+
+    init(io: IOLoop, stamp: NodeStamp, cluster: ClusterConfig, ownsLoop: Bool = false) {
+        self.io = io
+        self.stamp = stamp
+        self.cluster = cluster
+        self.ownsLoop = ownsLoop
+    }
+
+    /// A client with its own I/O thread, for processes that are not nodes.
+    public static func standalone(name: String, cluster: ClusterConfig = ClusterConfig(), logger: Logger? = nil) throws -> NimbusClient {
+        let stamp = NodeStamp(name: name, incarnation: UUID().uuidString.lowercased())
+        let io = try IOLoop(
+            settings: .init(bind: nil, stamp: stamp, actions: [], parentPID: nil, pid: getpid()),
+            counters: NodeCounters(), logger: logger ?? Logger(label: name) { _ in SwiftLogNoOpLogHandler() })
+        io.start()
+        return NimbusClient(io: io, stamp: stamp, cluster: cluster, ownsLoop: true)
+    }
+
+    /// Stops a standalone client's I/O thread; outstanding requests fail with ServiceUnavailable.
+    public func close() async {
+        if ownsLoop { await io.stop() }
+    }
+
+    /// Sends a request and returns the answer's payload; an error answer is thrown as `WireError`.
+    /// Lazy Pirate: after `timeout` without an answer the socket is reopened and the request resent,
+    /// `attempts` times in all, then RequestTimeout.
+    public func request(
+        _ action: String, to endpoint: String, resource: String? = nil, body: Data = Data("{}".utf8),
+        timeout: Duration = .seconds(2), attempts: Int = 3
+    ) async throws -> Data {
+        let envelope = Envelope.request(id: Self.newRequestID(), action: action, resource: resource, sender: stamp, body: body)
+        let answer = try await io.request(envelope, to: endpoint, timeout: timeout, attempts: attempts)
+        if let error = answer.wireError { throw error }
+        return answer.body
+    }
+
+    /// Sends a request to instance `index` of a service kind, at its configured endpoint.
+    public func request(
+        _ action: String, to kind: ServiceKind, instance index: Int = 1, resource: String? = nil,
+        body: Data = Data("{}".utf8), timeout: Duration = .seconds(2), attempts: Int = 3
+    ) async throws -> Data {
+        try await request(action, to: cluster.endpoint(kind, instance: index).description, resource: resource,
+                          body: body, timeout: timeout, attempts: attempts)
+    }
+
+    /// One heartbeat round trip, no retries: the answer, or an error when the peer stays silent.
+    public func heartbeat(_ endpoint: String, timeout: Duration) async throws -> HeartbeatAnswer {
+        let envelope = Envelope(header: EnvelopeHeader(kind: .heartbeat, id: Self.newRequestID(), sender: stamp), body: Data("{}".utf8))
+        let answer = try await io.request(envelope, to: endpoint, timeout: timeout, attempts: 1)
+        if let error = answer.wireError { throw error }
+        return try JSONDecoder().decode(HeartbeatAnswer.self, from: answer.body)
+    }
+
+    /// Request ids: unique per process and cheap (no UUID per request).
+    private static let sequence = RequestIDs()
+    static func newRequestID() -> String { sequence.next() }
+
+    private final class RequestIDs: Sendable {
+        private let prefix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        private let counter = Atomic<Int>(0)
+        func next() -> String { "\(prefix)-\(counter.wrappingAdd(1, ordering: .relaxed).newValue)" }
+    }
+}

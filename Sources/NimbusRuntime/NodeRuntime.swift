@@ -1,0 +1,160 @@
+import Foundation
+import Logging
+import NimbusConfig
+import NimbusProtocol
+import ServiceLifecycle
+import Synchronization
+
+/// Who a node is: its name in the cluster, its kind, and the incarnation id that changes every time
+/// the process starts, so a restarted node is known to be new.
+public struct NodeIdentity: Sendable, Codable, Equatable {
+    public var name: String
+    public var kind: String
+    public var incarnation: String
+    public var pid: Int32
+    public var startedAt: Date
+
+    public var stamp: NodeStamp { NodeStamp(name: name, incarnation: incarnation) }
+}
+
+/// Everything one node process needs to start, with defaults for a local cluster.
+public struct NodeConfiguration: Sendable {
+    public var cluster: ClusterConfig
+    public var name: String
+    public var kind: String
+    /// Where the node's ROUTER socket binds; nil for a pure client (the CLI).
+    public var bind: String?
+    public var dataDirectory: URL
+    public var limits: ProtocolLimits = .standard
+    public var parentPID: Int32?
+
+    public init(cluster: ClusterConfig, name: String, kind: String, bind: String?, dataDirectory: URL, parentPID: Int32? = nil) {
+        self.cluster = cluster
+        self.name = name
+        self.kind = kind
+        self.bind = bind
+        self.dataDirectory = dataDirectory
+        self.parentPID = parentPID
+    }
+
+    public var logDirectory: URL { dataDirectory.appendingPathComponent("logs") }
+}
+
+/// The runtime every Nimbus process stands on: the I/O thread, request dispatch, outbound requests,
+/// health, counters and lifecycle. Services see only this and `InboundRequest`.
+public final class NodeRuntime: Sendable {
+    public let identity: NodeIdentity
+    public let configuration: NodeConfiguration
+    public let logger: Logger
+    public let counters = NodeCounters()
+    /// Requests to other nodes, over this node's I/O thread.
+    public let client: NimbusClient
+    private let io: IOLoop
+    private let service: any NodeService
+    private let started = ContinuousClock.now
+
+    public init(configuration: NodeConfiguration, service: any NodeService, logger: Logger) throws {
+        self.configuration = configuration
+        self.service = service
+        self.logger = logger
+        identity = NodeIdentity(name: configuration.name, kind: configuration.kind, incarnation: UUID().uuidString.lowercased(),
+                                pid: getpid(), startedAt: Date())
+        io = try IOLoop(
+            settings: .init(bind: configuration.bind, limits: configuration.limits, stamp: identity.stamp,
+                            actions: service.actions, parentPID: configuration.parentPID, pid: identity.pid),
+            counters: counters, logger: logger)
+        client = NimbusClient(io: io, stamp: identity.stamp, cluster: configuration.cluster)
+    }
+
+    public var cluster: ClusterConfig { configuration.cluster }
+
+    /// The endpoint the node bound, with a wildcard port resolved.
+    public var boundEndpoint: String? { io.boundEndpoint }
+
+    // MARK: Lifecycle
+
+    /// Runs the node until graceful shutdown (SIGTERM/SIGINT through ServiceLifecycle) or until the
+    /// service's own `run` returns; in-flight requests are answered before the sockets close.
+    public func run() async {
+        io.start()
+        logger.info("\(identity.name) up", metadata: [
+            "pid": "\(identity.pid)", "incarnation": "\(identity.incarnation)",
+            "endpoint": "\(boundEndpoint ?? "none")",
+        ])
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.serve() }
+            do {
+                try await service.run(runtime: self)
+            } catch is CancellationError {
+            } catch {
+                logger.error("service stopped with an error: \(error)")
+            }
+            io.enqueue(.closeInbound)
+        }
+        await io.stop()
+        logger.info("\(identity.name) stopped")
+    }
+
+    private func serve() async {
+        await withDiscardingTaskGroup { group in
+            for await request in io.inbound {
+                group.addTask { await self.dispatch(request) }
+            }
+        }
+    }
+
+    private func dispatch(_ request: InboundRequest) async {
+        let id = request.header.id
+        do {
+            let body: Data
+            if request.header.action == NimbusAction.health {
+                _ = try request.decode(EmptyRequest.self)
+                body = try await healthReport()
+            } else {
+                body = try await service.handle(request, runtime: self)
+            }
+            io.send(route: request.route, .reply(to: id, sender: identity.stamp, body: body))
+        } catch let error as WireError {
+            io.send(route: request.route, .error(to: id, sender: identity.stamp, error))
+        } catch {
+            logger.error("\(request.header.action ?? "?") failed: \(error)")
+            io.send(route: request.route, .error(to: id, sender: identity.stamp, WireError(.internalFailure, "internal error in \(identity.name)")))
+        }
+    }
+
+    private func healthReport() async throws -> Data {
+        let uptime = ContinuousClock.now - started
+        let report = HealthReport(
+            status: "ok", name: identity.name, kind: identity.kind, incarnation: identity.incarnation, pid: identity.pid,
+            uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
+            startedAt: identity.startedAt.timeIntervalSince1970, endpoint: boundEndpoint,
+            counters: counters.snapshot(), details: await service.healthDetails())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        return try encoder.encode(report)
+    }
+}
+
+private struct EmptyRequest: Decodable {}
+
+/// The reply to `nimbus:Health`.
+public struct HealthReport: Codable, Sendable {
+    public var status: String
+    public var name: String
+    public var kind: String
+    public var incarnation: String
+    public var pid: Int32
+    public var uptimeSeconds: Double
+    public var startedAt: Double
+    public var endpoint: String?
+    public var counters: [String: Int]
+    public var details: [String: String]
+}
+
+/// The body of a heartbeat answer.
+public struct HeartbeatAnswer: Codable, Sendable {
+    public var name: String
+    public var incarnation: String
+    public var pid: Int32
+    public var status: String
+}

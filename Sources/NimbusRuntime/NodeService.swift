@@ -1,0 +1,56 @@
+import Foundation
+import NimbusProtocol
+import ServiceLifecycle
+
+/// What a service contributes to a node: the actions it answers and, optionally, background work.
+/// Everything else (sockets, framing, health, heartbeats, logs, lifecycle) is the runtime's.
+public protocol NodeService: Sendable {
+    /// Actions this service answers, IAM-style (`sqs:SendMessage`). `nimbus:Health` is the runtime's.
+    var actions: Set<String> { get }
+
+    /// Answers one request with a JSON payload, or throws a `WireError` to answer with an error.
+    /// Any other error is answered as InternalFailure and logged.
+    func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data
+
+    /// Background work for the node's whole life (pollers, timers). Returning ends the node. The
+    /// default waits for graceful shutdown.
+    func run(runtime: NodeRuntime) async throws
+
+    /// Extra fields for the health reply.
+    func healthDetails() async -> [String: String]
+}
+
+extension NodeService {
+    public func run(runtime: NodeRuntime) async throws {
+        try? await gracefulShutdown()
+    }
+
+    public func healthDetails() async -> [String: String] { [:] }
+}
+
+/// A node that so far answers only health: what each service executable runs until its issue gives
+/// it a core.
+public struct HealthOnlyService: NodeService {
+    public init() {}
+    public var actions: Set<String> { [] }
+    public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
+        throw WireError(.invalidAction, "\(request.header.action ?? "") is not an action of \(runtime.identity.name)")
+    }
+}
+
+extension InboundRequest {
+    /// Decodes the payload as `T`, turning a bad payload into the AWS error a caller expects.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: body)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw WireError(.missingParameter, "the request must contain the parameter \(key.stringValue)")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw WireError(.invalidParameterValue, "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
+        } catch let DecodingError.valueNotFound(_, context) {
+            throw WireError(.missingParameter, "\(context.codingPath.map(\.stringValue).joined(separator: ".")) must not be null")
+        } catch {
+            throw WireError(.serializationException, "the request body is not valid JSON")
+        }
+    }
+}

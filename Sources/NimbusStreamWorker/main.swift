@@ -1,0 +1,4 @@
+import NimbusRuntime
+
+// Thin shell: the runtime does sockets, health, logs and lifecycle; the service core plugs in here.
+await NodeMain.run(kind: .streamWorker) { _ in HealthOnlyService() }

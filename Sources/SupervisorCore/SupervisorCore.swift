@@ -1,0 +1,365 @@
+import NimbusConfig
+
+/// The supervisor's logic as a pure state machine, in the manner of SWIM.Instance: every input is a
+/// method taking the current time, every output a list of directives for the shell to carry out
+/// (spawn, signal, heartbeat, log). No clocks, processes or sockets in here.
+public struct SupervisorCore: Sendable {
+    public typealias Instant = ContinuousClock.Instant
+
+    public enum Directive: Equatable, Sendable {
+        /// Start instance `index` of `kind` as process `name`; answer with `spawned` or `spawnFailed`.
+        case spawn(name: String, kind: ServiceKind, index: Int)
+        case signal(pid: Int32, Signal, name: String)
+        /// Send a heartbeat to `name`; answer with `heartbeat(...)` when it replies.
+        case heartbeat(name: String, kind: ServiceKind, index: Int)
+        case log(LogLevel, String)
+        /// Every process has stopped after `stop`: the supervisor may exit.
+        case exit
+    }
+
+    public enum Signal: Equatable, Sendable { case terminate, kill }
+    public enum LogLevel: Equatable, Sendable { case info, warning, error }
+
+    public enum State: String, Codable, Sendable {
+        /// Not started yet: waiting for a lower tier during bring-up.
+        case pending
+        /// Spawned; no heartbeat answered yet.
+        case starting
+        /// Answering heartbeats.
+        case running
+        /// Dead; restarts when the backoff runs out.
+        case backoff
+        /// Sent SIGTERM (shutdown or scale-down) or SIGKILL (unresponsive); waiting for it to exit.
+        case stopping
+        case stopped
+        /// Restarted too often too quickly: left down and reported.
+        case failed
+    }
+
+    struct Process: Sendable {
+        let name: String
+        let kind: ServiceKind
+        let index: Int
+        var state: State = .pending
+        var pid: Int32?
+        var incarnation: String?
+        var startedAt: Instant?
+        var lastHeartbeat: Instant?
+        var lastHeartbeatSent: Instant?
+        var stoppingSince: Instant?
+        var killSent = false
+        var restartAt: Instant?
+        var restarts = 0
+        var recentRestarts: [Instant] = []
+        var backoff: Duration
+        /// False once scaled away: removed when it has exited.
+        var wanted = true
+        var lastExit: String?
+    }
+
+    public let config: ClusterConfig
+    private(set) var processes: [String: Process] = [:]
+    private var phase: Phase = .idle
+    private enum Phase { case idle, bringingUp, up, stopping, stopped }
+
+    public init(config: ClusterConfig) {
+        self.config = config
+    }
+
+    var heartbeatInterval: Duration { .milliseconds(config.heartbeat.intervalMilliseconds) }
+    var livenessWindow: Duration { heartbeatInterval * config.heartbeat.liveness }
+    var initialBackoff: Duration { .seconds(config.restart.initialBackoffSeconds) }
+    var maxBackoff: Duration { .seconds(config.restart.maxBackoffSeconds) }
+
+    // MARK: Inputs
+
+    /// Creates every configured process and spawns the first tier.
+    public mutating func start(now: Instant) -> [Directive] {
+        guard phase == .idle else { return [] }
+        phase = .bringingUp
+        for kind in ServiceKind.allCases {
+            for index in stride(from: 1, through: config.instances(kind), by: 1) {
+                add(kind, index)
+            }
+        }
+        return advanceBringUp(now: now)
+    }
+
+    /// The shell spawned `name` as `pid`.
+    public mutating func spawned(_ name: String, pid: Int32, now: Instant) -> [Directive] {
+        guard var p = processes[name] else { return [.signal(pid: pid, .kill, name: name)] }
+        p.state = .starting
+        p.pid = pid
+        p.startedAt = now
+        p.lastHeartbeat = nil
+        p.lastHeartbeatSent = nil
+        p.incarnation = nil
+        p.killSent = false
+        p.stoppingSince = nil
+        var out: [Directive] = [.log(.info, "started \(name) (pid \(pid))")]
+        if phase == .stopping || !p.wanted {
+            // Spawned while the cluster stops, or after being scaled away: stop it again.
+            p.state = .stopping
+            p.stoppingSince = now
+            out.append(.signal(pid: pid, .terminate, name: name))
+        }
+        processes[name] = p
+        return out
+    }
+
+    /// The shell could not spawn `name` (missing executable, fork failure): treated like a crash.
+    public mutating func spawnFailed(_ name: String, reason: String, now: Instant) -> [Directive] {
+        guard processes[name] != nil else { return [] }
+        processes[name]!.lastExit = "spawn failed: \(reason)"
+        return crashed(name, now: now, why: "could not be started: \(reason)")
+    }
+
+    /// A child exited (reaped by the shell).
+    public mutating func exited(pid: Int32, status: String, now: Instant) -> [Directive] {
+        guard let name = processes.first(where: { $0.value.pid == pid })?.key else { return [] }
+        var p = processes[name]!
+        p.pid = nil
+        p.lastExit = status
+        // A planned stop (shutdown, scale-down) ends there; anything else, even a kill we sent to an
+        // unresponsive process, is a crash to restart.
+        if phase == .stopping || !p.wanted {
+            p.state = .stopped
+            processes[name] = p
+            var out: [Directive] = [.log(.info, "\(name) stopped (\(status))")]
+            if !p.wanted { processes[name] = nil }
+            if phase == .stopping { out += advanceStop(now: now) }
+            return out
+        }
+        processes[name] = p
+        return crashed(name, now: now, why: "exited unexpectedly (\(status))")
+    }
+
+    /// `name` answered a heartbeat from incarnation `incarnation`.
+    public mutating func heartbeat(_ name: String, incarnation: String, pid: Int32?, now: Instant) -> [Directive] {
+        guard var p = processes[name], let current = p.pid else { return [] }
+        // An answer from a previous incarnation still in flight must not vouch for the new one.
+        if let pid, pid != current { return [] }
+        p.lastHeartbeat = now
+        var out: [Directive] = []
+        if p.state == .starting {
+            p.state = .running
+            out.append(.log(.info, "\(name) is healthy (incarnation \(incarnation))"))
+        }
+        p.incarnation = incarnation
+        processes[name] = p
+        if phase == .bringingUp { out += advanceBringUp(now: now) }
+        return out
+    }
+
+    /// Timers: heartbeats due, silent processes, backoffs run out, stop timeouts.
+    public mutating func tick(now: Instant) -> [Directive] {
+        var out: [Directive] = []
+        for name in processes.keys.sorted() {
+            guard var p = processes[name] else { continue }
+            switch p.state {
+            case .starting, .running:
+                let since = p.lastHeartbeat ?? p.startedAt ?? now
+                let limit = p.state == .starting ? Duration.seconds(config.supervisor.startupTimeoutSeconds) : livenessWindow
+                if now - since > limit, let pid = p.pid, !p.killSent {
+                    let what = p.state == .starting ? "did not answer a heartbeat within \(limit)" : "missed \(config.heartbeat.liveness) heartbeats"
+                    p.killSent = true
+                    p.state = .stopping
+                    p.stoppingSince = now
+                    processes[name] = p
+                    out.append(.log(.warning, "\(name) (pid \(pid)) \(what): killing it"))
+                    out.append(.signal(pid: pid, .kill, name: name))
+                    continue
+                }
+                if p.lastHeartbeatSent.map({ now - $0 >= heartbeatInterval }) ?? true {
+                    p.lastHeartbeatSent = now
+                    out.append(.heartbeat(name: name, kind: p.kind, index: p.index))
+                }
+                if p.state == .running, let started = p.startedAt, now - started >= .seconds(config.restart.stableAfterSeconds) {
+                    p.backoff = initialBackoff
+                }
+                processes[name] = p
+            case .backoff:
+                if let at = p.restartAt, now >= at, phase != .stopping {
+                    out.append(requestSpawn(name, now: now))
+                }
+            case .stopping:
+                if let since = p.stoppingSince, let pid = p.pid, !p.killSent,
+                   now - since > .seconds(config.supervisor.stopTimeoutSeconds) {
+                    p.killSent = true
+                    processes[name] = p
+                    out.append(.log(.warning, "\(name) (pid \(pid)) did not stop in time: SIGKILL"))
+                    out.append(.signal(pid: pid, .kill, name: name))
+                }
+            case .pending, .stopped, .failed:
+                break
+            }
+        }
+        if phase == .bringingUp { out += advanceBringUp(now: now) }
+        return out
+    }
+
+    /// Sets the instance count of a worker kind.
+    public mutating func scale(_ kind: ServiceKind, to count: Int, now: Instant) throws(SupervisorError) -> [Directive] {
+        guard kind.isWorker else { throw SupervisorError("\(kind.rawValue) is not a worker kind: only ingest-worker and stream-worker scale") }
+        guard (0...ServiceKind.maxInstances).contains(count) else {
+            throw SupervisorError("instances of \(kind.rawValue) must be 0...\(ServiceKind.maxInstances), not \(count)")
+        }
+        guard phase == .bringingUp || phase == .up else { throw SupervisorError("the cluster is stopping") }
+        var out: [Directive] = [.log(.info, "scaling \(kind.rawValue) to \(count)")]
+        for index in 1...ServiceKind.maxInstances {
+            let name = kind.instanceName(index)
+            if index <= count {
+                if processes[name] == nil || processes[name]?.wanted == false {
+                    if processes[name] == nil { add(kind, index) } else { processes[name]!.wanted = true }
+                    if processes[name]!.pid == nil {
+                        out.append(requestSpawn(name, now: now))
+                    }
+                }
+            } else if var p = processes[name], p.wanted {
+                p.wanted = false
+                if let pid = p.pid {
+                    p.state = .stopping
+                    p.stoppingSince = now
+                    processes[name] = p
+                    out.append(.signal(pid: pid, .terminate, name: name))
+                } else {
+                    processes[name] = nil
+                }
+            }
+        }
+        return out
+    }
+
+    /// Chaos: SIGKILL a process now. The supervisor then restarts it like any crash.
+    public func kill(_ name: String) throws(SupervisorError) -> [Directive] {
+        guard let p = processes[name] else { throw SupervisorError("no process named \(name)") }
+        guard let pid = p.pid else { throw SupervisorError("\(name) is not running (\(p.state.rawValue))") }
+        return [.log(.warning, "chaos: SIGKILL \(name) (pid \(pid))"), .signal(pid: pid, .kill, name: name)]
+    }
+
+    /// Stops every process, highest tier first; `.exit` comes once all have exited.
+    public mutating func stop(now: Instant) -> [Directive] {
+        guard phase != .stopping && phase != .stopped else { return [] }
+        phase = .stopping
+        for name in processes.keys where processes[name]!.pid == nil {
+            processes[name]!.state = .stopped
+            processes[name]!.restartAt = nil
+        }
+        return [.log(.info, "stopping the cluster")] + advanceStop(now: now)
+    }
+
+    public var isStopping: Bool { phase == .stopping || phase == .stopped }
+
+    // MARK: Internals
+
+    private mutating func add(_ kind: ServiceKind, _ index: Int) {
+        let name = kind.instanceName(index)
+        processes[name] = Process(name: name, kind: kind, index: index, backoff: initialBackoff)
+    }
+
+    /// Bring-up goes tier by tier: a tier is spawned once every lower tier has settled (each process
+    /// running, or given up on as failed).
+    private mutating func advanceBringUp(now: Instant) -> [Directive] {
+        var out: [Directive] = []
+        for tier in 0...3 {
+            let members = processes.values.filter { $0.kind.tier == tier }
+            for name in members.filter({ $0.state == .pending }).map(\.name).sorted() {
+                out.append(requestSpawn(name, now: now))
+            }
+            if members.contains(where: { $0.state != .running && $0.state != .failed }) { return out }
+        }
+        phase = .up
+        out.append(.log(.info, "every process has started"))
+        return out
+    }
+
+    /// Marks `name` as being spawned, so it is asked for once, and says so to the shell.
+    private mutating func requestSpawn(_ name: String, now: Instant) -> Directive {
+        var p = processes[name]!
+        p.state = .starting
+        p.pid = nil
+        p.startedAt = now
+        p.restartAt = nil
+        processes[name] = p
+        return .spawn(name: name, kind: p.kind, index: p.index)
+    }
+
+    private mutating func advanceStop(now: Instant) -> [Directive] {
+        var out: [Directive] = []
+        let live = processes.values.filter { $0.pid != nil }
+        guard let top = live.map(\.kind.tier).max() else {
+            phase = .stopped
+            return [.log(.info, "every process has stopped"), .exit]
+        }
+        for name in processes.keys.sorted() {
+            guard var p = processes[name], p.kind.tier == top, let pid = p.pid, p.stoppingSince == nil else { continue }
+            p.state = .stopping
+            p.stoppingSince = now
+            processes[name] = p
+            out.append(.signal(pid: pid, .terminate, name: name))
+        }
+        return out
+    }
+
+    private mutating func crashed(_ name: String, now: Instant, why: String) -> [Directive] {
+        guard var p = processes[name] else { return [] }
+        if phase == .stopping {
+            p.state = .stopped
+            processes[name] = p
+            return advanceStop(now: now)
+        }
+        let window = Duration.seconds(config.restart.withinSeconds)
+        p.recentRestarts = p.recentRestarts.filter { now - $0 < window }
+        if p.recentRestarts.count >= config.restart.maxRestarts {
+            p.state = .failed
+            p.restartAt = nil
+            processes[name] = p
+            return [.log(.error, "\(name) \(why); restarted \(p.recentRestarts.count) times within \(window): marked FAILED, not restarting")]
+        }
+        let delay = p.backoff
+        p.recentRestarts.append(now)
+        p.restarts += 1
+        p.state = .backoff
+        p.restartAt = now + delay
+        p.backoff = min(p.backoff * 2, maxBackoff)
+        p.killSent = false
+        p.stoppingSince = nil
+        processes[name] = p
+        return [.log(.warning, "\(name) \(why): restarting in \(delay)")]
+    }
+
+    // MARK: Status
+
+    public func snapshot(now: Instant) -> [ProcessStatus] {
+        processes.values.sorted { ($0.kind, $0.index) < ($1.kind, $1.index) }.map { p in
+            ProcessStatus(
+                name: p.name, kind: p.kind.rawValue, pid: p.pid, state: p.state.rawValue,
+                restarts: p.restarts, incarnation: p.incarnation,
+                lastHeartbeatMillisecondsAgo: p.lastHeartbeat.map { Self.milliseconds(now - $0) },
+                uptimeSeconds: p.pid != nil ? p.startedAt.map { Double(Self.milliseconds(now - $0)) / 1000 } : nil,
+                lastExit: p.lastExit)
+        }
+    }
+
+    static func milliseconds(_ d: Duration) -> Int64 {
+        d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// One row of `nimbus status`.
+public struct ProcessStatus: Codable, Sendable, Equatable {
+    public var name: String
+    public var kind: String
+    public var pid: Int32?
+    public var state: String
+    public var restarts: Int
+    public var incarnation: String?
+    public var lastHeartbeatMillisecondsAgo: Int64?
+    public var uptimeSeconds: Double?
+    public var lastExit: String?
+}
+
+public struct SupervisorError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
