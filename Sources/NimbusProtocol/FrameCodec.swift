@@ -114,6 +114,8 @@ public enum FrameCodec {
         } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
             let field = context.codingPath.map(\.stringValue).joined(separator: ".")
             return .failure(fail(.invalidParameterValue, "header field \"\(field)\" has an invalid value", id: recoverID(headerFrame)))
+        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
+            return .failure(fail(.serializationException, "header is not a JSON object"))
         } catch let DecodingError.typeMismatch(_, context) {
             let field = context.codingPath.map(\.stringValue).joined(separator: ".")
             return .failure(fail(.invalidParameterValue, "header field \"\(field)\" has the wrong type", id: recoverID(headerFrame)))
