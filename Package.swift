@@ -53,7 +53,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
         .testTarget(name: "NimbusProtocolTests", dependencies: ["NimbusProtocol"]),
         .testTarget(name: "NimbusConfigTests", dependencies: ["NimbusConfig"]),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"]),

@@ -119,7 +119,10 @@ public struct ClusterConfig: Sendable, Equatable {
         } catch let error as ConfigError {
             throw ConfigError("\(source): \(error.description)")
         } catch let DecodingError.dataCorrupted(context) {
-            throw ConfigError("\(source): \(Self.path(context.codingPath)) \(context.debugDescription)")
+            // Yams wraps what our own decoders throw (a bad endpoint) in a "not valid YAML" error.
+            if let ours = context.underlyingError as? ConfigError { throw ConfigError("\(source): \(ours.description)") }
+            let detail = context.underlyingError.map { "\($0)" } ?? context.debugDescription
+            throw ConfigError("\(source): \(Self.path(context.codingPath)): \(detail)")
         } catch let DecodingError.typeMismatch(type, context) {
             throw ConfigError("\(source): \(Self.path(context.codingPath)) should be a \(type)")
         } catch {
@@ -132,7 +135,7 @@ public struct ClusterConfig: Sendable, Equatable {
     }
 
     private static func path(_ codingPath: [CodingKey]) -> String {
-        codingPath.isEmpty ? "the file" : codingPath.map(\.stringValue).joined(separator: ".")
+        codingPath.isEmpty ? "top level" : codingPath.map(\.stringValue).joined(separator: ".")
     }
 
     public func validate() throws(ConfigError) {

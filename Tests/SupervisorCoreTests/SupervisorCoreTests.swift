@@ -1,0 +1,284 @@
+import Testing
+import NimbusConfig
+@testable import SupervisorCore
+
+/// Drives the core the way the shell does, with a clock the test moves by hand.
+struct Harness {
+    var core: SupervisorCore
+    var now = ContinuousClock.now
+    var nextPID: Int32 = 100
+    var pids: [String: Int32] = [:]
+    var log: [SupervisorCore.Directive] = []
+
+    init(_ configure: (inout ClusterConfig) -> Void = { _ in }) {
+        var config = ClusterConfig()
+        configure(&config)
+        core = SupervisorCore(config: config)
+    }
+
+    /// Carries out directives like the shell: spawns succeed with fresh pids.
+    mutating func run(_ directives: [SupervisorCore.Directive]) {
+        var queue = directives[...]
+        while let d = queue.popFirst() {
+            log.append(d)
+            if case .spawn(let name, _, _) = d {
+                nextPID += 1
+                pids[name] = nextPID
+                queue.append(contentsOf: core.spawned(name, pid: nextPID, now: now))
+            }
+        }
+    }
+
+    mutating func start() { run(core.start(now: now)) }
+    mutating func advance(_ d: Duration) { now += d; run(core.tick(now: now)) }
+    mutating func beat(_ name: String) { run(core.heartbeat(name, incarnation: "inc-\(pids[name]!)", pid: pids[name], now: now)) }
+    mutating func beatAll() { for p in core.snapshot(now: now) where p.pid != nil { beat(p.name) } }
+    mutating func exit(_ name: String, _ status: String = "signal 9 (KILL)") {
+        run(core.exited(pid: pids[name]!, status: status, now: now))
+    }
+
+    /// Brings every process to running.
+    mutating func bringUp() {
+        start()
+        for _ in 0..<4 { beatAll() }
+    }
+
+    func state(_ name: String) -> String? { core.snapshot(now: now).first { $0.name == name }?.state }
+    func spawned(since index: Int) -> [String] {
+        log[index...].compactMap { if case .spawn(let n, _, _) = $0 { return n } else { return nil } }
+    }
+    func signals(since index: Int) -> [(String, SupervisorCore.Signal)] {
+        log[index...].compactMap { if case .signal(_, let s, let n) = $0 { return (n, s) } else { return nil } }
+    }
+}
+
+@Suite struct SupervisorCoreTests {
+    @Test func bringUpGoesTierByTierAsEachTierTurnsHealthy() {
+        var h = Harness()
+        h.start()
+        #expect(h.spawned(since: 0) == ["iam"])
+        h.beat("iam")
+        #expect(h.spawned(since: 0) == ["iam", "queue", "table"])
+        h.beat("queue")
+        #expect(h.spawned(since: 0).count == 3, "notifier waits for the whole tier")
+        h.beat("table")
+        #expect(h.spawned(since: 0).last == "notifier")
+        h.beat("notifier")
+        #expect(Set(h.spawned(since: 0).suffix(3)) == ["gateway", "ingest-worker-1", "stream-worker-1"])
+        h.beatAll()
+        #expect(h.core.snapshot(now: h.now).allSatisfy { $0.state == "running" })
+        #expect(h.core.snapshot(now: h.now).count == 7)
+        #expect(h.log.contains(.log(.info, "every process has started")))
+    }
+
+    @Test func aCrashRestartsAfterABackoffThatDoublesUpToTheCap() {
+        var h = Harness { $0.restart.maxRestarts = 100; $0.restart.withinSeconds = 1 }
+        h.bringUp()
+        var delays: [Duration] = []
+        for _ in 0..<8 {
+            h.exit("queue")
+            #expect(h.state("queue") == "backoff")
+            let mark = h.log.count
+            var waited: Duration = .zero
+            while !h.spawned(since: mark).contains("queue") && waited < .seconds(100) {
+                h.advance(.milliseconds(100))
+                waited += .milliseconds(100)
+            }
+            delays.append(waited)
+            h.beat("queue")
+        }
+        #expect(delays.map { $0.components.seconds } == [1, 2, 4, 8, 16, 32, 32, 32])
+        #expect(h.core.snapshot(now: h.now).first { $0.name == "queue" }?.restarts == 8)
+    }
+
+    @Test func aRestartGetsANewIncarnationAndPid() {
+        var h = Harness()
+        h.bringUp()
+        let before = h.core.snapshot(now: h.now).first { $0.name == "table" }!
+        h.exit("table")
+        h.advance(.seconds(1))
+        h.beat("table")
+        let after = h.core.snapshot(now: h.now).first { $0.name == "table" }!
+        #expect(after.pid != before.pid)
+        #expect(after.incarnation != before.incarnation)
+        #expect(after.state == "running")
+        #expect(after.lastExit == "signal 9 (KILL)")
+    }
+
+    @Test func aStableMinuteResetsTheBackoff() {
+        var h = Harness()
+        h.bringUp()
+        for _ in 0..<3 {
+            h.exit("gateway")
+            h.advance(.seconds(10))
+            h.beat("gateway")
+        }
+        // The fourth delay would be 8 s; after a stable minute it is 1 s again.
+        for _ in 0..<70 { h.advance(.seconds(1)); h.beatAll() }
+        h.exit("gateway")
+        let mark = h.log.count
+        h.advance(.milliseconds(1100))
+        #expect(h.spawned(since: mark) == ["gateway"])
+    }
+
+    @Test func crashLoopingMarksFailedAndStopsRestarting() {
+        var h = Harness { $0.restart.maxRestarts = 3; $0.restart.withinSeconds = 60 }
+        h.bringUp()
+        for _ in 0..<3 {
+            h.exit("notifier")
+            h.advance(.seconds(5))
+        }
+        h.exit("notifier")
+        #expect(h.state("notifier") == "failed")
+        let mark = h.log.count
+        h.advance(.seconds(120))
+        #expect(h.spawned(since: mark).isEmpty)
+        #expect(h.log.contains { if case .log(.error, let m) = $0 { return m.contains("FAILED") } else { return false } })
+    }
+
+    @Test func silenceForTheLivenessWindowKillsAndRestarts() {
+        var h = Harness()
+        h.bringUp()
+        let mark = h.log.count
+        for _ in 0..<25 {
+            h.advance(.milliseconds(100))
+            for p in h.core.snapshot(now: h.now) where p.name != "iam" && p.pid != nil { h.beat(p.name) }
+        }
+        #expect(h.signals(since: mark).isEmpty, "2.5 s of silence is within 3 missed heartbeats")
+        for _ in 0..<10 {
+            h.advance(.milliseconds(100))
+            for p in h.core.snapshot(now: h.now) where p.name != "iam" && p.pid != nil { h.beat(p.name) }
+        }
+        #expect(h.signals(since: mark).map(\.0) == ["iam"])
+        #expect(h.signals(since: mark).first?.1 == .kill)
+        h.exit("iam")
+        #expect(h.state("iam") == "backoff")
+        h.advance(.seconds(1))
+        #expect(h.state("iam") == "starting")
+    }
+
+    @Test func aProcessThatNeverAnswersIsKilledAfterTheStartupTimeout() {
+        var h = Harness { $0.supervisor.startupTimeoutSeconds = 5 }
+        h.start()
+        let mark = h.log.count
+        h.advance(.seconds(4))
+        #expect(h.signals(since: mark).isEmpty)
+        h.advance(.seconds(2))
+        #expect(h.signals(since: mark).map(\.0) == ["iam"])
+    }
+
+    @Test func heartbeatsGoOutOncePerInterval() {
+        var h = Harness()
+        h.bringUp()
+        let mark = h.log.count
+        for _ in 0..<30 { h.advance(.milliseconds(100)); h.beatAll() }
+        let beats = h.log[mark...].filter { if case .heartbeat(let n, _, _) = $0 { return n == "queue" } else { return false } }
+        #expect((2...4).contains(beats.count))
+    }
+
+    @Test func anAnswerFromAnOldIncarnationDoesNotVouchForTheNewOne() {
+        var h = Harness()
+        h.bringUp()
+        let old = h.pids["queue"]!
+        h.exit("queue")
+        h.advance(.seconds(1))
+        h.run(h.core.heartbeat("queue", incarnation: "old", pid: old, now: h.now))
+        #expect(h.state("queue") == "starting")
+    }
+
+    @Test func scalingAddsAndRemovesWorkerInstances() throws {
+        var h = Harness()
+        h.bringUp()
+        var mark = h.log.count
+        h.run(try h.core.scale(.ingestWorker, to: 3, now: h.now))
+        #expect(h.spawned(since: mark) == ["ingest-worker-2", "ingest-worker-3"])
+        h.beatAll()
+        mark = h.log.count
+        h.run(try h.core.scale(.ingestWorker, to: 1, now: h.now))
+        #expect(Set(h.signals(since: mark).map(\.0)) == ["ingest-worker-2", "ingest-worker-3"])
+        #expect(h.signals(since: mark).allSatisfy { $0.1 == .terminate })
+        #expect(h.state("ingest-worker-2") == "stopping")
+        h.exit("ingest-worker-2", "exit 0")
+        h.exit("ingest-worker-3", "exit 0")
+        #expect(h.state("ingest-worker-2") == nil)
+        mark = h.log.count
+        h.advance(.seconds(60))
+        #expect(h.spawned(since: mark).isEmpty, "a scaled-away instance is not restarted")
+        h.run(try h.core.scale(.streamWorker, to: 0, now: h.now))
+        h.exit("stream-worker-1", "exit 0")
+        #expect(h.core.snapshot(now: h.now).count == 6)
+    }
+
+    @Test func scalingRefusesNonWorkersAndOutOfRangeCounts() {
+        var h = Harness()
+        h.bringUp()
+        #expect(throws: SupervisorError.self) { try h.core.scale(.queue, to: 2, now: h.now) }
+        #expect(throws: SupervisorError.self) { try h.core.scale(.ingestWorker, to: 11, now: h.now) }
+        #expect(throws: SupervisorError.self) { try h.core.scale(.ingestWorker, to: -1, now: h.now) }
+    }
+
+    @Test func killSendsSigkillAndTheCrashIsRestarted() throws {
+        var h = Harness()
+        h.bringUp()
+        let directives = try h.core.kill("table")
+        #expect(directives.contains(.signal(pid: h.pids["table"]!, .kill, name: "table")))
+        #expect(throws: SupervisorError.self) { try h.core.kill("nope") }
+        h.exit("table")
+        h.advance(.seconds(1))
+        #expect(h.state("table") == "starting")
+    }
+
+    @Test func stopGoesHighestTierFirstAndEndsWithExit() {
+        var h = Harness()
+        h.bringUp()
+        var mark = h.log.count
+        h.run(h.core.stop(now: h.now))
+        #expect(Set(h.signals(since: mark).map(\.0)) == ["gateway", "ingest-worker-1", "stream-worker-1"])
+        for name in ["gateway", "ingest-worker-1", "stream-worker-1"] {
+            mark = h.log.count
+            h.exit(name, "exit 0")
+        }
+        #expect(h.signals(since: mark).map(\.0) == ["notifier"])
+        mark = h.log.count
+        h.exit("notifier", "exit 0")
+        #expect(Set(h.signals(since: mark).map(\.0)) == ["queue", "table"])
+        h.exit("queue", "exit 0")
+        h.exit("table", "exit 0")
+        #expect(!h.log.contains(.exit))
+        h.exit("iam", "exit 0")
+        #expect(h.log.last == .exit)
+        mark = h.log.count
+        h.advance(.seconds(100))
+        #expect(h.spawned(since: mark).isEmpty)
+        #expect(h.core.snapshot(now: h.now).allSatisfy { $0.state == "stopped" })
+    }
+
+    @Test func aProcessThatIgnoresSigtermGetsSigkillAfterTheStopTimeout() {
+        var h = Harness { $0.supervisor.stopTimeoutSeconds = 2 }
+        h.bringUp()
+        h.run(h.core.stop(now: h.now))
+        let mark = h.log.count
+        h.advance(.seconds(3))
+        #expect(Set(h.signals(since: mark).filter { $0.1 == .kill }.map(\.0)) == ["gateway", "ingest-worker-1", "stream-worker-1"])
+    }
+
+    @Test func aCrashDuringStopIsNotRestarted() {
+        var h = Harness()
+        h.bringUp()
+        h.run(h.core.stop(now: h.now))
+        h.exit("iam")
+        let mark = h.log.count
+        h.advance(.seconds(10))
+        #expect(h.spawned(since: mark).isEmpty)
+        #expect(h.state("iam") == "stopped")
+    }
+
+    @Test func aFailedSpawnIsTreatedLikeACrash() {
+        var h = Harness()
+        h.start()
+        h.run(h.core.spawnFailed("iam", reason: "no such file", now: h.now))
+        #expect(h.state("iam") == "backoff")
+        h.advance(.seconds(1))
+        #expect(h.state("iam") == "starting")
+    }
+}

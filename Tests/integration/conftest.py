@@ -1,0 +1,404 @@
+"""Shared fixtures and helpers for the Nimbus integration tests.
+
+The tests drive the prebuilt binaries in ``$NIMBUS_BIN`` (default ``<repo>/.build/debug``): each
+cluster gets its own temporary directory, a ``nimbus.yaml`` on free ports away from the default
+7100-7129, and is started with ``nimbus up`` and stopped with ``nimbus down``. Teardown then checks
+by PID that every process the cluster ever reported is gone, SIGKILLs survivors, and fails.
+
+The ZeroMQ client here is written from ``docs/protocol.md`` alone: three frames
+``[b"nimbus/1", header JSON, body JSON]`` over a DEALER (or REQ) socket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import zmq
+
+REPO = Path(__file__).resolve().parents[2]
+NIMBUS_BIN = Path(os.environ.get("NIMBUS_BIN", str(REPO / ".build" / "debug")))
+
+PROTOCOL_TAG = b"nimbus/1"
+HOST = "127.0.0.1"
+
+# name -> offset from the cluster's base port (worker instance N binds the kind's port + N - 1)
+SERVICE_OFFSETS = {
+    "iam": 1,
+    "queue": 2,
+    "table": 3,
+    "notifier": 4,
+    "gateway": 5,
+    "ingest-worker": 10,
+    "stream-worker": 20,
+}
+# the processes a default cluster runs (one instance of each worker kind)
+PROCESS_NAMES = ["iam", "queue", "table", "notifier", "gateway", "ingest-worker-1", "stream-worker-1"]
+PORT_SPAN = 30  # base .. base+29
+
+CLI_TIMEOUT = 30  # seconds, for every short CLI call
+UP_TIMEOUT = 60  # `nimbus up --timeout`
+DOWN_TIMEOUT = 60  # `nimbus down` waits up to stopTimeoutSeconds + 10 (+5) itself
+
+
+# --------------------------------------------------------------------------------------------
+# generic helpers
+# --------------------------------------------------------------------------------------------
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1, message: str = "") -> Any:
+    """Polls ``predicate`` until it returns a truthy value (which is returned) or ``timeout`` passes.
+
+    Exceptions raised by the predicate count as "not yet"; the last one is reported on timeout.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    last_value: Any = None
+    while True:
+        try:
+            last_value = predicate()
+            last_error = None
+            if last_value:
+                return last_value
+        except Exception as error:  # noqa: BLE001 - reported below
+            last_error = error
+        if time.monotonic() >= deadline:
+            detail = f"; last error: {last_error!r}" if last_error else f"; last value: {last_value!r}"
+            raise AssertionError(f"condition not met within {timeout} s: {message}{detail}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when ``pid`` is a live (non-zombie) process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except OSError:
+        # no /proc access: fall back to signal 0
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    # state is the field after the parenthesised command name
+    state = stat[stat.rfind(b")") + 2 :].split(b" ", 1)[0]
+    return state not in (b"Z", b"X")
+
+
+def pid_is_nimbus(pid: int) -> bool:
+    """True when ``pid`` runs one of the Nimbus binaries (guards against PID reuse before SIGKILL)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv0 = f.read().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    return os.path.basename(argv0).startswith(b"nimbus")
+
+
+def ports_free(base: int, span: int = PORT_SPAN) -> bool:
+    """True when every TCP port base..base+span-1 on 127.0.0.1 can be bound (and listened on)."""
+    for port in range(base, base + span):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((HOST, port))
+            s.listen(1)
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+_claimed_bases: set[int] = set()
+
+
+def find_base_port() -> int:
+    """A base port (multiple of 100) whose 30 ports are all free, not used by another cluster here.
+
+    Bases below the ephemeral range (32768+) are tried first, in random order, so two test runs on
+    the same machine are unlikely to pick the same one.
+    """
+    low = list(range(20000, 32700, 100))
+    high = list(range(32800, 60000, 100))
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    rng.shuffle(low)
+    rng.shuffle(high)
+    for base in low + high:
+        if base in _claimed_bases:
+            continue
+        if ports_free(base):
+            _claimed_bases.add(base)
+            return base
+    raise RuntimeError("no free block of 30 ports between 20000 and 60000")
+
+
+def run(args: list[str], timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess:
+    """Runs a command with a timeout, capturing text output."""
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def nimbus(*args: str, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess:
+    """Runs ``$NIMBUS_BIN/nimbus args...``."""
+    return run([str(NIMBUS_BIN / "nimbus"), *args], timeout=timeout)
+
+
+def status_json(cfg: str | Path) -> dict:
+    """``nimbus status --json --config cfg``, parsed; raises when the command fails."""
+    result = nimbus("status", "--json", "--config", str(cfg))
+    if result.returncode != 0:
+        raise RuntimeError(f"nimbus status failed ({result.returncode}): {result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def process_by_name(status: dict, name: str) -> dict | None:
+    for p in status["processes"]:
+        if p["name"] == name:
+            return p
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# ZeroMQ client, from docs/protocol.md
+# --------------------------------------------------------------------------------------------
+
+_context: zmq.Context | None = None
+
+
+def zmq_context() -> zmq.Context:
+    global _context
+    if _context is None:
+        _context = zmq.Context()
+    return _context
+
+
+def new_id(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+class NimbusClient:
+    """A minimal Nimbus protocol client over one DEALER (or REQ) socket."""
+
+    def __init__(self, endpoint: str, socket_type: int = zmq.DEALER):
+        self.endpoint = endpoint
+        self.socket = zmq_context().socket(socket_type)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(endpoint)
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+    def __enter__(self) -> "NimbusClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        self.socket.send_multipart(frames)
+
+    def recv_frames(self, timeout: float = 2.0) -> list[bytes] | None:
+        """The next message's frames, or None when nothing arrives within ``timeout`` seconds."""
+        if self.socket.poll(int(timeout * 1000), zmq.POLLIN) == 0:
+            return None
+        return self.socket.recv_multipart()
+
+    def recv(self, timeout: float = 2.0) -> tuple[dict, Any]:
+        """The next Nimbus message as (header, body); fails on timeout or a malformed answer."""
+        frames = self.recv_frames(timeout)
+        assert frames is not None, f"no answer from {self.endpoint} within {timeout} s"
+        assert len(frames) == 3, f"answer from {self.endpoint} has {len(frames)} frames, not 3: {frames!r}"
+        assert frames[0] == PROTOCOL_TAG, f"answer frame 0 is {frames[0]!r}, not {PROTOCOL_TAG!r}"
+        header = json.loads(frames[1])
+        body = json.loads(frames[2])
+        assert isinstance(header, dict), f"answer header is not an object: {frames[1]!r}"
+        return header, body
+
+    def send(self, kind: str = "request", id: str | None = None, action: str | None = None,
+             body: Any = None, **extra: Any) -> str:
+        """Sends one well-formed message; returns its id."""
+        id = id if id is not None else new_id()
+        header: dict[str, Any] = {"kind": kind, "id": id}
+        if action is not None:
+            header["action"] = action
+        header.update(extra)
+        self.send_frames([PROTOCOL_TAG, json.dumps(header).encode(), json.dumps(body if body is not None else {}).encode()])
+        return id
+
+    def request(self, action: str, body: Any = None, timeout: float = 2.0, **extra: Any) -> tuple[dict, Any]:
+        """Sends a request and returns the answer (reply or error) carrying its id."""
+        id = self.send("request", action=action, body=body, **extra)
+        header, answer = self.recv(timeout)
+        assert header.get("id") == id, f"answer id {header.get('id')!r} does not match request id {id!r}"
+        return header, answer
+
+
+def ask(endpoint: str, action: str, body: Any = None, timeout: float = 2.0) -> tuple[dict, Any]:
+    """One request on a fresh DEALER socket."""
+    with NimbusClient(endpoint) as client:
+        return client.request(action, body, timeout=timeout)
+
+
+def ask_health(endpoint: str, timeout: float = 2.0) -> tuple[dict, dict]:
+    """``nimbus:Health`` on a fresh DEALER socket; returns (header, body)."""
+    return ask(endpoint, "nimbus:Health", {}, timeout=timeout)
+
+
+# --------------------------------------------------------------------------------------------
+# clusters
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    """One Nimbus cluster's config (and, once started, what we know of its processes)."""
+
+    directory: Path
+    base: int
+    config: Path = field(init=False)
+    known_pids: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.config = self.directory / "nimbus.yaml"
+        self.config.write_text(self.yaml())
+
+    def port(self, name: str) -> int:
+        """The port a process name binds: supervisor, a service, or a worker instance (ingest-worker-3)."""
+        if name == "supervisor":
+            return self.base
+        if name in SERVICE_OFFSETS:
+            return self.base + SERVICE_OFFSETS[name]
+        kind, _, index = name.rpartition("-")
+        if kind in SERVICE_OFFSETS and index.isdigit():
+            return self.base + SERVICE_OFFSETS[kind] + int(index) - 1
+        raise KeyError(name)
+
+    def endpoint(self, name: str) -> str:
+        return f"tcp://{HOST}:{self.port(name)}"
+
+    def yaml(self) -> str:
+        lines = [
+            "# written by Tests/integration/conftest.py",
+            f"dataDirectory: {self.directory / 'data'}",
+            "supervisor:",
+            f"  endpoint: tcp://{HOST}:{self.base}",
+            "heartbeat: {intervalMilliseconds: 1000, liveness: 3}",
+            "services:",
+        ]
+        for kind, offset in SERVICE_OFFSETS.items():
+            instances = ", instances: 1" if kind.endswith("-worker") else ""
+            lines.append(f"  {kind}: {{ endpoint: tcp://{HOST}:{self.base + offset}{instances} }}")
+        return "\n".join(lines) + "\n"
+
+    # -- CLI --------------------------------------------------------------------------------
+
+    def nimbus(self, *args: str, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess:
+        return nimbus(*args, "--config", str(self.config), timeout=timeout)
+
+    def status(self) -> dict:
+        status = status_json(self.config)
+        self.remember(status)
+        return status
+
+    def remember(self, status: dict) -> None:
+        self.known_pids.add(int(status["supervisorPID"]))
+        for p in status["processes"]:
+            if p.get("pid"):
+                self.known_pids.add(int(p["pid"]))
+
+    def up(self) -> subprocess.CompletedProcess:
+        result = self.nimbus("up", "--timeout", str(UP_TIMEOUT), timeout=UP_TIMEOUT + 30)
+        try:
+            # whatever happened, learn the pids so teardown can clean up
+            self.status()
+        except Exception:  # noqa: BLE001
+            pass
+        return result
+
+    def down(self) -> list[int]:
+        """``nimbus down``, then the pids (of all ever seen) that are still alive, SIGKILLed."""
+        try:
+            self.status()
+        except Exception:  # noqa: BLE001 - not running (e.g. the chaos test killed it)
+            pass
+        result = self.nimbus("down", timeout=DOWN_TIMEOUT)
+        self.down_result = result
+        survivors: list[int] = []
+        try:
+            wait_until(lambda: not any(pid_alive(p) for p in self.known_pids), timeout=5,
+                       message="every process gone after nimbus down")
+        except AssertionError:
+            pass
+        for pid in sorted(self.known_pids):
+            if pid_alive(pid) and pid_is_nimbus(pid):
+                survivors.append(pid)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        return survivors
+
+
+def start_cluster(tmp: Path) -> Cluster:
+    cluster = Cluster(tmp, find_base_port())
+    result = cluster.up()
+    if result.returncode != 0:
+        survivors = cluster.down()
+        pytest.fail(f"nimbus up failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n"
+                    f"(survivors killed: {survivors})")
+    return cluster
+
+
+def stop_cluster(cluster: Cluster) -> None:
+    survivors = cluster.down()
+    result = cluster.down_result
+    problems = []
+    if result.returncode != 0:
+        problems.append(f"nimbus down exited {result.returncode}: {result.stdout}{result.stderr}")
+    if survivors:
+        problems.append(f"processes outlived nimbus down (SIGKILLed now): {survivors}")
+    if problems:
+        pytest.fail("; ".join(problems))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A running cluster for one test module; stopped (and checked by PID) afterwards."""
+    with tempfile.TemporaryDirectory(prefix="nimbus-it-") as tmp:
+        c = start_cluster(Path(tmp))
+        try:
+            yield c
+        finally:
+            stop_cluster(c)
+
+
+@pytest.fixture
+def unstarted_cluster(tmp_path):
+    """A cluster config on free ports that is never started (for CLI failure paths)."""
+    c = Cluster(tmp_path, find_base_port())
+    yield c
+    # in case a test started it by mistake
+    if c.nimbus("status").returncode == 0:
+        c.status()
+        stop_cluster(c)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _context
+    if _context is not None:
+        _context.destroy(linger=0)
+        _context = None
