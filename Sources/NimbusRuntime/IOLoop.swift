@@ -180,9 +180,8 @@ final class IOLoop: @unchecked Sendable {
                 return false
             }
             if alreadyFinished { done.resume(); return }
-            if !enqueue(.stop) {
-                // Stop already queued by someone else: our continuation is resumed with theirs.
-            }
+            // When the loop is already stopping, enqueue refuses and the waiter is resumed by shutdown().
+            enqueue(.stop)
         }
     }
 

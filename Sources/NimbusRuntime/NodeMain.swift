@@ -94,7 +94,8 @@ public enum NodeMain {
             throw ConfigError(message)
         }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: RuntimeService(runtime: runtime))],
+            // A node whose service ends by itself (the supervisor after nimbus:Stop) exits cleanly.
+            services: [.init(service: RuntimeService(runtime: runtime), successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
