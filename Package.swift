@@ -18,6 +18,7 @@ let package = Package(
     products: serviceExecutables.map { .executable(name: $0.product, targets: [$0.target]) } + [
         .executable(name: "nimbus-supervisor", targets: ["NimbusSupervisor"]),
         .executable(name: "nimbus", targets: ["NimbusCLI"]),
+        .executable(name: "nimbus-bench", targets: ["NimbusBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -52,6 +53,10 @@ let package = Package(
                 "NimbusRuntime", "NimbusConfig", "SupervisorCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .executableTarget(
+            name: "NimbusBench",
+            dependencies: ["NimbusRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
         .testTarget(name: "NimbusProtocolTests", dependencies: ["NimbusProtocol"]),
