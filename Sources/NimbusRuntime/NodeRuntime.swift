@@ -135,7 +135,19 @@ public final class NodeRuntime: Sendable {
     }
 }
 
-private struct EmptyRequest: Decodable {}
+/// A body with nothing to say: any JSON object (a derived Decodable would accept any JSON value).
+private struct EmptyRequest: Decodable {
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: Decoder) throws {
+        _ = try decoder.container(keyedBy: AnyKey.self)
+    }
+}
 
 /// The reply to `nimbus:Health`.
 public struct HealthReport: Codable, Sendable {

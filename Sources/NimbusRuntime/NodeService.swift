@@ -45,6 +45,10 @@ extension InboundRequest {
             return try JSONDecoder().decode(T.self, from: body)
         } catch let DecodingError.keyNotFound(key, _) {
             throw WireError(.missingParameter, "the request must contain the parameter \(key.stringValue)")
+        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
+            throw WireError(.serializationException, "the request body must be a JSON object")
+        } catch let DecodingError.valueNotFound(_, context) where context.codingPath.isEmpty {
+            throw WireError(.serializationException, "the request body must be a JSON object, not null")
         } catch let DecodingError.typeMismatch(_, context) {
             throw WireError(.invalidParameterValue, "\(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
         } catch let DecodingError.valueNotFound(_, context) {

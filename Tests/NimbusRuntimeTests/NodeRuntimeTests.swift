@@ -102,7 +102,15 @@ final class RunningNode: Sendable {
         } catch let error as WireError {
             #expect(error.code == "MissingParameter")
         }
-        #expect(node.runtime.counters.errorsSent.load(ordering: .relaxed) == 5)
+        for notAnObject in ["[]", "\"x\"", "42", "null"] {
+            do {
+                _ = try await client.request(NimbusAction.health, to: node.endpoint, body: Data(notAnObject.utf8))
+                Issue.record("health accepted the body \(notAnObject)")
+            } catch let error as WireError {
+                #expect(error.code == "SerializationException")
+            }
+        }
+        #expect(node.runtime.counters.errorsSent.load(ordering: .relaxed) == 9)
         await client.close()
         await node.stop()
     }

@@ -47,8 +47,8 @@ def random_garbage(size: int, seed: int) -> bytes:
 def expect_error(node: str, client: NimbusClient, code: str, id: str | None) -> dict:
     """The next answer is an error with `code` (and `id`, unless None); returns its body."""
     head, body = client.recv(timeout=ANSWER_TIMEOUT)
+    assert head["kind"] == "error", f"expected an error {code}, got {head} {str(body)[:300]}"
     errors_received[node] += 1
-    assert head["kind"] == "error", f"expected an error {code}, got {head} {body}"
     assert isinstance(body, dict) and set(body) >= {"code", "message"}, f"error body is {body!r}"
     assert body["code"] == code, f"expected {code}, got {body}"
     assert isinstance(body["message"], str) and body["message"], f"error message is {body['message']!r}"
@@ -77,14 +77,25 @@ def case_random_bytes(node, client, cluster):
     expect_error(node, client, "MalformedFrame", id="")
 
 
+def expect_delimited_error(node: str, client: NimbusClient, code: str) -> None:
+    """protocol.md: a leading empty frame is taken as a REQ delimiter and echoed in front of the answer."""
+    frames = client.recv_frames(timeout=ANSWER_TIMEOUT)
+    assert frames is not None, f"no answer from {node}"
+    assert len(frames) == 4 and frames[0] == b"" and frames[1] == PROTOCOL_TAG, f"answer frames {frames!r}"
+    head, body = json.loads(frames[2]), json.loads(frames[3])
+    assert head["kind"] == "error" and head["id"] == "", head
+    assert body["code"] == code and body["message"], body
+    errors_received[node] += 1
+
+
 def case_empty_frame(node, client, cluster):
     client.send_frames([b""])
-    expect_error(node, client, "MalformedFrame", id="")
+    expect_delimited_error(node, client, "MalformedFrame")
 
 
 def case_twenty_empty_frames(node, client, cluster):
     client.send_frames([b""] * 20)
-    expect_error(node, client, "MalformedFrame", id="")
+    expect_delimited_error(node, client, "MalformedFrame")
 
 
 def case_twenty_frames_after_valid_tag(node, client, cluster):
@@ -197,6 +208,13 @@ def case_truncated_body(node, client, cluster):
     expect_error(node, client, "SerializationException", id=request_id)
 
 
+def case_body_not_an_object(node, client, cluster):
+    # nimbus:Health takes "any JSON object"; an array is valid JSON but not valid for the action
+    request_id = new_id("array")
+    client.send_frames([PROTOCOL_TAG, header(kind="request", id=request_id, action="nimbus:Health"), b"[]"])
+    expect_error(node, client, "SerializationException", id=request_id)
+
+
 def case_reply_kind_is_dropped(node, client, cluster):
     client.send("reply", id=new_id("stray"), body={"status": "ok"})
     expect_silence(client)
@@ -220,19 +238,28 @@ def case_request_after_garbage_on_same_socket(node, client, cluster):
 
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
-# Known deviation from docs/protocol.md, reported to the lead; strict, so a fix makes these fail loudly.
-LEADING_EMPTY_FRAME = pytest.mark.xfail(strict=True, reason=(
-    "protocol.md: an empty frame / empty message from a client gets error MalformedFrame as a 3-frame "
-    "message; the node takes the leading empty frame for a REQ delimiter and echoes it, so a DEALER "
-    "receives 4 frames [b'', b'nimbus/1', header, body]"))
-KNOWN_DEVIATIONS = {"empty_frame": LEADING_EMPTY_FRAME, "twenty_empty_frames": LEADING_EMPTY_FRAME}
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=KNOWN_DEVIATIONS.get(c, ())) for c in CASES])
+@pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("node", NODES)
 def test_garbage(cluster, baseline, node, case):
     with NimbusClient(cluster.endpoint(node)) as client:
         CASES[case](node, client, cluster)
+
+
+@pytest.mark.parametrize("node", ["supervisor", "queue"])
+def test_frame_at_the_size_limit_is_served(cluster, baseline, node):
+    """8 MiB is the limit: a body frame of exactly 8 MiB is answered, one byte more is dropped."""
+    limit = 8 * 1024 * 1024
+    with NimbusClient(cluster.endpoint(node)) as client:
+        request_id = new_id("limit")
+        client.send_frames([PROTOCOL_TAG, header(kind="request", id=request_id, action="nimbus:Health"),
+                            b"{" + b" " * (limit - 2) + b"}"])
+        head, body = client.recv(timeout=5)
+        assert (head["kind"], head["id"], body["name"]) == ("reply", request_id, node)
+    with NimbusClient(cluster.endpoint(node)) as client:
+        client.send_frames([PROTOCOL_TAG, header(kind="request", id=new_id("over"), action="nimbus:Health"),
+                            b"{" + b" " * (limit - 1) + b"}"])
+        assert client.recv_frames(timeout=1.0) is None
+    still_healthy(cluster, node)
 
 
 @pytest.mark.parametrize("node", NODES)
