@@ -55,36 +55,42 @@ public enum FrameCodec {
 
     /// Header JSON, written by hand: it is on every message, and JSONEncoder costs ~8 µs.
     public static func encodeHeader(_ h: EnvelopeHeader) -> Data {
-        var out = "{\"kind\":\"\(h.kind.rawValue)\",\"id\":"
+        var out: [UInt8] = []
+        out.reserveCapacity(160)
+        JSONText.append("{\"kind\":\"", to: &out)
+        out.append(contentsOf: h.kind.rawValue.utf8)
+        JSONText.append("\",\"id\":", to: &out)
         JSONText.appendString(h.id, to: &out)
         if let action = h.action {
-            out += ",\"action\":"
+            JSONText.append(",\"action\":", to: &out)
             JSONText.appendString(action, to: &out)
         }
         if let resource = h.resource {
-            out += ",\"resource\":"
+            JSONText.append(",\"resource\":", to: &out)
             JSONText.appendString(resource, to: &out)
         }
         if let sender = h.sender {
-            out += ",\"sender\":{\"name\":"
+            JSONText.append(",\"sender\":{\"name\":", to: &out)
             JSONText.appendString(sender.name, to: &out)
-            out += ",\"incarnation\":"
+            JSONText.append(",\"incarnation\":", to: &out)
             JSONText.appendString(sender.incarnation, to: &out)
-            out += "}"
+            out.append(0x7D)
         }
         if let auth = h.auth {
-            out += ",\"auth\":{\"accessKeyId\":"
+            JSONText.append(",\"auth\":{\"accessKeyId\":", to: &out)
             JSONText.appendString(auth.accessKeyId, to: &out)
             if let token = auth.sessionToken {
-                out += ",\"sessionToken\":"
+                JSONText.append(",\"sessionToken\":", to: &out)
                 JSONText.appendString(token, to: &out)
             }
-            out += ",\"timestamp\":\(auth.timestamp),\"signature\":"
+            JSONText.append(",\"timestamp\":", to: &out)
+            JSONText.appendInteger(auth.timestamp, to: &out)
+            JSONText.append(",\"signature\":", to: &out)
             JSONText.appendString(auth.signature, to: &out)
-            out += "}"
+            out.append(0x7D)
         }
-        out += "}"
-        return Data(out.utf8)
+        out.append(0x7D)
+        return Data(out)
     }
 
     /// Decodes the frames that follow the routing frames, validating everything the runtime relies on.
@@ -108,7 +114,9 @@ public enum FrameCodec {
         let body = frames[frames.startIndex + 2]
         let header: EnvelopeHeader
         do {
-            header = try JSONDecoder().decode(EnvelopeHeader.self, from: headerFrame)
+            // The fast reader takes what Nimbus nodes write; anything else (escapes, unknown fields,
+            // mistakes) goes through JSONDecoder, which also names what is wrong.
+            header = try HeaderReader.read(headerFrame) ?? JSONDecoder().decode(EnvelopeHeader.self, from: headerFrame)
         } catch let DecodingError.keyNotFound(key, _) {
             return .failure(fail(.missingParameter, "header is missing the field \"\(key.stringValue)\"", id: recoverID(headerFrame)))
         } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
