@@ -12,6 +12,12 @@ let serviceExecutables: [(target: String, product: String)] = [
     ("NimbusIAM", "nimbus-iam"),
 ]
 
+/// The library each service executable is a shell over, as the services land.
+let serviceLibraries: [String: [Target.Dependency]] = [
+    "NimbusQueue": ["QueueService"],
+    "NimbusGateway": ["GatewayService"],
+]
+
 let package = Package(
     name: "Nimbus",
     platforms: [.macOS(.v15)],
@@ -26,6 +32,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"4.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
@@ -33,6 +42,29 @@ let package = Package(
         .target(name: "NimbusProtocol"),
         .target(name: "NimbusConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "SupervisorCore", dependencies: ["NimbusConfig"]),
+        .target(name: "NimbusStack", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "QueueCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "QueueService",
+            dependencies: [
+                "QueueCore", "NimbusRuntime", "NimbusStack",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "GatewayService",
+            dependencies: [
+                "NimbusRuntime", "QueueCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         .target(
             name: "NimbusRuntime",
             dependencies: [
@@ -63,5 +95,7 @@ let package = Package(
         .testTarget(name: "NimbusConfigTests", dependencies: ["NimbusConfig"]),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"]),
         .testTarget(name: "NimbusRuntimeTests", dependencies: ["NimbusRuntime"]),
-    ] + serviceExecutables.map { .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"]) }
+        .testTarget(name: "QueueCoreTests", dependencies: ["QueueCore"]),
+        .testTarget(name: "NimbusStackTests", dependencies: ["NimbusStack"]),
+    ] + serviceExecutables.map { .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"] + (serviceLibraries[$0.target] ?? [])) }
 )

@@ -12,8 +12,33 @@ public struct ClusterConfig: Sendable, Equatable {
     public var heartbeat = HeartbeatSettings()
     public var restart = RestartSettings()
     public var services: [ServiceKind: ServiceSettings] = ClusterConfig.defaultServices
+    /// The CloudFormation template of the lab's resources, created by each service at start.
+    /// Relative to the config file's folder; "" for none.
+    public var stack: String = "stacks/poc-lab.yaml"
+    public var gateway = GatewaySettings()
 
     public init() {}
+
+    /// The HTTP side of the gateway (the API Gateway REST API, POC-API).
+    public struct GatewaySettings: Sendable, Equatable {
+        /// HOST:PORT the HTTP server listens on.
+        public var http: String = "127.0.0.1:8080"
+        /// The queue POSTs go to.
+        public var queueName: String = "POC-Queue"
+        /// Token bucket, as API Gateway's account throttle: steady requests per second and burst.
+        public var rateLimit: Double = 10_000
+        public var burst: Double = 5_000
+        /// Largest request body accepted (413 above).
+        public var maxBodyBytes: Int = 262_144
+        /// How long a POST waits for the queue's durable acknowledgement before answering 503.
+        public var queueTimeoutMilliseconds: Int = 2_000
+    }
+
+    /// The stack file as an absolute path, when there is one.
+    public func stackURL(relativeTo base: URL) -> URL? {
+        if stack.isEmpty { return nil }
+        return stack.hasPrefix("/") ? URL(fileURLWithPath: stack) : base.appendingPathComponent(stack).standardizedFileURL
+    }
 
     public struct SupervisorSettings: Sendable, Equatable {
         /// The control socket (`status`, `scale`, `kill`, `stop`).
@@ -148,6 +173,13 @@ public struct ClusterConfig: Sendable, Equatable {
         if restart.initialBackoffSeconds <= 0 || restart.maxBackoffSeconds < restart.initialBackoffSeconds {
             throw ConfigError("restart backoff must be positive, with maxBackoffSeconds >= initialBackoffSeconds")
         }
+        let http = gateway.http.split(separator: ":")
+        if http.count != 2 || Int(http[1]).map({ !(1...65535).contains($0) }) ?? true {
+            throw ConfigError("gateway.http must be HOST:PORT, not \"\(gateway.http)\"")
+        }
+        if gateway.rateLimit <= 0 || gateway.burst < 1 { throw ConfigError("gateway.rateLimit and gateway.burst must be positive") }
+        if gateway.maxBodyBytes < 1 { throw ConfigError("gateway.maxBodyBytes must be positive") }
+        if gateway.queueTimeoutMilliseconds < 10 { throw ConfigError("gateway.queueTimeoutMilliseconds must be at least 10") }
         for kind in ServiceKind.allCases {
             let n = instances(kind)
             if kind.isWorker {
@@ -178,6 +210,17 @@ private struct ConfigFile: Decodable {
     var heartbeat: Heartbeat?
     var restart: Restart?
     var services: [String: Service]?
+    var stack: String?
+    var gateway: Gateway?
+
+    struct Gateway: Decodable {
+        var http: String?
+        var queueName: String?
+        var rateLimit: Double?
+        var burst: Double?
+        var maxBodyBytes: Int?
+        var queueTimeoutMilliseconds: Int?
+    }
 
     struct Supervisor: Decodable {
         var endpoint: Endpoint?
@@ -206,6 +249,15 @@ private struct ConfigFile: Decodable {
         if let region { c.region = region }
         if let account { c.account = account }
         if let dataDirectory { c.dataDirectory = dataDirectory }
+        if let stack { c.stack = stack }
+        if let g = gateway {
+            if let v = g.http { c.gateway.http = v }
+            if let v = g.queueName { c.gateway.queueName = v }
+            if let v = g.rateLimit { c.gateway.rateLimit = v }
+            if let v = g.burst { c.gateway.burst = v }
+            if let v = g.maxBodyBytes { c.gateway.maxBodyBytes = v }
+            if let v = g.queueTimeoutMilliseconds { c.gateway.queueTimeoutMilliseconds = v }
+        }
         if let s = supervisor {
             if let v = s.endpoint { c.supervisor.endpoint = v }
             if let v = s.bind { c.supervisor.bind = v }

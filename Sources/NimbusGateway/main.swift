@@ -1,4 +1,5 @@
+import GatewayService
 import NimbusRuntime
 
-// Thin shell: the runtime does sockets, health, logs and lifecycle; the service core plugs in here.
-await NodeMain.run(kind: .gateway) { _ in HealthOnlyService() }
+// Thin shell: the runtime does sockets, health, logs and lifecycle; GatewayService is the REST API.
+await NodeMain.run(kind: .gateway) { configuration in GatewayNodeService(configuration: configuration) }

@@ -1,4 +1,5 @@
 import NimbusRuntime
+import QueueService
 
-// Thin shell: the runtime does sockets, health, logs and lifecycle; the service core plugs in here.
-await NodeMain.run(kind: .queue) { _ in HealthOnlyService() }
+// Thin shell: the runtime does sockets, health, logs and lifecycle; QueueService is SQS.
+await NodeMain.run(kind: .queue) { configuration in try QueueNodeService(configuration: configuration) }

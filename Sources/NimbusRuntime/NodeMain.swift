@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NimbusConfig
 import ServiceLifecycle
+import Synchronization
 
 /// The flags every node executable takes. With none, a node runs as the single instance of its kind
 /// from `nimbus.yaml` in the current folder (or the built-in defaults), so compose or Kubernetes can
@@ -59,7 +60,7 @@ public struct LocatedConfig: Sendable {
 /// Entry point shared by every service executable: parse flags, load config, set up logging, run the
 /// node under ServiceLifecycle until SIGTERM/SIGINT.
 public enum NodeMain {
-    public static func run(kind: ServiceKind, service makeService: @Sendable (ClusterConfig) throws -> any NodeService) async {
+    public static func run(kind: ServiceKind, service makeService: @Sendable (NodeConfiguration) throws -> any NodeService) async {
         let options = NodeOptions.parseOrExit()
         do {
             let (cluster, base) = try options.loadCluster()
@@ -71,8 +72,9 @@ public enum NodeMain {
                 cluster: cluster, name: name, kind: kind.rawValue,
                 bind: options.bind ?? cluster.bindEndpoint(kind, instance: parsed.index).description,
                 dataDirectory: options.dataDir.map { URL(fileURLWithPath: $0) } ?? cluster.dataDirectoryURL(relativeTo: base),
-                parentPID: options.parentPid)
-            try await run(configuration, service: try makeService(cluster), logToStderr: options.logStderr)
+                parentPID: options.parentPid, stackFile: cluster.stackURL(relativeTo: base))
+            _ = logHandler(configuration, logToStderr: options.logStderr)
+            try await run(configuration, service: try makeService(configuration), logToStderr: options.logStderr)
         } catch {
             FileHandle.standardError.write(Data("\(kind.executable): \(error)\n".utf8))
             exit(1)
@@ -81,8 +83,7 @@ public enum NodeMain {
 
     /// Runs one node with the given configuration until it is told to stop.
     public static func run(_ configuration: NodeConfiguration, service: any NodeService, logToStderr: Bool = false) async throws {
-        let logFile = logToStderr ? nil : configuration.logDirectory.appendingPathComponent("\(configuration.name).log")
-        let handler = FileLogHandler(node: configuration.name, file: logFile)
+        let handler = logHandler(configuration, logToStderr: logToStderr)
         var logger = Logger(label: "nimbus.\(configuration.name)") { _ in handler }
         logger.logLevel = .info
         let runtime: NodeRuntime
@@ -99,6 +100,23 @@ public enum NodeMain {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
+    }
+}
+
+extension NodeMain {
+    private static let installed = Mutex<FileLogHandler?>(nil)
+
+    /// The process's log handler, made and installed once: every Logger in the process, libraries'
+    /// included, writes to the node's log file.
+    static func logHandler(_ configuration: NodeConfiguration, logToStderr: Bool) -> FileLogHandler {
+        installed.withLock { current in
+            if let current { return current }
+            let logFile = logToStderr ? nil : configuration.logDirectory.appendingPathComponent("\(configuration.name).log")
+            let handler = FileLogHandler(node: configuration.name, file: logFile)
+            LoggingSystem.bootstrap { _ in handler }
+            current = handler
+            return handler
+        }
     }
 }
 

@@ -27,8 +27,12 @@ public struct NodeConfiguration: Sendable {
     public var dataDirectory: URL
     public var limits: ProtocolLimits = .standard
     public var parentPID: Int32?
+    /// The cluster's CloudFormation template, when it has one (see `ClusterConfig.stack`).
+    public var stackFile: URL?
 
-    public init(cluster: ClusterConfig, name: String, kind: String, bind: String?, dataDirectory: URL, parentPID: Int32? = nil) {
+    public init(cluster: ClusterConfig, name: String, kind: String, bind: String?, dataDirectory: URL, parentPID: Int32? = nil,
+                stackFile: URL? = nil) {
+        self.stackFile = stackFile
         self.cluster = cluster
         self.name = name
         self.kind = kind

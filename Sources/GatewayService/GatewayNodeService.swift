@@ -1,0 +1,126 @@
+import Foundation
+import Hummingbird
+import Logging
+import NimbusRuntime
+import QueueCore
+import ServiceLifecycle
+import Synchronization
+
+/// The gateway as a Nimbus node: an HTTP server (the lab's POC-API) whose POST sends the body to
+/// POC-Queue, answering only after the broker's durable acknowledgement.
+public struct GatewayNodeService: NodeService {
+    let configuration: NodeConfiguration
+    private let bucket: Throttle
+
+    public init(configuration: NodeConfiguration) {
+        self.configuration = configuration
+        let g = configuration.cluster.gateway
+        bucket = Throttle(TokenBucket(rate: g.rateLimit, burst: g.burst, now: .now))
+    }
+
+    public var actions: Set<String> { [] }
+
+    public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
+        throw WireError(.invalidAction, "the gateway answers HTTP, not \(request.header.action ?? "")")
+    }
+
+    public func healthDetails() async -> [String: String] {
+        ["http": configuration.cluster.gateway.http, "queue": configuration.cluster.gateway.queueName]
+    }
+
+    public func run(runtime: NodeRuntime) async throws {
+        let cluster = configuration.cluster
+        let g = cluster.gateway
+        let parts = g.http.split(separator: ":")
+        let batcher = SendBatcher(
+            client: runtime.client, endpoint: cluster.endpoint(.queue).description,
+            queueURL: SQSNames.url(region: cluster.region, account: cluster.account, name: g.queueName),
+            timeout: .milliseconds(g.queueTimeoutMilliseconds))
+        let router = Router()
+        router.add(middleware: AccessLog(logger: runtime.logger))
+        let post: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+            try await send(request, batcher: batcher, logger: runtime.logger)
+        }
+        for path in ["/", "/orders"] {
+            router.post(RouterPath(path), use: post)
+            for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head] {
+                router.on(RouterPath(path), method: method) { _, _ in
+                    Self.error(.methodNotAllowed, "Method not allowed: use POST", headers: [.allow: "POST"])
+                }
+            }
+        }
+        router.get("/health") { _, _ in
+            Self.json(.ok, #"{"status":"ok","name":"\#(runtime.identity.name)","incarnation":"\#(runtime.identity.incarnation)"}"#)
+        }
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(String(parts[0]), port: Int(parts[1])!), serverName: "Nimbus"),
+            logger: runtime.logger)
+        runtime.logger.info("HTTP on http://\(g.http) (POST / and /orders -> \(g.queueName))")
+        try await app.run()
+    }
+
+    /// POST: the lab's integration, SendMessage of the raw body, with none of its template's
+    /// breakage on `&`, `+`, `%` or unicode: the bytes travel as they came.
+    private func send(_ request: Request, batcher: SendBatcher, logger: Logger) async throws -> Response {
+        guard bucket.take() else { return Self.error(.tooManyRequests, "Too Many Requests") }
+        let limit = configuration.cluster.gateway.maxBodyBytes
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch let error as HTTPResponseError where error.status == .contentTooLarge {
+            return Self.error(.contentTooLarge, "Request body is larger than \(limit) bytes")
+        }
+        let valid = buffer.withUnsafeReadableBytes { JSONValidator.isValid($0) }
+        guard buffer.readableBytes > 0, valid, let body = buffer.getString(at: buffer.readerIndex, length: buffer.readableBytes),
+              body.utf8.count == buffer.readableBytes else {
+            return Self.error(.badRequest, buffer.readableBytes == 0 ? "Request body is empty: send a JSON document" : "Request body is not valid JSON")
+        }
+        do {
+            let sent = try await batcher.send(body)
+            let requestID = UUID().uuidString.lowercased()
+            return Self.json(.ok, """
+                {"SendMessageResponse":{"ResponseMetadata":{"RequestId":"\(requestID)"},"SendMessageResult":{"MD5OfMessageAttributes":null,\
+                "MD5OfMessageBody":"\(sent.MD5OfMessageBody)","MD5OfMessageSystemAttributes":null,"MessageId":"\(sent.MessageId)","SequenceNumber":null}}}
+                """)
+        } catch let error as WireError where error.code == "InvalidMessageContents" || error.code == "InvalidParameterValue" {
+            return Self.error(.badRequest, error.message)
+        } catch {
+            logger.warning("SendMessage to the queue failed: \(error)")
+            return Self.error(.serviceUnavailable, "The queue is unavailable: \(error)")
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ text: String, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// API Gateway's error shape: `{"message": "..."}`.
+    static func error(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) -> Response {
+        var text = "{\"message\":"
+        JSONText.appendString(message, to: &text)
+        return json(status, text + "}", headers: headers)
+    }
+}
+
+/// One line per request, and API Gateway-style JSON for the router's own errors (404).
+struct AccessLog: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as HTTPResponseError {
+            response = GatewayNodeService.error(
+                error.status, error.status == .notFound ? "Not Found: \(request.uri.path)" : (error as? HTTPError)?.body ?? error.status.reasonPhrase)
+        }
+        let micros = (ContinuousClock.now - start).components.attoseconds / 1_000_000_000_000
+        logger.info("\(request.method) \(request.uri.path) \(response.status.code) \(micros)us")
+        return response
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import NimbusRuntime
+import QueueCore
+
+/// Coalesces concurrent SendMessage calls into SendMessageBatch requests (up to 10 entries), with a
+/// few batches in flight at once. No timer: a batch leaves as soon as a slot is free, so a lone POST
+/// is not delayed, and under load batches fill while the slots are busy.
+actor SendBatcher {
+    private let client: NimbusClient
+    private let endpoint: String
+    private let queueURL: String
+    private let timeout: Duration
+    private let maxInFlight: Int
+    private var waiting: [(body: String, continuation: CheckedContinuation<SendMessageResponse, Error>)] = []
+    private var inFlight = 0
+
+    init(client: NimbusClient, endpoint: String, queueURL: String, timeout: Duration, maxInFlight: Int = 4) {
+        self.client = client
+        self.endpoint = endpoint
+        self.queueURL = queueURL
+        self.timeout = timeout
+        self.maxInFlight = maxInFlight
+    }
+
+    /// Sends one message; returns once the broker has it on disk.
+    func send(_ body: String) async throws -> SendMessageResponse {
+        try await withCheckedThrowingContinuation { continuation in
+            waiting.append((body, continuation))
+            pump()
+        }
+    }
+
+    private func pump() {
+        while inFlight < maxInFlight, !waiting.isEmpty {
+            let batch = Array(waiting.prefix(10))
+            waiting.removeFirst(batch.count)
+            inFlight += 1
+            Task { await self.deliver(batch) }
+        }
+    }
+
+    private func deliver(_ batch: [(body: String, continuation: CheckedContinuation<SendMessageResponse, Error>)]) async {
+        defer {
+            inFlight -= 1
+            pump()
+        }
+        let request = SendMessageBatchRequest(
+            QueueUrl: queueURL, Entries: batch.enumerated().map { SendMessageBatchEntry(Id: "m\($0.offset)", MessageBody: $0.element.body) })
+        do {
+            let reply = try await client.request(
+                SQSAction.sendMessageBatch, to: endpoint, body: try JSONEncoder().encode(request), timeout: timeout, attempts: 1)
+            let response = try JSONDecoder().decode(SendMessageBatchResponse.self, from: reply)
+            var successes: [String: SendMessageBatchResultEntry] = [:]
+            for s in response.Successful { successes[s.Id] = s }
+            var failures: [String: BatchResultErrorEntry] = [:]
+            for f in response.Failed { failures[f.Id] = f }
+            for (index, item) in batch.enumerated() {
+                if let s = successes["m\(index)"] {
+                    item.continuation.resume(returning: SendMessageResponse(MessageId: s.MessageId, MD5OfMessageBody: s.MD5OfMessageBody,
+                                                                            MD5OfMessageAttributes: s.MD5OfMessageAttributes))
+                } else {
+                    let f = failures["m\(index)"]
+                    item.continuation.resume(throwing: WireError(code: f?.Code ?? "InternalFailure", message: f?.Message ?? "no result for the message"))
+                }
+            }
+        } catch {
+            for item in batch { item.continuation.resume(throwing: error) }
+        }
+    }
+}

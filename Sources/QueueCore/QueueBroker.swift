@@ -1,0 +1,556 @@
+import DequeModule
+import Foundation
+import HeapModule
+
+/// SQS standard-queue semantics as a pure state machine: no clock, no disk, no sockets. Every method
+/// takes the time (epoch ms) and appends what must become durable to `changes`; the shell commits
+/// those, many calls per transaction, before it answers. Long polling is the shell's: it calls
+/// `receive` again when `nextWake` says something may have changed.
+public struct QueueBroker: Sendable {
+    public let region: String
+    public let account: String
+    private(set) var queues: [String: QueueState] = [:]
+    private var nextSeq: Int64 = 1
+    private var lastPurge: [String: Int64] = [:]
+
+    struct Pending: Comparable {
+        var visibleAt: Int64
+        var seq: Int64
+        static func < (a: Pending, b: Pending) -> Bool { (a.visibleAt, a.seq) < (b.visibleAt, b.seq) }
+    }
+
+    struct QueueState: Sendable {
+        var record: StoredQueue
+        var messages: [Int64: StoredMessage] = [:]
+        /// Visible messages in delivery order; entries may be stale (deleted, received): checked on use.
+        var ready = Deque<Int64>()
+        /// Messages not yet visible (delayed, in flight), by the time they become visible.
+        var pending = Heap<Pending>()
+
+        mutating func schedule(_ message: StoredMessage, now: Int64) {
+            if message.visibleAt <= now { ready.append(message.seq) } else { pending.insert(Pending(visibleAt: message.visibleAt, seq: message.seq)) }
+        }
+
+        /// Moves every message whose time has come to the ready list.
+        mutating func promote(now: Int64) {
+            while let first = pending.min, first.visibleAt <= now {
+                pending.removeMin()
+                if let message = messages[first.seq], message.visibleAt == first.visibleAt { ready.append(first.seq) }
+            }
+        }
+    }
+
+    public init(region: String, account: String) {
+        self.region = region
+        self.account = account
+    }
+
+    // MARK: Restoring from the store
+
+    /// Rebuilds the state from what the store holds (at start, after a crash).
+    public mutating func restore(queues stored: [StoredQueue], messages: [StoredMessage], now: Int64) {
+        queues = [:]
+        for q in stored { queues[q.name] = QueueState(record: q) }
+        for m in messages.sorted(by: { $0.seq < $1.seq }) {
+            guard queues[m.queue] != nil else { continue }
+            queues[m.queue]!.messages[m.seq] = m
+            queues[m.queue]!.schedule(m, now: now)
+            nextSeq = max(nextSeq, m.seq + 1)
+        }
+    }
+
+    // MARK: Names and URLs
+
+    public func url(_ name: String) -> String { SQSNames.url(region: region, account: account, name: name) }
+    public func arn(_ name: String) -> String { SQSNames.arn(region: region, account: account, name: name) }
+
+    /// The queue a QueueUrl names: `https://host/ACCOUNT/NAME` (any host), or `/ACCOUNT/NAME`.
+    func name(fromURL url: String) throws(QueueError) -> String {
+        let parts = url.split(separator: "/", omittingEmptySubsequences: true)
+        guard let last = parts.last, parts.count >= 2, String(parts[parts.count - 2]) == account else {
+            throw QueueError(.nonExistentQueue, "The specified queue does not exist.")
+        }
+        let name = String(last)
+        guard queues[name] != nil else { throw QueueError(.nonExistentQueue, "The specified queue does not exist.") }
+        return name
+    }
+
+    static func validateName(_ name: String) throws(QueueError) {
+        if name.hasSuffix(".fifo") { throw QueueError(.invalidParameterValue, "FIFO queues are not supported by Nimbus.") }
+        guard (1...80).contains(name.count), name.utf8.allSatisfy({ b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F
+        }) else {
+            throw QueueError(.invalidParameterValue,
+                             "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length")
+        }
+    }
+
+    // MARK: Queues
+
+    public mutating func createQueue(_ name: String, attributes: [String: String], tags: [String: String], now: Int64,
+                                     changes: inout [StoreChange]) throws(QueueError) -> String {
+        try Self.validateName(name)
+        var wanted = QueueAttributes()
+        try wanted.apply(attributes)
+        if let existing = queues[name] {
+            // Idempotent when nothing differs, as SQS is; a different attribute is an error.
+            var same = existing.record.attributes
+            try same.apply(attributes)
+            guard same == existing.record.attributes else {
+                throw QueueError(.queueAlreadyExists, "A queue already exists with the same name and a different value for attribute(s) \(attributes.keys.sorted().joined(separator: ", ")).")
+            }
+            return url(name)
+        }
+        let record = StoredQueue(name: name, attributes: wanted, createdTimestamp: now, lastModifiedTimestamp: now, tags: tags)
+        queues[name] = QueueState(record: record)
+        changes.append(.putQueue(record))
+        return url(name)
+    }
+
+    public func getQueueUrl(_ name: String) throws(QueueError) -> String {
+        guard queues[name] != nil else { throw QueueError(.nonExistentQueue, "The specified queue does not exist.") }
+        return url(name)
+    }
+
+    public func listQueues(prefix: String?, maxResults: Int?, nextToken: String?) throws(QueueError) -> ListQueuesResponse {
+        if let maxResults, !(1...1000).contains(maxResults) {
+            throw QueueError(.invalidParameterValue, "MaxResults must be an integer between 1 and 1000.")
+        }
+        let names = queues.keys.filter { $0.hasPrefix(prefix ?? "") }.sorted()
+        let start = nextToken.flatMap { token in names.firstIndex { $0 > token } } ?? (nextToken == nil ? 0 : names.count)
+        let limit = maxResults ?? 1000
+        let page = Array(names[start..<min(names.count, start + limit)])
+        let more = maxResults != nil && start + limit < names.count
+        return ListQueuesResponse(QueueUrls: page.map(url), NextToken: more ? page.last : nil)
+    }
+
+    static let attributeNames = [
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed",
+        "CreatedTimestamp", "LastModifiedTimestamp", "QueueArn", "VisibilityTimeout", "MaximumMessageSize",
+        "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds", "RedrivePolicy", "Policy",
+    ]
+
+    public func getQueueAttributes(_ url: String, names: [String], now: Int64) throws(QueueError) -> [String: String] {
+        let name = try name(fromURL: url)
+        let q = queues[name]!
+        let wanted = names.contains("All") ? Self.attributeNames : names
+        for n in wanted where !Self.attributeNames.contains(n) {
+            throw QueueError(.invalidAttributeName, "Unknown Attribute \(n).")
+        }
+        var visible = 0, inFlight = 0, delayed = 0
+        if wanted.contains(where: { $0.hasPrefix("ApproximateNumber") }) {
+            for m in q.messages.values {
+                if m.visibleAt <= now { visible += 1 } else if m.receiveCount > 0 { inFlight += 1 } else { delayed += 1 }
+            }
+        }
+        let a = q.record.attributes
+        var out: [String: String] = [:]
+        for n in wanted {
+            switch n {
+            case "ApproximateNumberOfMessages": out[n] = "\(visible)"
+            case "ApproximateNumberOfMessagesNotVisible": out[n] = "\(inFlight)"
+            case "ApproximateNumberOfMessagesDelayed": out[n] = "\(delayed)"
+            case "CreatedTimestamp": out[n] = "\(q.record.createdTimestamp / 1000)"
+            case "LastModifiedTimestamp": out[n] = "\(q.record.lastModifiedTimestamp / 1000)"
+            case "QueueArn": out[n] = arn(name)
+            case "VisibilityTimeout": out[n] = "\(a.visibilityTimeout)"
+            case "MaximumMessageSize": out[n] = "\(a.maximumMessageSize)"
+            case "MessageRetentionPeriod": out[n] = "\(a.messageRetentionPeriod)"
+            case "DelaySeconds": out[n] = "\(a.delaySeconds)"
+            case "ReceiveMessageWaitTimeSeconds": out[n] = "\(a.receiveMessageWaitTimeSeconds)"
+            case "RedrivePolicy":
+                if let r = a.redrivePolicy { out[n] = "{\"deadLetterTargetArn\":\"\(r.deadLetterTargetArn)\",\"maxReceiveCount\":\(r.maxReceiveCount)}" }
+            case "Policy":
+                if let p = a.policy { out[n] = p }
+            default: break
+            }
+        }
+        return out
+    }
+
+    public mutating func setQueueAttributes(_ url: String, _ attributes: [String: String], now: Int64,
+                                            changes: inout [StoreChange]) throws(QueueError) {
+        let name = try name(fromURL: url)
+        var record = queues[name]!.record
+        try record.attributes.apply(attributes)
+        record.lastModifiedTimestamp = now
+        queues[name]!.record = record
+        changes.append(.putQueue(record))
+    }
+
+    /// The queue's access policy, for the authorizer.
+    public func policy(ofQueueNamed name: String) -> String? { queues[name]?.record.attributes.policy }
+
+    public mutating func deleteQueue(_ url: String, changes: inout [StoreChange]) throws(QueueError) {
+        let name = try name(fromURL: url)
+        queues[name] = nil
+        changes.append(.deleteQueue(name))
+    }
+
+    public mutating func purgeQueue(_ url: String, now: Int64, changes: inout [StoreChange]) throws(QueueError) {
+        let name = try name(fromURL: url)
+        if let last = lastPurge[name], now - last < 60_000 {
+            throw QueueError(.purgeQueueInProgress, "Only one PurgeQueue operation on \(name) is allowed every 60 seconds.")
+        }
+        lastPurge[name] = now
+        for seq in queues[name]!.messages.keys { changes.append(.deleteMessage(seq)) }
+        queues[name]!.messages = [:]
+        queues[name]!.ready = []
+        queues[name]!.pending = Heap()
+    }
+
+    // MARK: Sending
+
+    public struct Outgoing: Sendable {
+        public var body: String
+        public var delaySeconds: Int?
+        public var attributes: [String: MessageAttributeValue]?
+        public init(body: String, delaySeconds: Int? = nil, attributes: [String: MessageAttributeValue]? = nil) {
+            self.body = body
+            self.delaySeconds = delaySeconds
+            self.attributes = attributes
+        }
+    }
+
+    public mutating func sendMessage(_ url: String, _ message: Outgoing, senderId: String, now: Int64,
+                                     changes: inout [StoreChange]) throws(QueueError) -> SendMessageResponse {
+        try send(to: try name(fromURL: url), message, senderId: senderId, now: now, changes: &changes)
+    }
+
+    /// Sends each entry on its own: one bad entry fails alone, as in SQS.
+    public mutating func sendMessageBatch(_ url: String, _ entries: [SendMessageBatchEntry], senderId: String, now: Int64,
+                                          changes: inout [StoreChange]) throws(QueueError) -> SendMessageBatchResponse {
+        let name = try name(fromURL: url)
+        try Self.validateBatch(entries.map(\.Id))
+        let total = entries.reduce(0) { $0 + $1.MessageBody.utf8.count + Self.attributesSize($1.MessageAttributes) }
+        let limit = queues[name]!.record.attributes.maximumMessageSize
+        if total > limit {
+            throw QueueError(.batchRequestTooLong, "Batch requests cannot be longer than \(limit) bytes. You have sent \(total) bytes.")
+        }
+        var response = SendMessageBatchResponse(Successful: [], Failed: [])
+        for entry in entries {
+            do {
+                let sent = try send(to: name, Outgoing(body: entry.MessageBody, delaySeconds: entry.DelaySeconds, attributes: entry.MessageAttributes),
+                                    senderId: senderId, now: now, changes: &changes)
+                response.Successful.append(SendMessageBatchResultEntry(Id: entry.Id, MessageId: sent.MessageId, MD5OfMessageBody: sent.MD5OfMessageBody,
+                                                                       MD5OfMessageAttributes: sent.MD5OfMessageAttributes))
+            } catch {
+                response.Failed.append(BatchResultErrorEntry(Id: entry.Id, SenderFault: true, Code: error.code, Message: error.message))
+            }
+        }
+        return response
+    }
+
+    private mutating func send(to name: String, _ message: Outgoing, senderId: String, now: Int64,
+                               changes: inout [StoreChange]) throws(QueueError) -> SendMessageResponse {
+        let attributes = queues[name]!.record.attributes
+        try Self.validateBody(message.body)
+        let attributesJSON = try Self.validate(message.attributes)
+        let size = message.body.utf8.count + Self.attributesSize(message.attributes)
+        if size > attributes.maximumMessageSize {
+            throw QueueError(.invalidParameterValue,
+                             "One or more parameters are invalid. Reason: Message must be shorter than \(attributes.maximumMessageSize) bytes.")
+        }
+        let delay = message.delaySeconds ?? attributes.delaySeconds
+        guard (0...900).contains(delay) else {
+            throw QueueError(.invalidParameterValue, "Value \(delay) for parameter DelaySeconds is invalid. Reason: must be between 0 and 900.")
+        }
+        let md5OfAttributes = message.attributes.flatMap { $0.isEmpty ? nil : Digests.md5OfAttributes($0) }
+        let stored = StoredMessage(
+            seq: nextSeq, queue: name, messageId: UUID().uuidString.lowercased(), body: message.body,
+            md5OfBody: Digests.md5Hex(Data(message.body.utf8)), messageAttributes: attributesJSON,
+            md5OfMessageAttributes: md5OfAttributes, senderId: senderId, sentTimestamp: now,
+            visibleAt: now + Int64(delay) * 1000, receiveCount: 0, firstReceiveTimestamp: nil, receipt: nil)
+        nextSeq += 1
+        queues[name]!.messages[stored.seq] = stored
+        queues[name]!.schedule(stored, now: now)
+        changes.append(.putMessage(stored))
+        return SendMessageResponse(MessageId: stored.messageId, MD5OfMessageBody: stored.md5OfBody, MD5OfMessageAttributes: md5OfAttributes)
+    }
+
+    /// SQS accepts #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF; Swift strings cannot hold
+    /// surrogates, so what is left to refuse is other control characters and U+FFFE/U+FFFF.
+    static func validateBody(_ body: String) throws(QueueError) {
+        if body.isEmpty { throw QueueError(.missingParameter, "The request must contain the parameter MessageBody.") }
+        for scalar in body.unicodeScalars {
+            let v = scalar.value
+            if (v < 0x20 && v != 0x9 && v != 0xA && v != 0xD) || v == 0xFFFE || v == 0xFFFF {
+                throw QueueError(.invalidMessageContents, "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF")
+            }
+        }
+    }
+
+    static func validate(_ attributes: [String: MessageAttributeValue]?) throws(QueueError) -> Data? {
+        guard let attributes, !attributes.isEmpty else { return nil }
+        if attributes.count > 10 { throw QueueError(.invalidParameterValue, "Number of message attributes [\(attributes.count)] exceeds the allowed maximum [10].") }
+        for (name, value) in attributes {
+            guard !name.isEmpty, name.count <= 256, !name.hasPrefix("AWS."), !name.hasPrefix("Amazon.") else {
+                throw QueueError(.invalidParameterValue, "The message attribute name '\(name)' is invalid.")
+            }
+            let base = value.DataType.split(separator: ".", maxSplits: 1).first.map(String.init) ?? ""
+            switch base {
+            case "String", "Number":
+                guard let s = value.StringValue else {
+                    throw QueueError(.invalidParameterValue, "The message attribute '\(name)' must contain a non-empty message attribute value for message attribute type '\(value.DataType)'.")
+                }
+                if base == "Number", Double(s) == nil {
+                    throw QueueError(.invalidParameterValue, "Can't cast the value of message (user) attribute '\(name)' to a number.")
+                }
+            case "Binary":
+                guard let b = value.BinaryValue, Data(base64Encoded: b) != nil else {
+                    throw QueueError(.invalidParameterValue, "The message attribute '\(name)' must contain a base64 BinaryValue for type Binary.")
+                }
+            default:
+                throw QueueError(.invalidParameterValue, "The type of message (user) attribute '\(name)' is invalid. You must use only the following supported type prefixes: Binary, Number, String.")
+            }
+        }
+        return try? JSONEncoder().encode(attributes)
+    }
+
+    static func attributesSize(_ attributes: [String: MessageAttributeValue]?) -> Int {
+        (attributes ?? [:]).reduce(0) { sum, item in
+            sum + item.key.utf8.count + item.value.DataType.utf8.count + (item.value.StringValue?.utf8.count ?? 0)
+                + (item.value.BinaryValue.flatMap { Data(base64Encoded: $0)?.count } ?? 0)
+        }
+    }
+
+    static func validateBatch(_ ids: [String]) throws(QueueError) {
+        if ids.isEmpty { throw QueueError(.emptyBatchRequest, "There should be at least one entry in the request.") }
+        if ids.count > 10 { throw QueueError(.tooManyEntriesInBatchRequest, "Maximum number of entries per request are 10. You have sent \(ids.count).") }
+        for id in ids where !(1...80).contains(id.count) || !id.utf8.allSatisfy({ b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F
+        }) {
+            throw QueueError(.invalidBatchEntryId, "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")
+        }
+        if Set(ids).count != ids.count { throw QueueError(.batchEntryIdsNotDistinct, "Two or more batch entries in the request have the same Id.") }
+    }
+
+    // MARK: Receiving
+
+    public struct ReceiveOptions: Sendable {
+        public var maxMessages = 1
+        public var visibilityTimeout: Int?
+        public var attributeNames: [String] = []
+        public var messageAttributeNames: [String] = []
+        public init() {}
+    }
+
+    /// Validates a receive before any wait, so a bad request fails at once.
+    public func validateReceive(_ url: String, _ options: ReceiveOptions, waitSeconds: Int?) throws(QueueError) -> (name: String, wait: Int) {
+        let name = try name(fromURL: url)
+        guard (1...10).contains(options.maxMessages) else {
+            throw QueueError(.invalidParameterValue, "Value \(options.maxMessages) for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.")
+        }
+        if let v = options.visibilityTimeout, !(0...43_200).contains(v) {
+            throw QueueError(.invalidParameterValue, "Value \(v) for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.")
+        }
+        let wait = waitSeconds ?? queues[name]!.record.attributes.receiveMessageWaitTimeSeconds
+        guard (0...20).contains(wait) else {
+            throw QueueError(.invalidParameterValue, "Value \(wait) for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.")
+        }
+        return (name, wait)
+    }
+
+    /// Takes up to `maxMessages` visible messages, hiding each for the visibility timeout with a fresh
+    /// receipt handle. A message received more than the redrive policy allows moves to the dead-letter
+    /// queue instead. An empty answer means the shell may wait (long poll).
+    public mutating func receive(_ name: String, _ options: ReceiveOptions, now: Int64, nonce: () -> UInt64,
+                                 changes: inout [StoreChange]) -> [ReceivedMessage] {
+        guard var q = queues[name] else { return [] }
+        let attributes = q.record.attributes
+        let hide = Int64(options.visibilityTimeout ?? attributes.visibilityTimeout) * 1000
+        let retention = Int64(attributes.messageRetentionPeriod) * 1000
+        q.promote(now: now)
+        var out: [ReceivedMessage] = []
+        var moved: [StoredMessage] = []
+        while out.count < options.maxMessages, let seq = q.ready.popFirst() {
+            guard var m = q.messages[seq], m.visibleAt <= now else { continue }
+            if m.sentTimestamp + retention <= now {
+                q.messages[seq] = nil
+                changes.append(.deleteMessage(seq))
+                continue
+            }
+            if let redrive = attributes.redrivePolicy, m.receiveCount >= redrive.maxReceiveCount,
+               let target = ARNName(redrive.deadLetterTargetArn), target != name, queues[target] != nil {
+                q.messages[seq] = nil
+                changes.append(.deleteMessage(seq))
+                moved.append(m)
+                continue
+            }
+            m.receiveCount += 1
+            if m.firstReceiveTimestamp == nil { m.firstReceiveTimestamp = now }
+            m.visibleAt = now + hide
+            m.receipt = String(nonce(), radix: 36)
+            q.messages[seq] = m
+            q.schedule(m, now: now)
+            changes.append(.putMessage(m))
+            out.append(Self.delivery(m, options))
+        }
+        queues[name] = q
+        for m in moved { deadLetter(m, arn: attributes.redrivePolicy!.deadLetterTargetArn, now: now, changes: &changes) }
+        return out
+    }
+
+    private mutating func deadLetter(_ message: StoredMessage, arn: String, now: Int64, changes: inout [StoreChange]) {
+        guard let target = ARNName(arn) else { return }
+        var m = message
+        m.seq = nextSeq
+        nextSeq += 1
+        m.queue = target
+        m.visibleAt = now
+        m.receipt = nil
+        queues[target]!.messages[m.seq] = m
+        queues[target]!.schedule(m, now: now)
+        changes.append(.putMessage(m))
+    }
+
+    /// The queue name in an SQS ARN.
+    private func ARNName(_ arn: String) -> String? {
+        let parts = arn.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[2] == "sqs" else { return nil }
+        return String(parts[5])
+    }
+
+    static func delivery(_ m: StoredMessage, _ options: ReceiveOptions) -> ReceivedMessage {
+        var attributes: [String: String] = [:]
+        let all = options.attributeNames.contains("All")
+        func want(_ n: String) -> Bool { all || options.attributeNames.contains(n) }
+        if want("ApproximateReceiveCount") { attributes["ApproximateReceiveCount"] = "\(m.receiveCount)" }
+        if want("SentTimestamp") { attributes["SentTimestamp"] = "\(m.sentTimestamp)" }
+        if want("SenderId") { attributes["SenderId"] = m.senderId }
+        if want("ApproximateFirstReceiveTimestamp"), let first = m.firstReceiveTimestamp {
+            attributes["ApproximateFirstReceiveTimestamp"] = "\(first)"
+        }
+        var messageAttributes: [String: MessageAttributeValue]?
+        if !options.messageAttributeNames.isEmpty, let data = m.messageAttributes,
+           let stored = try? JSONDecoder().decode([String: MessageAttributeValue].self, from: data) {
+            let names = options.messageAttributeNames
+            let picked = stored.filter { name, _ in
+                names.contains("All") || names.contains(".*") || names.contains(name)
+                    || names.contains { $0.hasSuffix(".*") && name.hasPrefix($0.dropLast(1)) }
+            }
+            messageAttributes = picked.isEmpty ? nil : picked
+        }
+        return ReceivedMessage(
+            MessageId: m.messageId, ReceiptHandle: ReceiptHandle(seq: m.seq, nonce: m.receipt ?? "").encoded,
+            MD5OfBody: m.md5OfBody, Body: m.body, Attributes: attributes.isEmpty ? nil : attributes,
+            MD5OfMessageAttributes: messageAttributes == nil ? nil : m.md5OfMessageAttributes, MessageAttributes: messageAttributes)
+    }
+
+    /// When the next not-yet-visible message of `name` becomes visible (for a long poll's timer).
+    public func nextVisibleAt(_ name: String) -> Int64? {
+        queues[name]?.pending.min?.visibleAt
+    }
+
+    public func queueExists(_ name: String) -> Bool { queues[name] != nil }
+
+    // MARK: Deleting and visibility
+
+    /// Deletes the message a receipt handle names. A stale handle (the message was received again
+    /// since) deletes nothing and still succeeds, as in SQS.
+    public mutating func deleteMessage(_ url: String, receiptHandle: String, changes: inout [StoreChange]) throws(QueueError) {
+        let name = try name(fromURL: url)
+        try deleteMessage(in: name, receiptHandle: receiptHandle, changes: &changes)
+    }
+
+    private mutating func deleteMessage(in name: String, receiptHandle: String, changes: inout [StoreChange]) throws(QueueError) {
+        guard let handle = ReceiptHandle(receiptHandle) else {
+            throw QueueError(.receiptHandleIsInvalid, "The input receipt handle \"\(receiptHandle)\" is not a valid receipt handle.")
+        }
+        guard let m = queues[name]!.messages[handle.seq], m.receipt == handle.nonce else { return }
+        queues[name]!.messages[handle.seq] = nil
+        changes.append(.deleteMessage(handle.seq))
+    }
+
+    public mutating func deleteMessageBatch(_ url: String, _ entries: [BatchHandleEntry], changes: inout [StoreChange]) throws(QueueError) -> HandleBatchResponse {
+        let name = try name(fromURL: url)
+        try Self.validateBatch(entries.map(\.Id))
+        var response = HandleBatchResponse(Successful: [], Failed: [])
+        for entry in entries {
+            do {
+                try deleteMessage(in: name, receiptHandle: entry.ReceiptHandle, changes: &changes)
+                response.Successful.append(IdOnly(Id: entry.Id))
+            } catch {
+                response.Failed.append(BatchResultErrorEntry(Id: entry.Id, SenderFault: true, Code: error.code, Message: error.message))
+            }
+        }
+        return response
+    }
+
+    /// Sets a received message's remaining invisibility, counted from now.
+    public mutating func changeMessageVisibility(_ url: String, receiptHandle: String, timeout: Int, now: Int64,
+                                                 changes: inout [StoreChange]) throws(QueueError) {
+        let name = try name(fromURL: url)
+        try changeVisibility(in: name, receiptHandle: receiptHandle, timeout: timeout, now: now, changes: &changes)
+    }
+
+    private mutating func changeVisibility(in name: String, receiptHandle: String, timeout: Int, now: Int64,
+                                           changes: inout [StoreChange]) throws(QueueError) {
+        guard (0...43_200).contains(timeout) else {
+            throw QueueError(.invalidParameterValue, "Value \(timeout) for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.")
+        }
+        guard let handle = ReceiptHandle(receiptHandle) else {
+            throw QueueError(.receiptHandleIsInvalid, "The input receipt handle \"\(receiptHandle)\" is not a valid receipt handle.")
+        }
+        guard var m = queues[name]!.messages[handle.seq], m.receipt == handle.nonce, m.visibleAt > now else {
+            throw QueueError(.messageNotInflight, "Message does not exist or is not available for visibility timeout change.")
+        }
+        m.visibleAt = now + Int64(timeout) * 1000
+        queues[name]!.messages[handle.seq] = m
+        queues[name]!.schedule(m, now: now)
+        changes.append(.putMessage(m))
+    }
+
+    public mutating func changeMessageVisibilityBatch(_ url: String, _ entries: [BatchHandleEntry], now: Int64,
+                                                      changes: inout [StoreChange]) throws(QueueError) -> HandleBatchResponse {
+        let name = try name(fromURL: url)
+        try Self.validateBatch(entries.map(\.Id))
+        var response = HandleBatchResponse(Successful: [], Failed: [])
+        for entry in entries {
+            do throws(QueueError) {
+                guard let timeout = entry.VisibilityTimeout else {
+                    throw QueueError(.missingParameter, "The request must contain the parameter VisibilityTimeout.")
+                }
+                try changeVisibility(in: name, receiptHandle: entry.ReceiptHandle, timeout: timeout, now: now, changes: &changes)
+                response.Successful.append(IdOnly(Id: entry.Id))
+            } catch {
+                response.Failed.append(BatchResultErrorEntry(Id: entry.Id, SenderFault: true, Code: error.code, Message: error.message))
+            }
+        }
+        return response
+    }
+
+    // MARK: Retention
+
+    /// Drops messages older than their queue's retention period.
+    public mutating func expire(now: Int64, changes: inout [StoreChange]) {
+        for name in queues.keys {
+            let retention = Int64(queues[name]!.record.attributes.messageRetentionPeriod) * 1000
+            for (seq, m) in queues[name]!.messages where m.sentTimestamp + retention <= now {
+                queues[name]!.messages[seq] = nil
+                changes.append(.deleteMessage(seq))
+            }
+        }
+    }
+}
+
+/// A receipt handle: the message's sequence number and the nonce of this receive, opaque to clients.
+struct ReceiptHandle {
+    var seq: Int64
+    var nonce: String
+
+    var encoded: String { Data("nq1:\(seq):\(nonce)".utf8).base64EncodedString() }
+
+    init(seq: Int64, nonce: String) {
+        self.seq = seq
+        self.nonce = nonce
+    }
+
+    init?(_ text: String) {
+        guard text.utf8.count <= 1024, let data = Data(base64Encoded: text) else { return nil }
+        let parts = String(decoding: data, as: UTF8.self).split(separator: ":")
+        guard parts.count == 3, parts[0] == "nq1", let seq = Int64(parts[1]), !parts[2].isEmpty else { return nil }
+        self.seq = seq
+        self.nonce = String(parts[2])
+    }
+}

@@ -1,0 +1,219 @@
+import Foundation
+
+// Request and response bodies in SQS's JSON protocol shapes (botocore's sqs 2012-11-05 model),
+// as they travel in the payload frame of `sqs:*` requests.
+
+public struct MessageAttributeValue: Codable, Equatable, Sendable {
+    public var DataType: String
+    public var StringValue: String?
+    /// Base64, as in SQS's JSON protocol.
+    public var BinaryValue: String?
+    public init(DataType: String, StringValue: String? = nil, BinaryValue: String? = nil) {
+        self.DataType = DataType
+        self.StringValue = StringValue
+        self.BinaryValue = BinaryValue
+    }
+}
+
+public struct CreateQueueRequest: Codable, Sendable {
+    public var QueueName: String
+    public var Attributes: [String: String]?
+    public var tags: [String: String]?
+}
+
+public struct QueueURLRequest: Codable, Sendable {
+    public var QueueUrl: String
+}
+
+public struct GetQueueUrlRequest: Codable, Sendable {
+    public var QueueName: String
+    public var QueueOwnerAWSAccountId: String?
+}
+
+public struct QueueURLResponse: Codable, Sendable {
+    public var QueueUrl: String
+    public init(QueueUrl: String) { self.QueueUrl = QueueUrl }
+}
+
+public struct ListQueuesRequest: Codable, Sendable {
+    public var QueueNamePrefix: String?
+    public var MaxResults: Int?
+    public var NextToken: String?
+}
+
+public struct ListQueuesResponse: Codable, Sendable {
+    public var QueueUrls: [String]
+    public var NextToken: String?
+}
+
+public struct GetQueueAttributesRequest: Codable, Sendable {
+    public var QueueUrl: String
+    public var AttributeNames: [String]?
+}
+
+public struct AttributesResponse: Codable, Sendable {
+    public var Attributes: [String: String]
+    public init(Attributes: [String: String]) { self.Attributes = Attributes }
+}
+
+public struct SetQueueAttributesRequest: Codable, Sendable {
+    public var QueueUrl: String
+    public var Attributes: [String: String]
+}
+
+public struct SendMessageRequest: Codable, Sendable {
+    public var QueueUrl: String
+    public var MessageBody: String
+    public var DelaySeconds: Int?
+    public var MessageAttributes: [String: MessageAttributeValue]?
+    public init(QueueUrl: String, MessageBody: String, DelaySeconds: Int? = nil, MessageAttributes: [String: MessageAttributeValue]? = nil) {
+        self.QueueUrl = QueueUrl
+        self.MessageBody = MessageBody
+        self.DelaySeconds = DelaySeconds
+        self.MessageAttributes = MessageAttributes
+    }
+}
+
+public struct SendMessageResponse: Codable, Sendable, Equatable {
+    public var MessageId: String
+    public var MD5OfMessageBody: String
+    public var MD5OfMessageAttributes: String?
+    public init(MessageId: String, MD5OfMessageBody: String, MD5OfMessageAttributes: String?) {
+        self.MessageId = MessageId
+        self.MD5OfMessageBody = MD5OfMessageBody
+        self.MD5OfMessageAttributes = MD5OfMessageAttributes
+    }
+}
+
+public struct SendMessageBatchEntry: Codable, Sendable {
+    public var Id: String
+    public var MessageBody: String
+    public var DelaySeconds: Int?
+    public var MessageAttributes: [String: MessageAttributeValue]?
+    public init(Id: String, MessageBody: String, DelaySeconds: Int? = nil, MessageAttributes: [String: MessageAttributeValue]? = nil) {
+        self.Id = Id
+        self.MessageBody = MessageBody
+        self.DelaySeconds = DelaySeconds
+        self.MessageAttributes = MessageAttributes
+    }
+}
+
+public struct SendMessageBatchRequest: Codable, Sendable {
+    public var QueueUrl: String
+    public var Entries: [SendMessageBatchEntry]
+    public init(QueueUrl: String, Entries: [SendMessageBatchEntry]) {
+        self.QueueUrl = QueueUrl
+        self.Entries = Entries
+    }
+}
+
+public struct BatchResultErrorEntry: Codable, Sendable, Equatable {
+    public var Id: String
+    public var SenderFault: Bool
+    public var Code: String
+    public var Message: String
+}
+
+public struct SendMessageBatchResultEntry: Codable, Sendable, Equatable {
+    public var Id: String
+    public var MessageId: String
+    public var MD5OfMessageBody: String
+    public var MD5OfMessageAttributes: String?
+}
+
+public struct SendMessageBatchResponse: Codable, Sendable {
+    public var Successful: [SendMessageBatchResultEntry]
+    public var Failed: [BatchResultErrorEntry]
+}
+
+public struct ReceiveMessageRequest: Codable, Sendable {
+    public var QueueUrl: String
+    public var MaxNumberOfMessages: Int?
+    public var VisibilityTimeout: Int?
+    public var WaitTimeSeconds: Int?
+    public var AttributeNames: [String]?
+    public var MessageSystemAttributeNames: [String]?
+    public var MessageAttributeNames: [String]?
+    public var ReceiveRequestAttemptId: String?
+}
+
+public struct ReceivedMessage: Codable, Sendable, Equatable {
+    public var MessageId: String
+    public var ReceiptHandle: String
+    public var MD5OfBody: String
+    public var Body: String
+    public var Attributes: [String: String]?
+    public var MD5OfMessageAttributes: String?
+    public var MessageAttributes: [String: MessageAttributeValue]?
+}
+
+public struct ReceiveMessageResponse: Codable, Sendable {
+    public var Messages: [ReceivedMessage]
+    public init(Messages: [ReceivedMessage]) { self.Messages = Messages }
+}
+
+public struct DeleteMessageRequest: Codable, Sendable {
+    public var QueueUrl: String
+    public var ReceiptHandle: String
+}
+
+public struct ChangeMessageVisibilityRequest: Codable, Sendable {
+    public var QueueUrl: String
+    public var ReceiptHandle: String
+    public var VisibilityTimeout: Int
+}
+
+public struct BatchHandleEntry: Codable, Sendable {
+    public var Id: String
+    public var ReceiptHandle: String
+    public var VisibilityTimeout: Int?
+}
+
+public struct HandleBatchRequest: Codable, Sendable {
+    public var QueueUrl: String
+    public var Entries: [BatchHandleEntry]
+}
+
+public struct IdOnly: Codable, Sendable, Equatable {
+    public var Id: String
+}
+
+public struct HandleBatchResponse: Codable, Sendable {
+    public var Successful: [IdOnly]
+    public var Failed: [BatchResultErrorEntry]
+}
+
+/// SQS action names, spelled as IAM spells them.
+public enum SQSAction {
+    public static let createQueue = "sqs:CreateQueue"
+    public static let getQueueUrl = "sqs:GetQueueUrl"
+    public static let listQueues = "sqs:ListQueues"
+    public static let getQueueAttributes = "sqs:GetQueueAttributes"
+    public static let setQueueAttributes = "sqs:SetQueueAttributes"
+    public static let sendMessage = "sqs:SendMessage"
+    public static let sendMessageBatch = "sqs:SendMessageBatch"
+    public static let receiveMessage = "sqs:ReceiveMessage"
+    public static let deleteMessage = "sqs:DeleteMessage"
+    public static let deleteMessageBatch = "sqs:DeleteMessageBatch"
+    public static let changeMessageVisibility = "sqs:ChangeMessageVisibility"
+    public static let changeMessageVisibilityBatch = "sqs:ChangeMessageVisibilityBatch"
+    public static let purgeQueue = "sqs:PurgeQueue"
+    public static let deleteQueue = "sqs:DeleteQueue"
+
+    public static let all: Set<String> = [
+        createQueue, getQueueUrl, listQueues, getQueueAttributes, setQueueAttributes, sendMessage, sendMessageBatch,
+        receiveMessage, deleteMessage, deleteMessageBatch, changeMessageVisibility, changeMessageVisibilityBatch,
+        purgeQueue, deleteQueue,
+    ]
+}
+
+/// How SQS names a queue.
+public enum SQSNames {
+    public static func url(region: String, account: String, name: String) -> String {
+        "https://sqs.\(region).amazonaws.com/\(account)/\(name)"
+    }
+
+    public static func arn(region: String, account: String, name: String) -> String {
+        "arn:aws:sqs:\(region):\(account):\(name)"
+    }
+}

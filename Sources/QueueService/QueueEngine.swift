@@ -1,0 +1,148 @@
+import Foundation
+import Logging
+import QueueCore
+
+/// The broker's shell: owns the `QueueBroker` core, makes its changes durable with group commit,
+/// and parks long polls until a message may be there for them.
+///
+/// Group commit: an operation applies to the core at once and waits for the batch its changes went
+/// into. While one batch is being written, the changes of every operation that arrives pile up into
+/// the next, so a burst of sends costs one fsync, not one each. Batches commit in order, so what is
+/// on disk is always a prefix of what the core did, and nobody hears of a change before it is on disk.
+actor QueueEngine {
+    private var broker: QueueBroker
+    private let store: QueueStore
+    private let logger: Logger
+    private var batch: [StoreChange] = []
+    private var batchWaiters: [CheckedContinuation<Void, Error>] = []
+    private var committing = false
+    private var parked: [String: [Int: Parked]] = [:]
+    private var nextParkID = 0
+
+    private struct Parked {
+        var continuation: CheckedContinuation<Void, Never>
+        var timer: Task<Void, Never>
+    }
+
+    init(broker: QueueBroker, store: QueueStore, logger: Logger) {
+        self.broker = broker
+        self.store = store
+        self.logger = logger
+    }
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    // MARK: Operations
+
+    /// Runs `operation` on the core and returns once its changes are durable.
+    func perform<T: Sendable>(_ operation: @Sendable (inout QueueBroker, Int64, inout [StoreChange]) throws -> T) async throws -> T {
+        var changes: [StoreChange] = []
+        let result = try operation(&broker, Self.now(), &changes)
+        try await commit(changes)
+        return result
+    }
+
+    /// Reads the core without changing it.
+    func read<T: Sendable>(_ operation: @Sendable (QueueBroker, Int64) throws -> T) rethrows -> T {
+        try operation(broker, Self.now())
+    }
+
+    /// ReceiveMessage with long polling: waits up to `wait` seconds for a message, woken by a send,
+    /// a visibility change or the moment a hidden message becomes visible (no sleep-polling).
+    func receive(_ name: String, _ options: QueueBroker.ReceiveOptions, wait: Int) async throws -> [ReceivedMessage] {
+        let deadline = Self.now() + Int64(wait) * 1000
+        while true {
+            var changes: [StoreChange] = []
+            let now = Self.now()
+            let messages = broker.receive(name, options, now: now, nonce: { UInt64.random(in: 1...UInt64.max) }, changes: &changes)
+            if !messages.isEmpty || now >= deadline || !broker.queueExists(name) {
+                try await commit(changes)
+                return messages
+            }
+            try await commit(changes)  // expired or dead-lettered messages, if any
+            if Task.isCancelled { return [] }
+            let wake = min(deadline, broker.nextVisibleAt(name) ?? deadline)
+            await park(name, until: wake)
+        }
+    }
+
+    // MARK: Group commit
+
+    private func commit(_ changes: [StoreChange]) async throws {
+        guard !changes.isEmpty else { return }
+        batch += changes
+        wakeParked(for: changes)
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
+            batchWaiters.append(done)
+            if !committing { startCommit() }
+        }
+    }
+
+    private func startCommit() {
+        committing = true
+        let changes = batch
+        let waiters = batchWaiters
+        batch = []
+        batchWaiters = []
+        let store = store
+        Task {
+            let outcome: Result<Void, Error>
+            do { try await store.commit(changes); outcome = .success(()) } catch { outcome = .failure(error) }
+            self.finishCommit(waiters, outcome)
+        }
+    }
+
+    private func finishCommit(_ waiters: [CheckedContinuation<Void, Error>], _ outcome: Result<Void, Error>) {
+        if case .failure(let error) = outcome {
+            // The core already changed: it now says more than the disk. Stop rather than answer
+            // from a state that a restart would not reproduce.
+            logger.critical("commit failed: \(error); exiting so a restart reloads the durable state")
+            for waiter in waiters { waiter.resume(throwing: error) }
+            exit(70)
+        }
+        for waiter in waiters { waiter.resume() }
+        committing = false
+        if !batch.isEmpty { startCommit() }
+    }
+
+    // MARK: Long polls
+
+    private func park(_ name: String, until wake: Int64) async {
+        let id = nextParkID
+        nextParkID += 1
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let delay = max(0, wake - Self.now())
+            let timer = Task { [weak self] in
+                try? await Task.sleep(for: .milliseconds(delay))
+                await self?.unpark(name, id)
+            }
+            parked[name, default: [:]][id] = Parked(continuation: continuation, timer: timer)
+        }
+    }
+
+    private func unpark(_ name: String, _ id: Int) {
+        guard let entry = parked[name]?.removeValue(forKey: id) else { return }
+        entry.timer.cancel()
+        entry.continuation.resume()
+    }
+
+    /// A change that may make a message visible wakes the polls parked on its queue; they look again
+    /// (and park again if another got there first).
+    private func wakeParked(for changes: [StoreChange]) {
+        guard !parked.isEmpty else { return }
+        var queues: Set<String> = []
+        for change in changes {
+            // Any message change may bring a message's visibility closer; a woken poll recomputes.
+            if case .putMessage(let m) = change { queues.insert(m.queue) }
+            if case .deleteQueue(let name) = change { queues.insert(name) }
+        }
+        for name in queues {
+            for id in Array(parked[name]?.keys ?? [:].keys) { unpark(name, id) }
+        }
+    }
+
+    /// Wakes every parked poll (shutdown).
+    func wakeAll() {
+        for (name, entries) in parked { for id in entries.keys { unpark(name, id) } }
+    }
+}

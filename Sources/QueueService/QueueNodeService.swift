@@ -1,0 +1,161 @@
+import Foundation
+import Logging
+import NimbusRuntime
+import NimbusStack
+import QueueCore
+import ServiceLifecycle
+
+/// The queue broker as a Nimbus node: SQS's actions in SQS's JSON shapes, over the runtime.
+public struct QueueNodeService: NodeService {
+    let engine: QueueEngine
+    let configuration: NodeConfiguration
+
+    /// Opens (or creates) the broker's database under the data directory and loads it.
+    public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "queue")) throws {
+        self.configuration = configuration
+        let directory = configuration.dataDirectory.appendingPathComponent("queue")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let store = try QueueStore(path: directory.appendingPathComponent("\(configuration.name).sqlite").path)
+        let (queues, messages) = try store.load()
+        var broker = QueueBroker(region: configuration.cluster.region, account: configuration.cluster.account)
+        broker.restore(queues: queues, messages: messages, now: QueueEngine.now())
+        engine = QueueEngine(broker: broker, store: store, logger: logger)
+    }
+
+    public var actions: Set<String> { SQSAction.all }
+
+    public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
+        do {
+            return try await dispatch(request, sender: request.header.sender?.name ?? configuration.cluster.account)
+        } catch let error as QueueError {
+            throw WireError(code: error.code, message: error.message)
+        }
+    }
+
+    private func dispatch(_ request: InboundRequest, sender: String) async throws -> Data {
+        let encoder = JSONEncoder()
+        switch request.header.action {
+        case SQSAction.createQueue:
+            let r = try request.decode(CreateQueueRequest.self)
+            let url = try await engine.perform { broker, now, changes in
+                try broker.createQueue(r.QueueName, attributes: r.Attributes ?? [:], tags: r.tags ?? [:], now: now, changes: &changes)
+            }
+            return try encoder.encode(QueueURLResponse(QueueUrl: url))
+        case SQSAction.getQueueUrl:
+            let r = try request.decode(GetQueueUrlRequest.self)
+            return try encoder.encode(QueueURLResponse(QueueUrl: try await engine.read { broker, _ in try broker.getQueueUrl(r.QueueName) }))
+        case SQSAction.listQueues:
+            let r = try request.decode(ListQueuesRequest.self)
+            return try encoder.encode(try await engine.read { broker, _ in
+                try broker.listQueues(prefix: r.QueueNamePrefix, maxResults: r.MaxResults, nextToken: r.NextToken)
+            })
+        case SQSAction.getQueueAttributes:
+            let r = try request.decode(GetQueueAttributesRequest.self)
+            let attributes = try await engine.read { broker, now in
+                try broker.getQueueAttributes(r.QueueUrl, names: r.AttributeNames ?? ["All"], now: now)
+            }
+            return try encoder.encode(AttributesResponse(Attributes: attributes))
+        case SQSAction.setQueueAttributes:
+            let r = try request.decode(SetQueueAttributesRequest.self)
+            try await engine.perform { broker, now, changes in try broker.setQueueAttributes(r.QueueUrl, r.Attributes, now: now, changes: &changes) }
+            return Data("{}".utf8)
+        case SQSAction.sendMessage:
+            let r = try request.decode(SendMessageRequest.self)
+            let sent = try await engine.perform { broker, now, changes in
+                try broker.sendMessage(r.QueueUrl, .init(body: r.MessageBody, delaySeconds: r.DelaySeconds, attributes: r.MessageAttributes),
+                                       senderId: sender, now: now, changes: &changes)
+            }
+            return try encoder.encode(sent)
+        case SQSAction.sendMessageBatch:
+            let r = try request.decode(SendMessageBatchRequest.self)
+            return try encoder.encode(try await engine.perform { broker, now, changes in
+                try broker.sendMessageBatch(r.QueueUrl, r.Entries, senderId: sender, now: now, changes: &changes)
+            })
+        case SQSAction.receiveMessage:
+            let r = try request.decode(ReceiveMessageRequest.self)
+            var options = QueueBroker.ReceiveOptions()
+            options.maxMessages = r.MaxNumberOfMessages ?? 1
+            options.visibilityTimeout = r.VisibilityTimeout
+            options.attributeNames = (r.AttributeNames ?? []) + (r.MessageSystemAttributeNames ?? [])
+            options.messageAttributeNames = r.MessageAttributeNames ?? []
+            let receive = options
+            let (name, wait) = try await engine.read { broker, _ in try broker.validateReceive(r.QueueUrl, receive, waitSeconds: r.WaitTimeSeconds) }
+            let messages = try await engine.receive(name, receive, wait: wait)
+            return try encoder.encode(ReceiveMessageResponse(Messages: messages))
+        case SQSAction.deleteMessage:
+            let r = try request.decode(DeleteMessageRequest.self)
+            try await engine.perform { broker, _, changes in try broker.deleteMessage(r.QueueUrl, receiptHandle: r.ReceiptHandle, changes: &changes) }
+            return Data("{}".utf8)
+        case SQSAction.deleteMessageBatch:
+            let r = try request.decode(HandleBatchRequest.self)
+            return try encoder.encode(try await engine.perform { broker, _, changes in
+                try broker.deleteMessageBatch(r.QueueUrl, r.Entries, changes: &changes)
+            })
+        case SQSAction.changeMessageVisibility:
+            let r = try request.decode(ChangeMessageVisibilityRequest.self)
+            try await engine.perform { broker, now, changes in
+                try broker.changeMessageVisibility(r.QueueUrl, receiptHandle: r.ReceiptHandle, timeout: r.VisibilityTimeout, now: now, changes: &changes)
+            }
+            return Data("{}".utf8)
+        case SQSAction.changeMessageVisibilityBatch:
+            let r = try request.decode(HandleBatchRequest.self)
+            return try encoder.encode(try await engine.perform { broker, now, changes in
+                try broker.changeMessageVisibilityBatch(r.QueueUrl, r.Entries, now: now, changes: &changes)
+            })
+        case SQSAction.purgeQueue:
+            let r = try request.decode(QueueURLRequest.self)
+            try await engine.perform { broker, now, changes in try broker.purgeQueue(r.QueueUrl, now: now, changes: &changes) }
+            return Data("{}".utf8)
+        case SQSAction.deleteQueue:
+            let r = try request.decode(QueueURLRequest.self)
+            try await engine.perform { broker, _, changes in try broker.deleteQueue(r.QueueUrl, changes: &changes) }
+            return Data("{}".utf8)
+        default:
+            throw WireError(.invalidAction, "\(request.header.action ?? "") is not an SQS action")
+        }
+    }
+
+    public func run(runtime: NodeRuntime) async throws {
+        do { try await applyStack() } catch { runtime.logger.error("stack: \(error)") }
+        // Retention: drop expired messages every minute until shutdown.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(60))
+                try await engine.perform { broker, now, changes in broker.expire(now: now, changes: &changes) }
+            }
+        }
+        await engine.wakeAll()
+    }
+
+    /// Creates the stack's AWS::SQS::Queue resources through CreateQueue (idempotent: an existing
+    /// queue with the same attributes is left as it is).
+    func applyStack() async throws {
+        guard let file = configuration.stackFile, FileManager.default.fileExists(atPath: file.path) else { return }
+        let template = try StackTemplate.load(path: file.path)
+        let cluster = configuration.cluster
+        var names: [String: String] = [:]
+        for resource in template.resources(ofType: "AWS::SQS::Queue") {
+            let known = names
+            let resolver = StackResolver(
+                template: template, region: cluster.region, account: cluster.account,
+                ref: { id in known[id].map { SQSNames.url(region: cluster.region, account: cluster.account, name: $0) } },
+                getAtt: { id, attribute in attribute == "Arn" ? known[id].map { SQSNames.arn(region: cluster.region, account: cluster.account, name: $0) } : nil })
+            var attributes: [String: String] = [:]
+            var name = resource.logicalID
+            for (key, value) in resource.properties {
+                switch key {
+                case "QueueName": name = try resolver.string(value)
+                case "RedrivePolicy": attributes[key] = try resolver.json(value)
+                case "Tags": continue
+                default: attributes[key] = try resolver.string(value)
+                }
+            }
+            let attributesToSet = attributes
+            let queueName = name
+            _ = try await engine.perform { broker, now, changes in
+                try broker.createQueue(queueName, attributes: attributesToSet, tags: [:], now: now, changes: &changes)
+            }
+            names[resource.logicalID] = name
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import GRDB
+import QueueCore
+
+/// The broker's durable state in SQLite (WAL, synchronous=FULL): a change is on disk when `commit`
+/// returns. Many changes go in one transaction; the engine makes sure every acknowledged one has.
+final class QueueStore: Sendable {
+    private let db: DatabaseQueue
+
+    init(path: String) throws {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        db = try DatabaseQueue(path: path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE queues (
+                    name TEXT PRIMARY KEY,
+                    attributes BLOB NOT NULL,
+                    created INTEGER NOT NULL,
+                    modified INTEGER NOT NULL,
+                    tags BLOB NOT NULL
+                );
+                CREATE TABLE messages (
+                    seq INTEGER PRIMARY KEY,
+                    queue TEXT NOT NULL,
+                    message_id TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    md5 TEXT NOT NULL,
+                    attributes BLOB,
+                    md5_attributes TEXT,
+                    sender_id TEXT NOT NULL,
+                    sent INTEGER NOT NULL,
+                    visible_at INTEGER NOT NULL,
+                    receive_count INTEGER NOT NULL,
+                    first_receive INTEGER,
+                    receipt TEXT
+                );
+                CREATE INDEX messages_by_queue ON messages(queue);
+                """)
+        }
+        try migrator.migrate(db)
+    }
+
+    func load() throws -> (queues: [StoredQueue], messages: [StoredMessage]) {
+        try db.read { db in
+            let decoder = JSONDecoder()
+            let queues = try Row.fetchAll(db, sql: "SELECT * FROM queues").map { row in
+                StoredQueue(name: row["name"], attributes: try decoder.decode(QueueAttributes.self, from: row["attributes"] as Data),
+                            createdTimestamp: row["created"], lastModifiedTimestamp: row["modified"],
+                            tags: try decoder.decode([String: String].self, from: row["tags"] as Data))
+            }
+            let messages = try Row.fetchAll(db, sql: "SELECT * FROM messages ORDER BY seq").map { row in
+                StoredMessage(seq: row["seq"], queue: row["queue"], messageId: row["message_id"], body: row["body"],
+                              md5OfBody: row["md5"], messageAttributes: row["attributes"], md5OfMessageAttributes: row["md5_attributes"],
+                              senderId: row["sender_id"], sentTimestamp: row["sent"], visibleAt: row["visible_at"],
+                              receiveCount: row["receive_count"], firstReceiveTimestamp: row["first_receive"], receipt: row["receipt"])
+            }
+            return (queues, messages)
+        }
+    }
+
+    /// Writes `changes` in one transaction. Within it only the last change to each message is
+    /// written: a message sent, received and deleted in one batch costs nothing.
+    func commit(_ changes: [StoreChange]) async throws {
+        var last: [Int64: Int] = [:]
+        for (index, change) in changes.enumerated() {
+            switch change {
+            case .putMessage(let m): last[m.seq] = index
+            case .deleteMessage(let seq): last[seq] = index
+            default: break
+            }
+        }
+        let supersededAfter = last
+        try await db.write { db in
+            let encoder = JSONEncoder()
+            let put = try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO messages (seq, queue, message_id, body, md5, attributes, md5_attributes, sender_id, sent,
+                    visible_at, receive_count, first_receive, receipt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+                """)
+            let delete = try db.cachedStatement(sql: "DELETE FROM messages WHERE seq = ?")
+            for (index, change) in changes.enumerated() {
+                switch change {
+                case .putQueue(let q):
+                    try db.execute(sql: "INSERT OR REPLACE INTO queues (name, attributes, created, modified, tags) VALUES (?,?,?,?,?)",
+                                   arguments: [q.name, try encoder.encode(q.attributes), q.createdTimestamp, q.lastModifiedTimestamp,
+                                               try encoder.encode(q.tags)])
+                case .deleteQueue(let name):
+                    try db.execute(sql: "DELETE FROM queues WHERE name = ?", arguments: [name])
+                    try db.execute(sql: "DELETE FROM messages WHERE queue = ?", arguments: [name])
+                case .putMessage(let m) where supersededAfter[m.seq] == index:
+                    try put.execute(arguments: [m.seq, m.queue, m.messageId, m.body, m.md5OfBody, m.messageAttributes, m.md5OfMessageAttributes,
+                                                m.senderId, m.sentTimestamp, m.visibleAt, m.receiveCount, m.firstReceiveTimestamp, m.receipt])
+                case .deleteMessage(let seq) where supersededAfter[seq] == index:
+                    try delete.execute(arguments: [seq])
+                case .putMessage, .deleteMessage:
+                    break
+                }
+            }
+        }
+    }
+}
