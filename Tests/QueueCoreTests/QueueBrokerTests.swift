@@ -1,0 +1,273 @@
+import Foundation
+import Testing
+@testable import QueueCore
+
+/// A broker with a hand-moved clock and the changes it asks to persist.
+struct BrokerHarness {
+    var broker = QueueBroker(region: "us-east-1", account: "000000000000")
+    var now: Int64 = 1_800_000_000_000
+    var changes: [StoreChange] = []
+    var nonce: UInt64 = 0
+
+    mutating func create(_ name: String, _ attributes: [String: String] = [:]) throws -> String {
+        try broker.createQueue(name, attributes: attributes, tags: [:], now: now, changes: &changes)
+    }
+
+    mutating func send(_ url: String, _ body: String, delay: Int? = nil) throws -> SendMessageResponse {
+        try broker.sendMessage(url, .init(body: body, delaySeconds: delay), senderId: "tester", now: now, changes: &changes)
+    }
+
+    mutating func receive(_ url: String, max: Int = 10, visibility: Int? = nil, attributes: [String] = ["All"]) throws -> [ReceivedMessage] {
+        var options = QueueBroker.ReceiveOptions()
+        options.maxMessages = max
+        options.visibilityTimeout = visibility
+        options.attributeNames = attributes
+        let (name, _) = try broker.validateReceive(url, options, waitSeconds: nil)
+        return broker.receive(name, options, now: now, nonce: { nonce += 1; return nonce }, changes: &changes)
+    }
+
+    mutating func advance(seconds: Double) { now += Int64(seconds * 1000) }
+}
+
+@Suite struct QueueBrokerTests {
+    @Test func aSentMessageIsReceivedWithItsMD5AndSystemAttributes() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q")
+        #expect(url == "https://sqs.us-east-1.amazonaws.com/000000000000/q")
+        let body = #"{"item": "latex gloves & more + 100% ✓"}"#
+        let sent = try h.send(url, body)
+        #expect(sent.MD5OfMessageBody == Digests.md5Hex(Data(body.utf8)))
+        h.advance(seconds: 1)
+        let got = try h.receive(url)
+        #expect(got.count == 1)
+        #expect(got[0].Body == body)
+        #expect(got[0].MessageId == sent.MessageId)
+        #expect(got[0].MD5OfBody == sent.MD5OfMessageBody)
+        #expect(got[0].Attributes?["ApproximateReceiveCount"] == "1")
+        #expect(got[0].Attributes?["SentTimestamp"] == "\(h.now - 1000)")
+        #expect(got[0].Attributes?["ApproximateFirstReceiveTimestamp"] == "\(h.now)")
+        #expect(got[0].Attributes?["SenderId"] == "tester")
+    }
+
+    @Test func md5OfBodyMatchesKnownValues() {
+        #expect(Digests.md5Hex(Data("".utf8)) == "d41d8cd98f00b204e9800998ecf8427e")
+        #expect(Digests.md5Hex(Data("The quick brown fox jumps over the lazy dog".utf8)) == "9e107d9d372bb6826bd81d3542a419d6")
+    }
+
+    @Test func aReceivedMessageIsHiddenForTheVisibilityTimeoutThenReturnsWithANewHandle() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q", ["VisibilityTimeout": "5"])
+        _ = try h.send(url, "one")
+        let first = try h.receive(url)
+        #expect(try h.receive(url).isEmpty)
+        h.advance(seconds: 4.9)
+        #expect(try h.receive(url).isEmpty)
+        h.advance(seconds: 0.2)
+        let second = try h.receive(url)
+        #expect(second.count == 1)
+        #expect(second[0].ReceiptHandle != first[0].ReceiptHandle)
+        #expect(second[0].Attributes?["ApproximateReceiveCount"] == "2")
+        // The old handle deletes nothing (SQS: the call succeeds, the message stays).
+        try h.broker.deleteMessage(url, receiptHandle: first[0].ReceiptHandle, changes: &h.changes)
+        h.advance(seconds: 6)
+        #expect(try h.receive(url).count == 1)
+    }
+
+    @Test func deleteWithTheCurrentHandleRemovesTheMessage() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q", ["VisibilityTimeout": "1"])
+        _ = try h.send(url, "one")
+        let got = try h.receive(url)
+        try h.broker.deleteMessage(url, receiptHandle: got[0].ReceiptHandle, changes: &h.changes)
+        h.advance(seconds: 5)
+        #expect(try h.receive(url).isEmpty)
+        #expect(h.changes.last == .deleteMessage(1))
+        #expect(throws: QueueError.self) { try h.broker.deleteMessage(url, receiptHandle: "garbage!", changes: &h.changes) }
+    }
+
+    @Test func changeMessageVisibilityCountsFromTheCall() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q", ["VisibilityTimeout": "30"])
+        _ = try h.send(url, "one")
+        let got = try h.receive(url)
+        h.advance(seconds: 10)
+        try h.broker.changeMessageVisibility(url, receiptHandle: got[0].ReceiptHandle, timeout: 0, now: h.now, changes: &h.changes)
+        #expect(try h.receive(url).count == 1)
+        let again = try h.receive(url)
+        #expect(again.isEmpty)
+        do {
+            try h.broker.changeMessageVisibility(url, receiptHandle: got[0].ReceiptHandle, timeout: 5, now: h.now, changes: &h.changes)
+            Issue.record("a stale handle changed visibility")
+        } catch {
+            #expect(error.code == "AWS.SimpleQueueService.MessageNotInflight")
+        }
+    }
+
+    @Test func delayedMessagesWaitAndAreCountedAsDelayed() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q", ["DelaySeconds": "3"])
+        _ = try h.send(url, "queue delay")
+        _ = try h.send(url, "no delay", delay: 0)
+        var attributes = try h.broker.getQueueAttributes(url, names: ["All"], now: h.now)
+        #expect(attributes["ApproximateNumberOfMessagesDelayed"] == "1")
+        #expect(attributes["ApproximateNumberOfMessages"] == "1")
+        #expect(try h.receive(url).map(\.Body) == ["no delay"])
+        attributes = try h.broker.getQueueAttributes(url, names: ["ApproximateNumberOfMessagesNotVisible"], now: h.now)
+        #expect(attributes == ["ApproximateNumberOfMessagesNotVisible": "1"])
+        h.advance(seconds: 3)
+        #expect(try h.receive(url).map(\.Body) == ["queue delay"])
+        #expect(h.broker.nextVisibleAt("q") != nil)
+    }
+
+    @Test func redriveMovesAMessageToTheDeadLetterQueueAfterMaxReceiveCount() throws {
+        var h = BrokerHarness()
+        let dlq = try h.create("dlq")
+        let url = try h.create("q", ["VisibilityTimeout": "1", "RedrivePolicy": #"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":"2"}"#])
+        let sent = try h.send(url, "poison")
+        for _ in 0..<2 {
+            #expect(try h.receive(url).count == 1)
+            h.advance(seconds: 1.5)
+        }
+        #expect(try h.receive(url).isEmpty, "the third receive moves it instead")
+        let dead = try h.receive(dlq)
+        #expect(dead.map(\.MessageId) == [sent.MessageId])
+        #expect(dead[0].Body == "poison")
+    }
+
+    @Test func invalidInputIsRefusedWithSQSCodes() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q", ["MaximumMessageSize": "1024"])
+        func code(_ body: () throws -> Void) -> String? {
+            do { try body(); return nil } catch let e as QueueError { return e.code } catch { return "?" }
+        }
+        #expect(code { _ = try h.send(url, "bad \u{0}") } == "InvalidMessageContents")
+        #expect(code { _ = try h.send(url, "bad \u{FFFF}") } == "InvalidMessageContents")
+        #expect(code { _ = try h.send(url, "") } == "MissingParameter")
+        #expect(code { _ = try h.send(url, String(repeating: "x", count: 1025)) } == "InvalidParameterValue")
+        #expect(code { _ = try h.send(url, "ok", delay: 901) } == "InvalidParameterValue")
+        #expect(code { _ = try h.send("https://sqs.us-east-1.amazonaws.com/000000000000/missing", "x") } == "AWS.SimpleQueueService.NonExistentQueue")
+        #expect(code { _ = try h.send("https://sqs.us-east-1.amazonaws.com/999999999999/q", "x") } == "AWS.SimpleQueueService.NonExistentQueue")
+        #expect(code { _ = try h.create("bad name!") } == "InvalidParameterValue")
+        #expect(code { _ = try h.create("q.fifo") } == "InvalidParameterValue")
+        #expect(code { _ = try h.create("q2", ["VisibilityTimeout": "43201"]) } == "InvalidParameterValue")
+        #expect(code { _ = try h.create("q2", ["Colour": "blue"]) } == "InvalidAttributeName")
+        #expect(code { _ = try h.create("q", ["VisibilityTimeout": "99"]) } == "QueueAlreadyExists")
+        #expect(try h.create("q", ["MaximumMessageSize": "1024"]) == url, "CreateQueue is idempotent")
+        #expect(code { _ = try h.receive(url, max: 11) } == "InvalidParameterValue")
+        #expect(code { _ = try h.broker.getQueueAttributes(url, names: ["Nope"], now: h.now) } == "InvalidAttributeName")
+        #expect(code { try h.broker.setQueueAttributes(url, ["RedrivePolicy": "{}"], now: h.now, changes: &h.changes) } == "InvalidParameterValue")
+    }
+
+    @Test func batchesCheckTheirEntriesAndFailEntriesAlone() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q")
+        func entries(_ n: Int) -> [SendMessageBatchEntry] { (0..<n).map { SendMessageBatchEntry(Id: "e\($0)", MessageBody: "m\($0)") } }
+        let ok = try h.broker.sendMessageBatch(url, entries(10), senderId: "t", now: h.now, changes: &h.changes)
+        #expect(ok.Successful.count == 10 && ok.Failed.isEmpty)
+        #expect(throws: QueueError(.tooManyEntriesInBatchRequest, "Maximum number of entries per request are 10. You have sent 11.")) {
+            _ = try h.broker.sendMessageBatch(url, entries(11), senderId: "t", now: h.now, changes: &h.changes)
+        }
+        #expect(throws: QueueError.self) { _ = try h.broker.sendMessageBatch(url, [], senderId: "t", now: h.now, changes: &h.changes) }
+        let dup = [SendMessageBatchEntry(Id: "a", MessageBody: "x"), SendMessageBatchEntry(Id: "a", MessageBody: "y")]
+        #expect(throws: QueueError.self) { _ = try h.broker.sendMessageBatch(url, dup, senderId: "t", now: h.now, changes: &h.changes) }
+        let mixed = [SendMessageBatchEntry(Id: "good", MessageBody: "x"), SendMessageBatchEntry(Id: "bad", MessageBody: "\u{1}")]
+        let result = try h.broker.sendMessageBatch(url, mixed, senderId: "t", now: h.now, changes: &h.changes)
+        #expect(result.Successful.map(\.Id) == ["good"])
+        #expect(result.Failed.map(\.Code) == ["InvalidMessageContents"])
+        let got = try h.receive(url)
+        #expect(got.count == 10)
+        let deleted = try h.broker.deleteMessageBatch(
+            url, got.enumerated().map { BatchHandleEntry(Id: "d\($0.offset)", ReceiptHandle: $0.element.ReceiptHandle) }, changes: &h.changes)
+        #expect(deleted.Successful.count == 10)
+    }
+
+    @Test func receiveHonoursMaxNumberAndDeliversInSendOrder() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q")
+        for i in 0..<25 { _ = try h.send(url, "m\(i)") }
+        let first = try h.receive(url, max: 10)
+        let second = try h.receive(url, max: 10)
+        let third = try h.receive(url, max: 10)
+        #expect((first + second + third).map(\.Body) == (0..<25).map { "m\($0)" })
+        #expect(try h.receive(url).isEmpty)
+    }
+
+    @Test func purgeDeletesEverythingOncePerMinute() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q")
+        for i in 0..<5 { _ = try h.send(url, "m\(i)") }
+        try h.broker.purgeQueue(url, now: h.now, changes: &h.changes)
+        #expect(try h.receive(url).isEmpty)
+        #expect(throws: QueueError.self) { try h.broker.purgeQueue(url, now: h.now + 1000, changes: &h.changes) }
+        try h.broker.purgeQueue(url, now: h.now + 61_000, changes: &h.changes)
+    }
+
+    @Test func retentionDropsOldMessages() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q", ["MessageRetentionPeriod": "60"])
+        _ = try h.send(url, "old")
+        h.advance(seconds: 61)
+        h.broker.expire(now: h.now, changes: &h.changes)
+        #expect(try h.receive(url).isEmpty)
+        #expect(h.changes.last == .deleteMessage(1))
+    }
+
+    @Test func restoringFromTheStoredChangesGivesTheSameQueues() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q", ["VisibilityTimeout": "10"])
+        for i in 0..<3 { _ = try h.send(url, "m\(i)") }
+        let inFlight = try h.receive(url, max: 1)
+        // Replay the changes as the store would hold them.
+        var queues: [String: StoredQueue] = [:]
+        var messages: [Int64: StoredMessage] = [:]
+        for change in h.changes {
+            switch change {
+            case .putQueue(let q): queues[q.name] = q
+            case .deleteQueue(let n): queues[n] = nil
+            case .putMessage(let m): messages[m.seq] = m
+            case .deleteMessage(let s): messages[s] = nil
+            }
+        }
+        var restored = BrokerHarness()
+        restored.now = h.now
+        restored.broker.restore(queues: Array(queues.values), messages: Array(messages.values), now: h.now)
+        #expect(try restored.receive(url).map(\.Body) == ["m1", "m2"], "the in-flight message stays hidden")
+        restored.advance(seconds: 10)
+        let back = try restored.receive(url)
+        #expect(back.count == 3)
+        #expect(back.first?.MessageId == inFlight.first?.MessageId)
+        #expect(back[0].Attributes?["ApproximateReceiveCount"] == "2")
+        let fresh = try restored.send(url, "new")
+        #expect(!h.changes.contains { if case .putMessage(let m) = $0 { return m.messageId == fresh.MessageId } else { return false } })
+        #expect(restored.changes.contains { if case .putMessage(let m) = $0 { return m.seq == 4 } else { return false } }, "sequence numbers continue")
+    }
+
+    @Test func messageAttributesRoundTripWithSQSsDigest() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q")
+        let attributes = ["b": MessageAttributeValue(DataType: "Number", StringValue: "42"),
+                          "a": MessageAttributeValue(DataType: "String", StringValue: "x")]
+        let sent = try h.broker.sendMessage(url, .init(body: "m", attributes: attributes), senderId: "t", now: h.now, changes: &h.changes)
+        #expect(sent.MD5OfMessageAttributes == Digests.md5OfAttributes(attributes))
+        var options = QueueBroker.ReceiveOptions()
+        options.messageAttributeNames = ["All"]
+        let got = h.broker.receive("q", options, now: h.now, nonce: { 7 }, changes: &h.changes)
+        #expect(got[0].MessageAttributes == attributes)
+        #expect(got[0].MD5OfMessageAttributes == sent.MD5OfMessageAttributes)
+        #expect(throws: QueueError.self) {
+            _ = try h.broker.sendMessage(url, .init(body: "m", attributes: ["n": .init(DataType: "Number", StringValue: "abc")]),
+                                         senderId: "t", now: h.now, changes: &h.changes)
+        }
+    }
+
+    @Test func listQueuesFiltersByPrefixAndPages() throws {
+        var h = BrokerHarness()
+        for name in ["a1", "a2", "a3", "b1"] { _ = try h.create(name) }
+        #expect(try h.broker.listQueues(prefix: "a", maxResults: nil, nextToken: nil).QueueUrls.count == 3)
+        let page = try h.broker.listQueues(prefix: nil, maxResults: 2, nextToken: nil)
+        #expect(page.QueueUrls.count == 2)
+        let next = try h.broker.listQueues(prefix: nil, maxResults: 2, nextToken: page.NextToken)
+        #expect(next.QueueUrls.count == 2)
+        #expect(next.NextToken == nil)
+    }
+}
