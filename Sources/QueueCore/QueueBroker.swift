@@ -257,7 +257,7 @@ public struct QueueBroker: Sendable {
         }
         let md5OfAttributes = message.attributes.flatMap { $0.isEmpty ? nil : Digests.md5OfAttributes($0) }
         let stored = StoredMessage(
-            seq: nextSeq, queue: name, messageId: UUID().uuidString.lowercased(), body: message.body,
+            seq: nextSeq, queue: name, messageId: Digests.messageID(), body: message.body,
             md5OfBody: Digests.md5Hex(Data(message.body.utf8)), messageAttributes: attributesJSON,
             md5OfMessageAttributes: md5OfAttributes, senderId: senderId, sentTimestamp: now,
             visibleAt: now + Int64(delay) * 1000, receiveCount: 0, firstReceiveTimestamp: nil, receipt: nil)

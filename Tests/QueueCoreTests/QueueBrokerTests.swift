@@ -49,11 +49,6 @@ struct BrokerHarness {
         #expect(got[0].Attributes?["SenderId"] == "tester")
     }
 
-    @Test func md5OfBodyMatchesKnownValues() {
-        #expect(Digests.md5Hex(Data("".utf8)) == "d41d8cd98f00b204e9800998ecf8427e")
-        #expect(Digests.md5Hex(Data("The quick brown fox jumps over the lazy dog".utf8)) == "9e107d9d372bb6826bd81d3542a419d6")
-    }
-
     @Test func aReceivedMessageIsHiddenForTheVisibilityTimeoutThenReturnsWithANewHandle() throws {
         var h = BrokerHarness()
         let url = try h.create("q", ["VisibilityTimeout": "5"])
@@ -269,5 +264,24 @@ struct BrokerHarness {
         let next = try h.broker.listQueues(prefix: nil, maxResults: 2, nextToken: page.NextToken)
         #expect(next.QueueUrls.count == 2)
         #expect(next.NextToken == nil)
+    }
+}
+
+@Suite struct DigestTests {
+    @Test func md5HexMatchesKnownDigests() {
+        #expect(Digests.md5Hex(Data()) == "d41d8cd98f00b204e9800998ecf8427e")
+        #expect(Digests.md5Hex(Data("The quick brown fox jumps over the lazy dog".utf8)) == "9e107d9d372bb6826bd81d3542a419d6")
+    }
+
+    @Test func messageIDsAreVersion4UUIDsAndDistinct() {
+        let ids = (0..<1000).map { _ in Digests.messageID() }
+        #expect(Set(ids).count == 1000)
+        for id in ids.prefix(50) {
+            let parsed = UUID(uuidString: id)
+            #expect(parsed != nil)
+            #expect(id == id.lowercased())
+            #expect(Array(id)[14] == "4")
+            #expect("89ab".contains(Array(id)[19]))
+        }
     }
 }

@@ -2,7 +2,8 @@
 
 The tests drive the prebuilt binaries in ``$NIMBUS_BIN`` (default ``<repo>/.build/debug``): each
 cluster gets its own temporary directory, a ``nimbus.yaml`` on free ports away from the default
-7100-7129, and is started with ``nimbus up`` and stopped with ``nimbus down``. Teardown then checks
+7100-7129 (the gateway's HTTP port is base + 6), the lab's stack (``stacks/poc-lab.yaml``: POC-Queue and
+POC-Queue-DLQ), and is started with ``nimbus up`` and stopped with ``nimbus down``. Teardown then checks
 by PID that every process the cluster ever reported is gone, SIGKILLs survivors, and fails.
 
 The ZeroMQ client here is written from ``docs/protocol.md`` alone: three frames
@@ -11,11 +12,14 @@ The ZeroMQ client here is written from ``docs/protocol.md`` alone: three frames
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import random
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -46,6 +50,9 @@ SERVICE_OFFSETS = {
 # the processes a default cluster runs (one instance of each worker kind)
 PROCESS_NAMES = ["iam", "queue", "table", "notifier", "gateway", "ingest-worker-1", "stream-worker-1"]
 PORT_SPAN = 30  # base .. base+29
+GATEWAY_HTTP_OFFSET = 6  # the gateway's HTTP port: base + 6 (inside the span, unused by the sockets)
+# the lab's resources (POC-Queue, POC-Queue-DLQ, ...), created by the services at start
+STACK_FILE = REPO / "stacks" / "poc-lab.yaml"
 
 CLI_TIMEOUT = 30  # seconds, for every short CLI call
 UP_TIMEOUT = 60  # `nimbus up --timeout`
@@ -259,6 +266,125 @@ def ask_health(endpoint: str, timeout: float = 2.0) -> tuple[dict, dict]:
 
 
 # --------------------------------------------------------------------------------------------
+# SQS over the wire (the queue broker answers `sqs:<Operation>` in AWS's SQS JSON shapes)
+# --------------------------------------------------------------------------------------------
+
+ACCOUNT = "000000000000"
+REGION = "us-east-1"
+SQS_TIMEOUT = 10.0  # seconds to wait for a broker answer (long polls add their wait on top)
+
+
+def queue_url(name: str) -> str:
+    return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
+
+
+def queue_arn(name: str) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+
+
+def md5_hex(text: str | bytes) -> str:
+    """SQS's MD5OfMessageBody: hex MD5 of the UTF-8 body."""
+    return hashlib.md5(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
+
+
+def md5_of_attributes(attributes: dict[str, dict]) -> str:
+    """SQS's MD5OfMessageAttributes, computed independently from the AWS documentation: for each
+    attribute, sorted by name, the length-prefixed (4-byte big-endian) name and data type, a transport
+    byte (1 String/Number, 2 Binary) and the length-prefixed value bytes."""
+    def prefixed(data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + data
+
+    out = b""
+    for name in sorted(attributes):
+        value = attributes[name]
+        out += prefixed(name.encode()) + prefixed(value["DataType"].encode())
+        if value["DataType"].split(".", 1)[0] == "Binary":
+            out += b"\x02" + prefixed(base64.b64decode(value["BinaryValue"]))
+        else:
+            out += b"\x01" + prefixed(value["StringValue"].encode())
+    return hashlib.md5(out).hexdigest()
+
+
+class SQSError(Exception):
+    """An `error` answer from the broker: ``code`` and ``message`` as the body carries them."""
+
+    def __init__(self, code: str, message: str, operation: str):
+        super().__init__(f"{operation}: {code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class SQS:
+    """An SQS client over one DEALER socket to the queue broker (one per thread)."""
+
+    def __init__(self, endpoint: str):
+        self.client = NimbusClient(endpoint)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> "SQS":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def answer(self, operation: str, body: Any = None, timeout: float = SQS_TIMEOUT) -> tuple[str, Any]:
+        """(kind, body) of the answer to ``sqs:<operation>`` (or a full ``service:Op`` action)."""
+        action = operation if ":" in operation else f"sqs:{operation}"
+        header, answer = self.client.request(action, body if body is not None else {}, timeout=timeout)
+        return header["kind"], answer
+
+    def __call__(self, operation: str, body: Any = None, timeout: float = SQS_TIMEOUT) -> Any:
+        """The reply body; raises SQSError on an error answer."""
+        kind, answer = self.answer(operation, body, timeout)
+        if kind == "error":
+            raise SQSError(answer.get("code", "?"), answer.get("message", ""), operation)
+        assert kind == "reply", f"{operation}: answer kind {kind!r}: {answer!r}"
+        return answer
+
+    def error(self, operation: str, body: Any = None, timeout: float = SQS_TIMEOUT) -> str:
+        """The error code of an answer that must be an error."""
+        kind, answer = self.answer(operation, body, timeout)
+        assert kind == "error", f"{operation} {body!r}: expected an error, got {kind}: {answer!r}"
+        assert set(answer) >= {"code", "message"}, answer
+        return answer["code"]
+
+    # -- conveniences --------------------------------------------------------------------------
+
+    def receive(self, url: str, max_messages: int = 10, wait: int = 0, visibility: int | None = None,
+                attributes: list[str] | None = None, message_attributes: list[str] | None = None) -> list[dict]:
+        body: dict[str, Any] = {"QueueUrl": url, "MaxNumberOfMessages": max_messages, "WaitTimeSeconds": wait,
+                                "AttributeNames": attributes if attributes is not None else ["All"]}
+        if visibility is not None:
+            body["VisibilityTimeout"] = visibility
+        if message_attributes is not None:
+            body["MessageAttributeNames"] = message_attributes
+        return self("ReceiveMessage", body, timeout=SQS_TIMEOUT + wait).get("Messages") or []
+
+    def drain(self, url: str, limit: int = 5000) -> list[dict]:
+        """Receives (and deletes) every visible message of a queue; returns them."""
+        seen: list[dict] = []
+        while len(seen) < limit:
+            batch = self.receive(url, 10, wait=0, visibility=60)
+            if not batch:
+                return seen
+            seen += batch
+            entries = [{"Id": f"d{i}", "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+            result = self("DeleteMessageBatch", {"QueueUrl": url, "Entries": entries})
+            assert not result.get("Failed"), result
+        raise AssertionError(f"queue {url} did not drain within {limit} messages")
+
+
+def wait_for_queue(cluster: "Cluster", name: str = "POC-Queue", timeout: float = 15.0) -> str:
+    """Waits until the broker answers GetQueueUrl for ``name`` (the stack is applied after start)."""
+    def check():
+        with SQS(cluster.endpoint("queue")) as sqs:
+            return sqs("GetQueueUrl", {"QueueName": name}, timeout=2.0)["QueueUrl"]
+    return wait_until(check, timeout=timeout, interval=0.2, message=f"queue {name} exists")
+
+
+# --------------------------------------------------------------------------------------------
 # clusters
 # --------------------------------------------------------------------------------------------
 
@@ -269,6 +395,8 @@ class Cluster:
 
     directory: Path
     base: int
+    # extra keys for the config's `gateway:` section (rateLimit, burst, queueTimeoutMilliseconds, ...)
+    gateway_settings: dict[str, Any] = field(default_factory=dict)
     config: Path = field(init=False)
     known_pids: set[int] = field(default_factory=set)
 
@@ -290,10 +418,21 @@ class Cluster:
     def endpoint(self, name: str) -> str:
         return f"tcp://{HOST}:{self.port(name)}"
 
+    @property
+    def http_port(self) -> int:
+        """The gateway's HTTP port."""
+        return self.base + GATEWAY_HTTP_OFFSET
+
+    @property
+    def http_url(self) -> str:
+        """The gateway's base URL, e.g. ``http://127.0.0.1:20006``."""
+        return f"http://{HOST}:{self.http_port}"
+
     def yaml(self) -> str:
         lines = [
             "# written by Tests/integration/conftest.py",
             f"dataDirectory: {self.directory / 'data'}",
+            f"stack: {json.dumps(str(STACK_FILE))}",
             "supervisor:",
             f"  endpoint: tcp://{HOST}:{self.base}",
             "heartbeat: {intervalMilliseconds: 1000, liveness: 3}",
@@ -302,6 +441,8 @@ class Cluster:
         for kind, offset in SERVICE_OFFSETS.items():
             instances = ", instances: 1" if kind.endswith("-worker") else ""
             lines.append(f"  {kind}: {{ endpoint: tcp://{HOST}:{self.base + offset}{instances} }}")
+        gateway = {"http": f"{HOST}:{self.http_port}", **self.gateway_settings}
+        lines.append("gateway: {" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in gateway.items()) + "}")
         return "\n".join(lines) + "\n"
 
     # -- CLI --------------------------------------------------------------------------------
@@ -353,8 +494,8 @@ class Cluster:
         return survivors
 
 
-def start_cluster(tmp: Path) -> Cluster:
-    cluster = Cluster(tmp, find_base_port())
+def start_cluster(tmp: Path, **gateway_settings: Any) -> Cluster:
+    cluster = Cluster(tmp, find_base_port(), gateway_settings)
     result = cluster.up()
     if result.returncode != 0:
         survivors = cluster.down()
