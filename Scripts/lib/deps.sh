@@ -10,8 +10,8 @@ ensure_system_deps() {
 
 # Python packages the integration tests use as independent clients.
 ensure_python_deps() {
-  python3 -c "import zmq, pytest" 2>/dev/null && return 0
-  echo "nimbus: installing Python test clients (pyzmq, pytest) ..." >&2
-  python3 -m pip install -q pyzmq pytest 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
-  python3 -c "import zmq, pytest"
+  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator" 2>/dev/null && return 0
+  echo "nimbus: installing Python test clients (pyzmq, pytest, requests, pyyaml, openapi-spec-validator) ..." >&2
+  python3 -m pip install -q pyzmq pytest requests pyyaml openapi-spec-validator 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
+  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator"
 }

@@ -32,8 +32,17 @@ actor SendBatcher {
 
     private func pump() {
         while inFlight < maxInFlight, !waiting.isEmpty {
-            let batch = Array(waiting.prefix(10))
-            waiting.removeFirst(batch.count)
+            // Up to 10 entries and SQS's 1 MiB per batch (a large body may travel alone).
+            var count = 0
+            var bytes = 0
+            while count < min(10, waiting.count) {
+                let size = waiting[count].body.utf8.count
+                if count > 0 && bytes + size > QueueBroker.maxBatchBytes { break }
+                bytes += size
+                count += 1
+            }
+            let batch = Array(waiting.prefix(count))
+            waiting.removeFirst(count)
             inFlight += 1
             Task { await self.deliver(batch) }
         }

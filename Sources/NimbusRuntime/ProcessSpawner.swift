@@ -64,9 +64,13 @@ public enum ProcessSpawner {
         return "signal \(signal)" + (names[signal].map { " (\($0))" } ?? "")
     }
 
-    /// True while `pid` exists (a zombie counts until reaped).
+    /// True while `pid` runs. A zombie (dead, not yet reaped by its parent) counts as gone.
     public static func isAlive(_ pid: Int32) -> Bool {
-        kill(pid, 0) == 0 || errno == EPERM
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        // /proc/PID/stat: "pid (comm) S ...", the state after the last ')'.
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first != "Z"
     }
 }
 

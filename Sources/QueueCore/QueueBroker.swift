@@ -101,6 +101,7 @@ public struct QueueBroker: Sendable {
             }
             return url(name)
         }
+        try checkDeadLetterTarget(wanted)
         let record = StoredQueue(name: name, attributes: wanted, createdTimestamp: now, lastModifiedTimestamp: now, tags: tags)
         queues[name] = QueueState(record: record)
         changes.append(.putQueue(record))
@@ -173,9 +174,19 @@ public struct QueueBroker: Sendable {
         let name = try name(fromURL: url)
         var record = queues[name]!.record
         try record.attributes.apply(attributes)
+        try checkDeadLetterTarget(record.attributes)
         record.lastModifiedTimestamp = now
         queues[name]!.record = record
         changes.append(.putQueue(record))
+    }
+
+    /// SQS refuses a redrive policy whose dead-letter queue does not exist (in this account).
+    private func checkDeadLetterTarget(_ attributes: QueueAttributes) throws(QueueError) {
+        guard let arn = attributes.redrivePolicy?.deadLetterTargetArn else { return }
+        let parts = arn.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[2] == "sqs", String(parts[4]) == account, queues[String(parts[5])] != nil else {
+            throw QueueError(.invalidParameterValue, "Value \(arn) for parameter RedrivePolicy is invalid. Reason: Dead letter target does not exist.")
+        }
     }
 
     /// The queue's access policy, for the authorizer.
@@ -222,8 +233,9 @@ public struct QueueBroker: Sendable {
                                           changes: inout [StoreChange]) throws(QueueError) -> SendMessageBatchResponse {
         let name = try name(fromURL: url)
         try Self.validateBatch(entries.map(\.Id))
+        // The whole batch is limited to SQS's fixed 1 MiB; each entry to the queue's MaximumMessageSize.
         let total = entries.reduce(0) { $0 + $1.MessageBody.utf8.count + Self.attributesSize($1.MessageAttributes) }
-        let limit = queues[name]!.record.attributes.maximumMessageSize
+        let limit = Self.maxBatchBytes
         if total > limit {
             throw QueueError(.batchRequestTooLong, "Batch requests cannot be longer than \(limit) bytes. You have sent \(total) bytes.")
         }
@@ -314,6 +326,9 @@ public struct QueueBroker: Sendable {
         }
     }
 
+    /// SQS's limit on a whole SendMessageBatch request.
+    public static let maxBatchBytes = 1_048_576
+
     static func validateBatch(_ ids: [String]) throws(QueueError) {
         if ids.isEmpty { throw QueueError(.emptyBatchRequest, "There should be at least one entry in the request.") }
         if ids.count > 10 { throw QueueError(.tooManyEntriesInBatchRequest, "Maximum number of entries per request are 10. You have sent \(ids.count).") }
@@ -362,6 +377,7 @@ public struct QueueBroker: Sendable {
         let retention = Int64(attributes.messageRetentionPeriod) * 1000
         q.promote(now: now)
         var out: [ReceivedMessage] = []
+        var received: [StoredMessage] = []
         var moved: [StoredMessage] = []
         while out.count < options.maxMessages, let seq = q.ready.popFirst() {
             guard var m = q.messages[seq], m.visibleAt <= now else { continue }
@@ -382,10 +398,13 @@ public struct QueueBroker: Sendable {
             m.visibleAt = now + hide
             m.receipt = String(nonce(), radix: 36)
             q.messages[seq] = m
-            q.schedule(m, now: now)
+            received.append(m)
             changes.append(.putMessage(m))
             out.append(Self.delivery(m, options))
         }
+        // Scheduled only now: with VisibilityTimeout 0 a message is visible again at once, and must
+        // not come round twice in one answer.
+        for m in received { q.schedule(m, now: now) }
         queues[name] = q
         for m in moved { deadLetter(m, arn: attributes.redrivePolicy!.deadLetterTargetArn, now: now, changes: &changes) }
         return out
@@ -431,10 +450,12 @@ public struct QueueBroker: Sendable {
             }
             messageAttributes = picked.isEmpty ? nil : picked
         }
+        // The digest covers the attributes returned (SDKs check it against them), not all that were sent.
+        let digest = messageAttributes.map(Digests.md5OfAttributes)
         return ReceivedMessage(
             MessageId: m.messageId, ReceiptHandle: ReceiptHandle(seq: m.seq, nonce: m.receipt ?? "").encoded,
             MD5OfBody: m.md5OfBody, Body: m.body, Attributes: attributes.isEmpty ? nil : attributes,
-            MD5OfMessageAttributes: messageAttributes == nil ? nil : m.md5OfMessageAttributes, MessageAttributes: messageAttributes)
+            MD5OfMessageAttributes: digest, MessageAttributes: messageAttributes)
     }
 
     /// When the next not-yet-visible message of `name` becomes visible (for a long poll's timer).

@@ -187,6 +187,23 @@ struct BrokerHarness {
         #expect(try h.receive(url).isEmpty)
     }
 
+    @Test func aZeroVisibilityReceiveReturnsEachMessageOnce() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q")
+        _ = try h.send(url, "only")
+        let got = try h.receive(url, max: 10, visibility: 0)
+        #expect(got.map(\.Body) == ["only"])
+        #expect(try h.receive(url, max: 10, visibility: 0).first?.Attributes?["ApproximateReceiveCount"] == "2")
+    }
+
+    @Test func aRedrivePolicyMustNameAnExistingQueue() throws {
+        var h = BrokerHarness()
+        let policy = #"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:missing","maxReceiveCount":3}"#
+        #expect(throws: QueueError.self) { _ = try h.create("q", ["RedrivePolicy": policy]) }
+        let url = try h.create("q")
+        #expect(throws: QueueError.self) { try h.broker.setQueueAttributes(url, ["RedrivePolicy": policy], now: h.now, changes: &h.changes) }
+    }
+
     @Test func purgeDeletesEverythingOncePerMinute() throws {
         var h = BrokerHarness()
         let url = try h.create("q")

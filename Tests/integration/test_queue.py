@@ -164,8 +164,6 @@ def test_set_queue_attributes_round_trip_and_is_atomic(sqs):
     assert "RedrivePolicy" not in attributes(sqs, url)
 
 
-@pytest.mark.xfail(strict=True, reason="Nimbus accepts a RedrivePolicy whose deadLetterTargetArn names no queue; "
-                                       "AWS answers InvalidParameterValue ('Dead letter target does not exist')")
 def test_redrive_policy_to_a_missing_queue_is_invalid(sqs):
     url = create(sqs, "dangling")
     policy = json.dumps({"deadLetterTargetArn": queue_arn(unique("missing")), "maxReceiveCount": 2})
@@ -244,7 +242,8 @@ def test_send_receive_body_md5_and_message_id(sqs):
     body = json.dumps({"item": "latex gloves", "customerID": "12345"})
     sent = send(sqs, url, body)
     assert sent["MD5OfMessageBody"] == md5_hex(body)
-    uuid.UUID(sent["MessageId"])  # a UUID, as in SQS
+    # a random (version 4) UUID in lowercase, as SQS's
+    assert str(uuid.UUID(sent["MessageId"])) == sent["MessageId"] and uuid.UUID(sent["MessageId"]).version == 4
     assert not sent.get("MD5OfMessageAttributes")
     before = int(time.time() * 1000)
     [m] = sqs.receive(url, 10, attributes=["All"])
@@ -351,9 +350,6 @@ def test_message_attributes_md5_matches_a_single_attribute_computed_by_hand(sqs)
     assert sent["MD5OfMessageAttributes"] == hashlib.md5(raw).hexdigest()
 
 
-@pytest.mark.xfail(strict=True, reason="ReceiveMessage with a subset of MessageAttributeNames returns the MD5 of ALL the "
-                                       "message's attributes, not of the ones returned; AWS SDKs (Java, PHP, Ruby, JS) check "
-                                       "MD5OfMessageAttributes against the returned attributes and would reject it")
 def test_message_attributes_md5_covers_the_returned_subset(sqs):
     url = create(sqs, "subset")
     send(sqs, url, "subset", MessageAttributes=ATTRIBUTES)
@@ -397,9 +393,6 @@ def test_receive_returns_at_most_max_number_of_messages(sqs):
     assert counts(sqs, url) == (0, 10, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="ReceiveMessage with VisibilityTimeout=0 and MaxNumberOfMessages=10 returns the same "
-                                       "message up to 10 times in one response (receive count 1..10): a message made visible "
-                                       "at once is re-queued to the ready list inside the same receive loop")
 def test_visibility_zero_receive_returns_each_message_once(sqs):
     url = create(sqs, "vis0")
     send(sqs, url, "only one")
@@ -661,6 +654,8 @@ def test_send_message_batch(sqs):
     for e in entries:
         assert by_id[e["Id"]]["MD5OfMessageBody"] == md5_hex(e["MessageBody"])
     assert len({s["MessageId"] for s in result["Successful"]}) == 10
+    assert all(uuid.UUID(s["MessageId"]).version == 4 and str(uuid.UUID(s["MessageId"])) == s["MessageId"]
+               for s in result["Successful"])
     got = sqs.receive(url, 10) + sqs.receive(url, 10)
     assert sorted(m["Body"] for m in got) == sorted(e["MessageBody"] for e in entries)
     assert {m["MessageId"] for m in got} == {s["MessageId"] for s in result["Successful"]}
@@ -690,9 +685,6 @@ def test_send_message_batch_total_size_is_limited(sqs):
     assert counts(sqs, url) == (0, 0, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="Nimbus limits a batch's total payload to the queue's MaximumMessageSize; AWS's "
-                                       "limit on the sum is a fixed 1 MiB (each entry is checked against "
-                                       "MaximumMessageSize), so small entries on a small-message queue are refused")
 def test_batch_total_limit_does_not_depend_on_maximum_message_size(sqs):
     url = create(sqs, "batchsmall", MaximumMessageSize=1024)
     entries = [{"Id": f"e{i}", "MessageBody": "z" * 200} for i in range(6)]  # 200 bytes each, 1,200 in all
