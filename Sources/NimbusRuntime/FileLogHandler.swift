@@ -14,9 +14,9 @@ public struct FileLogHandler: LogHandler {
         let fd: Int32
         private let lock = Mutex(())
         init(fd: Int32) { self.fd = fd }
-        func write(_ line: String) {
+        func write(_ bytes: [UInt8]) {
             lock.withLock { _ in
-                var bytes = Array(line.utf8)
+                var bytes = bytes
                 var offset = 0
                 while offset < bytes.count {
                     let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
@@ -45,33 +45,72 @@ public struct FileLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = "ts=\(Self.timestamp()) level=\(event.level) node=\(node) msg="
+        // Built as bytes: this runs once per request for access logs, where String(format:) and
+        // per-character String appends cost more than the request.
+        var line: [UInt8] = []
+        line.reserveCapacity(160)
+        line += "ts=".utf8
+        Self.appendTimestamp(to: &line)
+        line += " level=".utf8
+        line += event.level.rawValue.utf8
+        line += " node=".utf8
+        line += node.utf8
+        line += " msg=".utf8
         Self.appendValue(event.message.description, to: &line)
         let merged = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
-        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
-            line += " \(key)="
-            Self.appendValue(value.description, to: &line)
+        if !merged.isEmpty {
+            for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+                line.append(0x20)
+                line += key.utf8
+                line.append(0x3D)
+                Self.appendValue(value.description, to: &line)
+            }
         }
-        line += "\n"
+        line.append(0x0A)
         sink.write(line)
     }
 
-    static func appendValue(_ value: String, to line: inout String) {
-        if !value.isEmpty, value.allSatisfy({ $0 != " " && $0 != "\"" && $0 != "=" && !$0.isNewline }) {
-            line += value
-        } else {
-            line += "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-                .replacingOccurrences(of: "\n", with: "\\n") + "\""
+    static func appendValue(_ value: String, to line: inout [UInt8]) {
+        let bare = !value.isEmpty && !value.utf8.contains { $0 == 0x20 || $0 == 0x22 || $0 == 0x3D || $0 == 0x0A || $0 == 0x5C || $0 == 0x0D }
+        if bare {
+            line += value.utf8
+            return
         }
+        line.append(0x22)
+        for byte in value.utf8 {
+            switch byte {
+            case 0x22: line += [0x5C, 0x22]
+            case 0x5C: line += [0x5C, 0x5C]
+            case 0x0A: line += [0x5C, 0x6E]
+            case 0x0D: line += [0x5C, 0x72]
+            default: line.append(byte)
+            }
+        }
+        line.append(0x22)
     }
 
-    static func timestamp() -> String {
+    /// `2026-11-26T15:00:00.123Z`, written digit by digit.
+    static func appendTimestamp(to line: inout [UInt8]) {
         var tv = timeval()
         gettimeofday(&tv, nil)
         var t = tv.tv_sec
         var parts = tm()
         gmtime_r(&t, &parts)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                      parts.tm_hour, parts.tm_min, parts.tm_sec, Int32(tv.tv_usec / 1000))
+        func digits(_ value: Int32, _ width: Int) {
+            var v = Int(value)
+            var buffer = [UInt8](repeating: 0x30, count: width)
+            for i in stride(from: width - 1, through: 0, by: -1) {
+                buffer[i] = UInt8(0x30 + v % 10)
+                v /= 10
+            }
+            line += buffer
+        }
+        digits(parts.tm_year + 1900, 4); line.append(0x2D)
+        digits(parts.tm_mon + 1, 2); line.append(0x2D)
+        digits(parts.tm_mday, 2); line.append(0x54)
+        digits(parts.tm_hour, 2); line.append(0x3A)
+        digits(parts.tm_min, 2); line.append(0x3A)
+        digits(parts.tm_sec, 2); line.append(0x2E)
+        digits(Int32(tv.tv_usec / 1000), 3); line.append(0x5A)
     }
 }
