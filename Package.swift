@@ -46,6 +46,7 @@ let package = Package(
         .target(
             name: "QueueCore",
             dependencies: [
+                "NimbusProtocol",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "DequeModule", package: "swift-collections"),

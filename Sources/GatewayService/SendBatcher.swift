@@ -14,7 +14,7 @@ actor SendBatcher {
     private var waiting: [(body: String, continuation: CheckedContinuation<SendMessageResponse, Error>)] = []
     private var inFlight = 0
 
-    init(client: NimbusClient, endpoint: String, queueURL: String, timeout: Duration, maxInFlight: Int = 4) {
+    init(client: NimbusClient, endpoint: String, queueURL: String, timeout: Duration, maxInFlight: Int = 8) {
         self.client = client
         self.endpoint = endpoint
         self.queueURL = queueURL
@@ -57,7 +57,8 @@ actor SendBatcher {
             QueueUrl: queueURL, Entries: batch.enumerated().map { SendMessageBatchEntry(Id: "m\($0.offset)", MessageBody: $0.element.body) })
         do {
             let reply = try await client.request(
-                SQSAction.sendMessageBatch, to: endpoint, body: try JSONEncoder().encode(request), timeout: timeout, attempts: 1)
+                SQSAction.sendMessageBatch, to: endpoint, body: try SQSFastJSON.encode(request) ?? JSONEncoder().encode(request),
+                timeout: timeout, attempts: 1)
             let response = try JSONDecoder().decode(SendMessageBatchResponse.self, from: reply)
             var successes: [String: SendMessageBatchResultEntry] = [:]
             for s in response.Successful { successes[s.Id] = s }

@@ -65,12 +65,13 @@ public struct QueueNodeService: NodeService {
                 try broker.sendMessage(r.QueueUrl, .init(body: r.MessageBody, delaySeconds: r.DelaySeconds, attributes: r.MessageAttributes),
                                        senderId: sender, now: now, changes: &changes)
             }
-            return try encoder.encode(sent)
+            return SQSFastJSON.encode(sent)
         case SQSAction.sendMessageBatch:
             let r = try request.decode(SendMessageBatchRequest.self)
-            return try encoder.encode(try await engine.perform { broker, now, changes in
+            let sent = try await engine.perform { broker, now, changes in
                 try broker.sendMessageBatch(r.QueueUrl, r.Entries, senderId: sender, now: now, changes: &changes)
-            })
+            }
+            return try SQSFastJSON.encode(sent) ?? encoder.encode(sent)
         case SQSAction.receiveMessage:
             let r = try request.decode(ReceiveMessageRequest.self)
             var options = QueueBroker.ReceiveOptions()

@@ -302,3 +302,24 @@ struct BrokerHarness {
         }
     }
 }
+
+@Suite struct SQSFastJSONTests {
+    @Test func theHandWrittenShapesReadBackAsJSONDecoderSeesThem() throws {
+        let bodies = [#"{"item": "latex gloves", "customerID": "12345"}"#, "a&b+c%d", "ünïcødé ✓ 🚀 \u{1}\t\n\"\\"]
+        let request = SendMessageBatchRequest(QueueUrl: "https://sqs.us-east-1.amazonaws.com/000000000000/POC-Queue",
+                                              Entries: bodies.enumerated().map { SendMessageBatchEntry(Id: "m\($0.offset)", MessageBody: $0.element) })
+        let decoded = try JSONDecoder().decode(SendMessageBatchRequest.self, from: try #require(SQSFastJSON.encode(request)))
+        #expect(decoded.QueueUrl == request.QueueUrl)
+        #expect(decoded.Entries.map(\.MessageBody) == bodies)
+        #expect(decoded.Entries.map(\.Id) == ["m0", "m1", "m2"])
+        let withAttributes = SendMessageBatchRequest(QueueUrl: "q", Entries: [.init(Id: "a", MessageBody: "b", MessageAttributes: ["k": .init(DataType: "String", StringValue: "v")])])
+        #expect(SQSFastJSON.encode(withAttributes) == nil)
+
+        let one = SendMessageResponse(MessageId: "id", MD5OfMessageBody: "md5", MD5OfMessageAttributes: nil)
+        #expect(try JSONDecoder().decode(SendMessageResponse.self, from: SQSFastJSON.encode(one)) == one)
+        let batch = SendMessageBatchResponse(Successful: [.init(Id: "m0", MessageId: "x", MD5OfMessageBody: "y", MD5OfMessageAttributes: "z")], Failed: [])
+        let back = try JSONDecoder().decode(SendMessageBatchResponse.self, from: try #require(SQSFastJSON.encode(batch)))
+        #expect(back.Successful == batch.Successful)
+        #expect(back.Failed.isEmpty)
+    }
+}
