@@ -32,6 +32,9 @@ final class IOLoop: @unchecked Sendable {
         /// Exit when this process is no longer our parent (the supervisor died).
         var parentPID: Int32?
         var pid: Int32
+        /// Requests being handled at once; beyond it a request is refused with ThrottlingException
+        /// at once instead of queueing without bound (memory) or timing out (everyone's latency).
+        var maxInFlight = 10_000
     }
 
     enum Command: Sendable {
@@ -84,6 +87,8 @@ final class IOLoop: @unchecked Sendable {
     private let context: ZMQContext
     private let outbox: Mutex<Outbox>
     private let finished = Mutex<[CheckedContinuation<Void, Never>]?>([])
+    /// Requests handed to handlers and not yet answered.
+    private let inFlight = Atomic<Int>(0)
 
     // I/O-thread state from here on.
     private let wakeReceiver: ZMQSocket
@@ -166,7 +171,9 @@ final class IOLoop: @unchecked Sendable {
         }
     }
 
+    /// Answers a request handed out through `inbound` (exactly once per request).
     func send(route: [Data], _ envelope: Envelope) {
+        inFlight.wrappingSubtract(1, ordering: .relaxed)
         if envelope.header.kind == .error { counters.errorsSent.increment() } else { counters.repliesSent.increment() }
         enqueue(.send(route: route, frames: FrameCodec.encode(envelope)))
     }
@@ -314,7 +321,11 @@ final class IOLoop: @unchecked Sendable {
                 } else if !inboundOpen {
                     answerError(route, id: envelope.header.id, WireError(
                         .serviceUnavailable, "\(settings.stamp.name) is shutting down"))
+                } else if inFlight.load(ordering: .relaxed) >= settings.maxInFlight {
+                    answerError(route, id: envelope.header.id, WireError(
+                        .throttling, "\(settings.stamp.name) has \(settings.maxInFlight) requests in progress; retry later"))
                 } else {
+                    inFlight.wrappingAdd(1, ordering: .relaxed)
                     inboundContinuation.yield(InboundRequest(route: route, envelope: envelope))
                 }
             case .reply, .error:

@@ -26,6 +26,8 @@ public struct NodeConfiguration: Sendable {
     public var bind: String?
     public var dataDirectory: URL
     public var limits: ProtocolLimits = .standard
+    /// Requests a node handles at once before refusing more with ThrottlingException.
+    public var maxInFlight = 10_000
     public var parentPID: Int32?
     /// The cluster's CloudFormation template, when it has one (see `ClusterConfig.stack`).
     public var stackFile: URL?
@@ -65,7 +67,8 @@ public final class NodeRuntime: Sendable {
                                 pid: getpid(), startedAt: Date())
         io = try IOLoop(
             settings: .init(bind: configuration.bind, limits: configuration.limits, stamp: identity.stamp,
-                            actions: service.actions, parentPID: configuration.parentPID, pid: identity.pid),
+                            actions: service.actions, parentPID: configuration.parentPID, pid: identity.pid,
+                            maxInFlight: configuration.maxInFlight),
             counters: counters, logger: logger)
         client = NimbusClient(io: io, stamp: identity.stamp, cluster: configuration.cluster)
     }

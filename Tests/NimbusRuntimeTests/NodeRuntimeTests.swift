@@ -213,3 +213,42 @@ final class RunningNode: Sendable {
         }
     }
 }
+
+/// A service whose handler waits until the test opens the gate, to fill a node with requests in progress.
+final class GateService: NodeService {
+    let open = Atomic<Bool>(false)
+    var actions: Set<String> { ["test:Wait"] }
+    func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
+        for _ in 0..<1000 where !open.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(10)) }
+        return Data("{}".utf8)
+    }
+}
+
+@Suite struct BackpressureTests {
+    @Test func beyondMaxInFlightRequestsAreRefusedAtOnceAndServedAgainLater() async throws {
+        let service = GateService()
+        var config = NodeConfiguration(cluster: ClusterConfig(), name: "busy-node", kind: "test", bind: "tcp://127.0.0.1:*",
+                                       dataDirectory: URL(fileURLWithPath: NSTemporaryDirectory()))
+        config.maxInFlight = 3
+        let runtime = try NodeRuntime(configuration: config, service: service,
+                                      logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let endpoint = runtime.boundEndpoint!
+        let server = Task { await runtime.run() }
+        let client = try NimbusClient.standalone(name: "test-client")
+        let waiting = (0..<3).map { _ in Task { try await client.request("test:Wait", to: endpoint, timeout: .seconds(10), attempts: 1) } }
+        for _ in 0..<500 where runtime.counters.requestsReceived.load(ordering: .relaxed) < 3 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(runtime.counters.requestsReceived.load(ordering: .relaxed) == 3)
+        // The node is full: the next request is refused at once, not held.
+        await #expect(throws: WireError(code: "ThrottlingException", message: "busy-node has 3 requests in progress; retry later")) {
+            try await client.request("test:Wait", to: endpoint, timeout: .seconds(5), attempts: 1)
+        }
+        service.open.store(true, ordering: .relaxed)
+        for task in waiting { _ = try await task.value }
+        _ = try await client.request("test:Wait", to: endpoint, timeout: .seconds(5), attempts: 1)
+        await client.close()
+        server.cancel()
+        await server.value
+    }
+}
