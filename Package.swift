@@ -43,6 +43,7 @@ let package = Package(
         .target(name: "NimbusConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "SupervisorCore", dependencies: ["NimbusConfig"]),
         .target(name: "NimbusStack", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "IAMCore"),
         .target(
             name: "QueueCore",
             dependencies: [
@@ -98,5 +99,6 @@ let package = Package(
         .testTarget(name: "NimbusRuntimeTests", dependencies: ["NimbusRuntime"]),
         .testTarget(name: "QueueCoreTests", dependencies: ["QueueCore"]),
         .testTarget(name: "NimbusStackTests", dependencies: ["NimbusStack"]),
+        .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),
     ] + serviceExecutables.map { .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"] + (serviceLibraries[$0.target] ?? [])) }
 )
