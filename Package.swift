@@ -16,6 +16,7 @@ let serviceExecutables: [(target: String, product: String)] = [
 let serviceLibraries: [String: [Target.Dependency]] = [
     "NimbusQueue": ["QueueService"],
     "NimbusGateway": ["GatewayService"],
+    "NimbusIAM": ["IAMService"],
 ]
 
 let package = Package(
@@ -44,6 +45,10 @@ let package = Package(
         .target(name: "SupervisorCore", dependencies: ["NimbusConfig"]),
         .target(name: "NimbusStack", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "IAMCore"),
+        .target(
+            name: "IAMService",
+            dependencies: ["IAMCore", "NimbusRuntime", "NimbusStack", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .target(
             name: "QueueCore",
             dependencies: [

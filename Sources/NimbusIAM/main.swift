@@ -1,4 +1,5 @@
+import IAMService
 import NimbusRuntime
 
-// Thin shell: the runtime does sockets, health, logs and lifecycle; the service core plugs in here.
-await NodeMain.run(kind: .iam) { _ in HealthOnlyService() }
+// Thin shell: the runtime does sockets, health, logs and lifecycle; IAMService is IAM.
+await NodeMain.run(kind: .iam) { configuration in try IAMNodeService(configuration: configuration) }

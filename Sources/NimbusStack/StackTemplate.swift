@@ -173,6 +173,24 @@ public struct StackResolver {
         }
     }
 
+    /// Any value as JSON text with intrinsics resolved (policy documents written as YAML). Scalars
+    /// stay strings, which is what IAM compares anyway.
+    public func jsonText(_ value: StackValue) throws -> String {
+        switch value {
+        case .list(let items):
+            return "[" + (try items.map { try jsonText($0) }).joined(separator: ",") + "]"
+        case .map(let map):
+            return "{" + (try map.keys.sorted().map { key in try Self.quote(key) + ":" + jsonText(map[key]!) }).joined(separator: ",") + "}"
+        default:
+            return Self.quote(try string(value))
+        }
+    }
+
+    static func quote(_ text: String) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: [text]), let array = String(data: data, encoding: .utf8) else { return "\"\"" }
+        return String(array.dropFirst().dropLast())
+    }
+
     /// A flat mapping of strings (e.g. an SQS RedrivePolicy), resolved.
     public func json(_ value: StackValue) throws -> String {
         switch value {

@@ -1,0 +1,170 @@
+import Foundation
+import IAMCore
+import NimbusRuntime
+import NimbusStack
+import ServiceLifecycle
+
+/// The IAM authorizer as a Nimbus node: IAM's policy and role actions, persisted, and decisions
+/// through iam:SimulatePrincipalPolicy. (Request signing and enforcement in the other services are
+/// the rest of the IAM issue.)
+public struct IAMNodeService: NodeService {
+    let engine: IAMEngine
+    let configuration: NodeConfiguration
+
+    public static let actionNames: Set<String> = [
+        "iam:CreatePolicy", "iam:GetPolicy", "iam:ListPolicies", "iam:DeletePolicy", "iam:CreateRole", "iam:GetRole",
+        "iam:ListRoles", "iam:DeleteRole", "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
+        "iam:SimulatePrincipalPolicy",
+    ]
+
+    public init(configuration: NodeConfiguration) throws {
+        self.configuration = configuration
+        let directory = configuration.dataDirectory.appendingPathComponent("iam")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let store = try IAMStore(path: directory.appendingPathComponent("\(configuration.name).sqlite").path)
+        let (policies, roles) = try store.load()
+        var registry = IAMRegistry(account: configuration.cluster.account)
+        registry.restore(policies: policies, roles: roles)
+        engine = IAMEngine(registry: registry, store: store)
+    }
+
+    public var actions: Set<String> { Self.actionNames }
+
+    public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
+        do {
+            return try await dispatch(request)
+        } catch let error as PolicyError {
+            throw WireError(code: error.code, message: error.message)
+        }
+    }
+
+    private func dispatch(_ request: InboundRequest) async throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        switch request.header.action {
+        case "iam:CreatePolicy":
+            let r = try request.decode(CreatePolicyRequest.self)
+            let p = try await engine.perform { reg, now, changes in
+                try reg.createPolicy(name: r.PolicyName, document: r.PolicyDocument, description: r.Description, now: now, changes: &changes)
+            }
+            return try encoder.encode(["Policy": IAMShapes.policy(p, attachments: 0)])
+        case "iam:GetPolicy":
+            let r = try request.decode(PolicyArnRequest.self)
+            let shape = try await engine.read { reg in IAMShapes.policy(try reg.getPolicy(arn: r.PolicyArn), attachments: reg.attachmentCount(r.PolicyArn)) }
+            return try encoder.encode(["Policy": shape])
+        case "iam:ListPolicies":
+            let r = try request.decode(ListPoliciesRequest.self)
+            let shapes = await engine.read { reg in reg.listPolicies(scope: r.Scope).map { IAMShapes.policy($0, attachments: reg.attachmentCount($0.arn)) } }
+            return try encoder.encode(ListPolicies(Policies: shapes))
+        case "iam:DeletePolicy":
+            let r = try request.decode(PolicyArnRequest.self)
+            try await engine.perform { reg, _, changes in try reg.deletePolicy(arn: r.PolicyArn, changes: &changes) }
+            return Data("{}".utf8)
+        case "iam:CreateRole":
+            let r = try request.decode(CreateRoleRequest.self)
+            let role = try await engine.perform { reg, now, changes in
+                try reg.createRole(name: r.RoleName, trustPolicy: r.AssumeRolePolicyDocument, description: r.Description, now: now, changes: &changes)
+            }
+            return try encoder.encode(["Role": IAMShapes.role(role)])
+        case "iam:GetRole":
+            let r = try request.decode(RoleNameRequest.self)
+            return try encoder.encode(["Role": IAMShapes.role(try await engine.read { reg in try reg.getRole(r.RoleName) })])
+        case "iam:ListRoles":
+            return try encoder.encode(ListRoles(Roles: await engine.read { reg in reg.listRoles().map(IAMShapes.role) }))
+        case "iam:DeleteRole":
+            let r = try request.decode(RoleNameRequest.self)
+            try await engine.perform { reg, _, changes in try reg.deleteRole(r.RoleName, changes: &changes) }
+            return Data("{}".utf8)
+        case "iam:AttachRolePolicy":
+            let r = try request.decode(RolePolicyRequest.self)
+            try await engine.perform { reg, _, changes in try reg.attachRolePolicy(role: r.RoleName, policyArn: r.PolicyArn, changes: &changes) }
+            return Data("{}".utf8)
+        case "iam:DetachRolePolicy":
+            let r = try request.decode(RolePolicyRequest.self)
+            try await engine.perform { reg, _, changes in try reg.detachRolePolicy(role: r.RoleName, policyArn: r.PolicyArn, changes: &changes) }
+            return Data("{}".utf8)
+        case "iam:ListAttachedRolePolicies":
+            let r = try request.decode(RoleNameRequest.self)
+            let attached = try await engine.read { reg in
+                try reg.getRole(r.RoleName).attached.map { arn in AttachedPolicy(PolicyName: (try? reg.getPolicy(arn: arn).name) ?? arn, PolicyArn: arn) }
+            }
+            return try encoder.encode(ListAttached(AttachedPolicies: attached))
+        case "iam:SimulatePrincipalPolicy":
+            let r = try request.decode(SimulateRequest.self)
+            let resourcePolicy = try r.ResourcePolicy.map { text throws in try PolicyDocument(json: text) }
+            var context: [String: [String]] = [:]
+            for entry in r.ContextEntries ?? [] { context[entry.ContextKeyName] = entry.ContextKeyValues }
+            let keys = context
+            let results = await engine.read { reg in
+                r.ActionNames.flatMap { action in
+                    (r.ResourceArns ?? ["*"]).map { resource in
+                        let decision = reg.authorize(AuthorizationRequest(principal: r.PolicySourceArn, action: action, resource: resource, context: keys),
+                                                     resourcePolicy: resourcePolicy)
+                        switch decision {
+                        case .allow: return SimulateResponse.Result(EvalActionName: action, EvalResourceName: resource, EvalDecision: "allowed")
+                        case .explicitDeny(let sid): return .init(EvalActionName: action, EvalResourceName: resource, EvalDecision: "explicitDeny", MatchedStatementSid: sid)
+                        case .implicitDeny: return .init(EvalActionName: action, EvalResourceName: resource, EvalDecision: "implicitDeny")
+                        }
+                    }
+                }
+            }
+            return try encoder.encode(SimulateResponse(EvaluationResults: results))
+        default:
+            throw WireError(.invalidAction, "\(request.header.action ?? "") is not an IAM action")
+        }
+    }
+
+    struct ListPolicies: Codable { var Policies: [PolicyShape]; var IsTruncated = false }
+    struct ListRoles: Codable { var Roles: [RoleShape]; var IsTruncated = false }
+    struct ListAttached: Codable { var AttachedPolicies: [AttachedPolicy]; var IsTruncated = false }
+
+    public func run(runtime: NodeRuntime) async throws {
+        do { try await applyStack() } catch { runtime.logger.error("stack: \(error)") }
+        try? await gracefulShutdown()
+    }
+
+    /// Creates the stack's AWS::IAM::ManagedPolicy and AWS::IAM::Role resources through the same
+    /// operations as CreatePolicy / CreateRole / AttachRolePolicy; what exists already is left alone.
+    func applyStack() async throws {
+        guard let file = configuration.stackFile, FileManager.default.fileExists(atPath: file.path) else { return }
+        let template = try StackTemplate.load(path: file.path)
+        let account = configuration.cluster.account
+        var policyArns: [String: String] = [:]
+        var roleArns: [String: String] = [:]
+        for resource in template.resources where resource.type == "AWS::IAM::ManagedPolicy" || resource.type == "AWS::IAM::Role" {
+            let knownPolicies = policyArns
+            let knownRoles = roleArns
+            let resolver = StackResolver(
+                template: template, region: configuration.cluster.region, account: account,
+                ref: { knownPolicies[$0] ?? knownRoles[$0].map { $0.split(separator: "/").last.map(String.init) ?? $0 } },
+                getAtt: { id, attribute in attribute == "Arn" ? knownRoles[id] : nil })
+            let p = resource.properties
+            if resource.type == "AWS::IAM::ManagedPolicy" {
+                let name = try p["ManagedPolicyName"].map { try resolver.string($0) } ?? resource.logicalID
+                guard let documentValue = p["PolicyDocument"] else { throw StackError("\(resource.logicalID) needs a PolicyDocument") }
+                let document = try resolver.jsonText(documentValue)
+                let arn = "arn:aws:iam::\(account):policy/\(name)"
+                try await engine.perform { reg, now, changes in
+                    if (try? reg.getPolicy(arn: arn)) == nil {
+                        _ = try reg.createPolicy(name: name, document: document, description: nil, now: now, changes: &changes)
+                    }
+                }
+                policyArns[resource.logicalID] = arn
+            } else {
+                let name = try p["RoleName"].map { try resolver.string($0) } ?? resource.logicalID
+                guard let trustValue = p["AssumeRolePolicyDocument"] else { throw StackError("\(resource.logicalID) needs an AssumeRolePolicyDocument") }
+                let trust = try resolver.jsonText(trustValue)
+                var attach: [String] = []
+                if case .list(let items)? = p["ManagedPolicyArns"] { attach = try items.map { try resolver.string($0) } }
+                let toAttach = attach
+                try await engine.perform { reg, now, changes in
+                    // Only a role the stack creates gets its attachments: a later detach must survive restarts.
+                    guard (try? reg.getRole(name)) == nil else { return }
+                    _ = try reg.createRole(name: name, trustPolicy: trust, description: nil, now: now, changes: &changes)
+                    for arn in toAttach { try reg.attachRolePolicy(role: name, policyArn: arn, changes: &changes) }
+                }
+                roleArns[resource.logicalID] = "arn:aws:iam::\(account):role/\(name)"
+            }
+        }
+    }
+}
