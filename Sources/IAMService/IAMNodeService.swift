@@ -129,15 +129,8 @@ public struct IAMNodeService: NodeService {
         guard let file = configuration.stackFile, FileManager.default.fileExists(atPath: file.path) else { return }
         let template = try StackTemplate.load(path: file.path)
         let account = configuration.cluster.account
-        var policyArns: [String: String] = [:]
-        var roleArns: [String: String] = [:]
+        let resolver = StackResolver(template: template, region: configuration.cluster.region, account: account)
         for resource in template.resources where resource.type == "AWS::IAM::ManagedPolicy" || resource.type == "AWS::IAM::Role" {
-            let knownPolicies = policyArns
-            let knownRoles = roleArns
-            let resolver = StackResolver(
-                template: template, region: configuration.cluster.region, account: account,
-                ref: { knownPolicies[$0] ?? knownRoles[$0].map { $0.split(separator: "/").last.map(String.init) ?? $0 } },
-                getAtt: { id, attribute in attribute == "Arn" ? knownRoles[id] : nil })
             let p = resource.properties
             if resource.type == "AWS::IAM::ManagedPolicy" {
                 let name = try p["ManagedPolicyName"].map { try resolver.string($0) } ?? resource.logicalID
@@ -149,7 +142,6 @@ public struct IAMNodeService: NodeService {
                         _ = try reg.createPolicy(name: name, document: document, description: nil, now: now, changes: &changes)
                     }
                 }
-                policyArns[resource.logicalID] = arn
             } else {
                 let name = try p["RoleName"].map { try resolver.string($0) } ?? resource.logicalID
                 guard let trustValue = p["AssumeRolePolicyDocument"] else { throw StackError("\(resource.logicalID) needs an AssumeRolePolicyDocument") }
@@ -163,7 +155,6 @@ public struct IAMNodeService: NodeService {
                     _ = try reg.createRole(name: name, trustPolicy: trust, description: nil, now: now, changes: &changes)
                     for arn in toAttach { try reg.attachRolePolicy(role: name, policyArn: arn, changes: &changes) }
                 }
-                roleArns[resource.logicalID] = "arn:aws:iam::\(account):role/\(name)"
             }
         }
     }

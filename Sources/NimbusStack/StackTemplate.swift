@@ -69,6 +69,26 @@ public struct StackTemplate: Sendable {
     }
 
     public func resources(ofType type: String) -> [Resource] { resources.filter { $0.type == type } }
+
+    /// What `!Ref` and `!GetAtt X.Arn` mean for the resource types Nimbus creates, worked out from the
+    /// template itself (their names are explicit properties), so any service can resolve a reference
+    /// to a resource another service owns.
+    public func physicalReference(_ id: String, attribute: String?, region: String, account: String) -> String? {
+        guard let r = resources.first(where: { $0.logicalID == id }) else { return nil }
+        func name(_ key: String) -> String? {
+            if case .string(let n)? = r.properties[key] { return n }
+            return id
+        }
+        switch (r.type, attribute) {
+        case ("AWS::SQS::Queue", nil): return name("QueueName").map { "https://sqs.\(region).amazonaws.com/\(account)/\($0)" }
+        case ("AWS::SQS::Queue", "Arn"): return name("QueueName").map { "arn:aws:sqs:\(region):\(account):\($0)" }
+        case ("AWS::SQS::Queue", "QueueName"): return name("QueueName")
+        case ("AWS::IAM::Role", nil): return name("RoleName")
+        case ("AWS::IAM::Role", "Arn"): return name("RoleName").map { "arn:aws:iam::\(account):role/\($0)" }
+        case ("AWS::IAM::ManagedPolicy", nil): return name("ManagedPolicyName").map { "arn:aws:iam::\(account):policy/\($0)" }
+        default: return nil
+        }
+    }
 }
 
 /// A property value, intrinsics kept.
@@ -135,13 +155,14 @@ public struct StackResolver {
     public var ref: (String) -> String?
     public var getAtt: (String, String) -> String?
 
+    /// `ref` and `getAtt` answer first; what they leave is resolved from the template's own names.
     public init(template: StackTemplate, overrides: [String: String] = [:], region: String, account: String,
                 ref: @escaping (String) -> String? = { _ in nil }, getAtt: @escaping (String, String) -> String? = { _, _ in nil }) {
         self.parameters = template.parameters.merging(overrides) { $1 }
         self.region = region
         self.account = account
-        self.ref = ref
-        self.getAtt = getAtt
+        self.ref = { id in ref(id) ?? template.physicalReference(id, attribute: nil, region: region, account: account) }
+        self.getAtt = { id, attribute in getAtt(id, attribute) ?? template.physicalReference(id, attribute: attribute, region: region, account: account) }
     }
 
     public func string(_ value: StackValue) throws -> String {

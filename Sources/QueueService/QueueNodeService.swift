@@ -129,34 +129,48 @@ public struct QueueNodeService: NodeService {
     }
 
     /// Creates the stack's AWS::SQS::Queue resources through CreateQueue (idempotent: an existing
-    /// queue with the same attributes is left as it is).
+    /// queue with the same attributes is left as it is) and sets each AWS::SQS::QueuePolicy through
+    /// SetQueueAttributes(Policy).
     func applyStack() async throws {
         guard let file = configuration.stackFile, FileManager.default.fileExists(atPath: file.path) else { return }
         let template = try StackTemplate.load(path: file.path)
         let cluster = configuration.cluster
-        var names: [String: String] = [:]
-        for resource in template.resources(ofType: "AWS::SQS::Queue") {
-            let known = names
-            let resolver = StackResolver(
-                template: template, region: cluster.region, account: cluster.account,
-                ref: { id in known[id].map { SQSNames.url(region: cluster.region, account: cluster.account, name: $0) } },
-                getAtt: { id, attribute in attribute == "Arn" ? known[id].map { SQSNames.arn(region: cluster.region, account: cluster.account, name: $0) } : nil })
-            var attributes: [String: String] = [:]
-            var name = resource.logicalID
-            for (key, value) in resource.properties {
-                switch key {
-                case "QueueName": name = try resolver.string(value)
-                case "RedrivePolicy": attributes[key] = try resolver.json(value)
-                case "Tags": continue
-                default: attributes[key] = try resolver.string(value)
+        let resolver = StackResolver(template: template, region: cluster.region, account: cluster.account)
+        for resource in template.resources {
+            switch resource.type {
+            case "AWS::SQS::Queue":
+                var attributes: [String: String] = [:]
+                var name = resource.logicalID
+                for (key, value) in resource.properties {
+                    switch key {
+                    case "QueueName": name = try resolver.string(value)
+                    case "RedrivePolicy": attributes[key] = try resolver.json(value)
+                    case "Tags": continue
+                    default: attributes[key] = try resolver.string(value)
+                    }
                 }
+                let (queueName, queueAttributes) = (name, attributes)
+                _ = try await engine.perform { broker, now, changes in
+                    try broker.createQueue(queueName, attributes: queueAttributes, tags: [:], now: now, changes: &changes)
+                }
+            case "AWS::SQS::QueuePolicy":
+                guard case .list(let queues)? = resource.properties["Queues"], let document = resource.properties["PolicyDocument"] else {
+                    throw StackError("\(resource.logicalID) needs Queues and a PolicyDocument")
+                }
+                let policy = try resolver.jsonText(document)
+                for queue in queues {
+                    let url = try resolver.string(queue)
+                    let name = String(url.split(separator: "/").last ?? "")
+                    // Set once: a policy changed later through SetQueueAttributes survives restarts.
+                    try await engine.perform { broker, now, changes in
+                        if broker.policy(ofQueueNamed: name) == nil {
+                            try broker.setQueueAttributes(url, ["Policy": policy], now: now, changes: &changes)
+                        }
+                    }
+                }
+            default:
+                continue
             }
-            let attributesToSet = attributes
-            let queueName = name
-            _ = try await engine.perform { broker, now, changes in
-                try broker.createQueue(queueName, attributes: attributesToSet, tags: [:], now: now, changes: &changes)
-            }
-            names[resource.logicalID] = name
         }
     }
 }

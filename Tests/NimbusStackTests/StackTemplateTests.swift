@@ -13,6 +13,20 @@ import Testing
         #expect(redrive["deadLetterTargetArn"] == .getAtt("POCQueueDLQ", "Arn"))
     }
 
+    @Test func referencesToOtherServicesResourcesResolveFromTheTemplate() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../stacks/poc-lab.yaml").path
+        let stack = try StackTemplate.load(path: file)
+        let resolver = StackResolver(template: stack, region: "us-east-1", account: "000000000000")
+        #expect(try resolver.string(.getAtt("APIGatewaySQSRole", "Arn")) == "arn:aws:iam::000000000000:role/APIGateway-SQS")
+        #expect(try resolver.string(.ref("LambdaReadSQS")) == "arn:aws:iam::000000000000:policy/Lambda-Read-SQS")
+        #expect(try resolver.string(.ref("POCQueue")) == "https://sqs.us-east-1.amazonaws.com/000000000000/POC-Queue")
+        let policy = stack.resources.first { $0.type == "AWS::SQS::QueuePolicy" }!
+        let json = try resolver.jsonText(policy.properties["PolicyDocument"]!)
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        #expect((parsed["Statement"] as! [Any]).count == 3)
+        #expect(stack.resources.firstIndex { $0.logicalID == "POCQueue" }! < stack.resources.firstIndex { $0.logicalID == "POCQueuePolicy" }!)
+    }
+
     @Test func intrinsicsResolveInEveryForm() throws {
         let stack = try StackTemplate.parse("""
             Parameters:

@@ -112,3 +112,27 @@ def test_detach_revokes_reattach_restores_and_both_survive_a_sigkill(cluster):
             raise AssertionError("a deleted policy is still there")
         except SQSError as error:
             assert error.code == "NoSuchEntity"
+
+
+def test_the_queue_policy_admits_only_the_lab_roles(cluster):
+    with SQS(cluster.endpoint("queue")) as queue:
+        url = f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/POC-Queue"
+        policy = wait_until(lambda: queue("GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["Policy"]})["Attributes"].get("Policy"),
+                            timeout=10, message="POC-Queue has its access policy")
+    document = json.loads(policy)
+    senders = [s for s in document["Statement"] if s["Sid"] == "__sender_statement"][0]
+    assert senders["Principal"] == {"AWS": [role_arn("APIGateway-SQS")]}
+    queue_arn = f"arn:aws:sqs:us-east-1:{ACCOUNT}:POC-Queue"
+
+    def decide_with_queue_policy(client: SQS, role: str, action: str) -> str:
+        result = client("iam:SimulatePrincipalPolicy", {"PolicySourceArn": role_arn(role), "ActionNames": [action],
+                                                        "ResourceArns": [queue_arn], "ResourcePolicy": policy})
+        return result["EvaluationResults"][0]["EvalDecision"]
+
+    with iam(cluster) as client:
+        assert decide_with_queue_policy(client, "APIGateway-SQS", "sqs:SendMessage") == "allowed"
+        assert decide_with_queue_policy(client, "APIGateway-SQS", "sqs:SendMessageBatch") == "allowed"
+        assert decide_with_queue_policy(client, "Lambda-SQS-DynamoDB", "sqs:ReceiveMessage") == "allowed"
+        assert decide_with_queue_policy(client, "Lambda-SQS-DynamoDB", "sqs:SendMessage") == "implicitDeny"
+        assert decide_with_queue_policy(client, "APIGateway-SQS", "sqs:ReceiveMessage") == "implicitDeny"
+        assert decide_with_queue_policy(client, "Lambda-DynamoDBStreams-SNS", "sqs:ReceiveMessage") == "implicitDeny"
