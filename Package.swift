@@ -45,6 +45,7 @@ let package = Package(
         .target(name: "SupervisorCore", dependencies: ["NimbusConfig"]),
         .target(name: "NimbusStack", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "IAMCore"),
+        .target(name: "TableCore"),
         .target(
             name: "IAMService",
             dependencies: ["IAMCore", "NimbusRuntime", "NimbusStack", .product(name: "GRDB", package: "GRDB.swift")]
@@ -105,5 +106,6 @@ let package = Package(
         .testTarget(name: "QueueCoreTests", dependencies: ["QueueCore"]),
         .testTarget(name: "NimbusStackTests", dependencies: ["NimbusStack"]),
         .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),
+        .testTarget(name: "TableCoreTests", dependencies: ["TableCore"]),
     ] + serviceExecutables.map { .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"] + (serviceLibraries[$0.target] ?? [])) }
 )

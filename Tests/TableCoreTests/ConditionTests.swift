@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+@testable import TableCore
+
+let order: Item = [
+    "orderID": .s("a1"), "order": .s(#"{"item": "latex gloves"}"#), "qty": .n("3"), "price": .n("12.50"),
+    "tags": .ss(["rush", "gift"]), "lines": .l([.m(["sku": .s("G-1")])]), "flag": .bool(true),
+]
+
+struct ConditionCase: CustomTestStringConvertible, Sendable {
+    var expression: String
+    var names: [String: String]? = nil
+    var values: [String: AttributeValue]? = nil
+    var onItem: Bool
+    var onMissing: Bool
+    var testDescription: String { expression }
+}
+
+let conditionCases: [ConditionCase] = [
+    .init(expression: "attribute_not_exists(orderID)", onItem: false, onMissing: true),
+    .init(expression: "attribute_exists(orderID)", onItem: true, onMissing: false),
+    .init(expression: "attribute_exists(#o)", names: ["#o": "order"], onItem: true, onMissing: false),
+    .init(expression: "qty = :three", values: [":three": .n("3.0")], onItem: true, onMissing: false),
+    .init(expression: "qty <> :three", values: [":three": .n("3")], onItem: false, onMissing: false),
+    .init(expression: "price < :p", values: [":p": .n("13")], onItem: true, onMissing: false),
+    .init(expression: "price >= :p", values: [":p": .n("12.5")], onItem: true, onMissing: false),
+    .init(expression: "orderID > :s", values: [":s": .s("a0")], onItem: true, onMissing: false),
+    .init(expression: "qty = :s", values: [":s": .s("3")], onItem: false, onMissing: false),
+    .init(expression: "qty BETWEEN :lo AND :hi", values: [":lo": .n("1"), ":hi": .n("3")], onItem: true, onMissing: false),
+    .init(expression: "qty IN (:a, :b)", values: [":a": .n("1"), ":b": .n("3")], onItem: true, onMissing: false),
+    .init(expression: "begins_with(#o, :p)", names: ["#o": "order"], values: [":p": .s("{\"item\"")], onItem: true, onMissing: false),
+    .init(expression: "contains(tags, :t)", values: [":t": .s("gift")], onItem: true, onMissing: false),
+    .init(expression: "size(tags) = :two", values: [":two": .n("2")], onItem: true, onMissing: false),
+    .init(expression: "lines[0].sku = :s", values: [":s": .s("G-1")], onItem: true, onMissing: false),
+    .init(expression: "attribute_type(flag, :t)", values: [":t": .s("BOOL")], onItem: true, onMissing: false),
+    .init(expression: "attribute_exists(orderID) AND qty > :z", values: [":z": .n("0")], onItem: true, onMissing: false),
+    .init(expression: "attribute_not_exists(orderID) OR qty > :z", values: [":z": .n("0")], onItem: true, onMissing: true),
+    .init(expression: "NOT attribute_exists(orderID)", onItem: false, onMissing: true),
+    .init(expression: "NOT (qty = :a OR qty = :b)", values: [":a": .n("1"), ":b": .n("2")], onItem: true, onMissing: true),
+    .init(expression: "attribute_exists(nope) or attribute_exists(orderID) and qty = :q", values: [":q": .n("3")], onItem: true, onMissing: false),
+]
+
+@Suite struct ConditionTests {
+    @Test(arguments: conditionCases)
+    func evaluation(_ c: ConditionCase) throws {
+        let condition = try ConditionParser.parse(c.expression, names: c.names, values: c.values)
+        #expect(ConditionEvaluator.holds(condition, on: order) == c.onItem)
+        #expect(ConditionEvaluator.holds(condition, on: nil) == c.onMissing)
+    }
+
+    @Test func andBindsTighterThanOr() throws {
+        let c = try ConditionParser.parse("a = :x OR b = :x AND c = :x", names: nil, values: [":x": .n("1")])
+        guard case .or(_, .and) = c else { Issue.record("parsed as \(c)"); return }
+    }
+
+    @Test(arguments: [
+        ("attribute_exists(", "ValidationException"),
+        ("qty = :missing", "ValidationException"),
+        ("#missing = :v", "ValidationException"),
+        ("qty === :v", "ValidationException"),
+        ("frobnicate(qty)", "ValidationException"),
+        ("qty", "ValidationException"),
+        ("attribute_exists(a) extra", "ValidationException"),
+    ])
+    func badExpressionsAreValidationErrors(expression: String, code: String) {
+        do {
+            _ = try ConditionParser.parse(expression, names: nil, values: [":v": .n("1")].filter { _ in expression.contains(":v") })
+            Issue.record("accepted \(expression)")
+        } catch {
+            #expect(error.code == code)
+        }
+    }
+
+    @Test func unusedPlaceholdersAreRefused() {
+        #expect(throws: TableError.self) { try ConditionParser.parse("attribute_exists(a)", names: ["#n": "x"], values: nil) }
+        #expect(throws: TableError.self) { try ConditionParser.parse("attribute_exists(a)", names: nil, values: [":v": .n("1")]) }
+    }
+}
+
+@Suite struct AttributeValueTests {
+    @Test func dynamoJSONRoundTrips() throws {
+        let json = #"{"orderID":{"S":"a1"},"n":{"N":"-12.5e3"},"b":{"B":"aGk="},"t":{"BOOL":true},"z":{"NULL":true},"m":{"M":{"x":{"L":[{"S":"y"},{"NS":["1","2"]}]}}},"ss":{"SS":["a","b"]},"bs":{"BS":["aGk="]}}"#
+        let item = try JSONDecoder().decode(Item.self, from: Data(json.utf8))
+        #expect(item["b"] == .b(Data("hi".utf8)))
+        #expect(item["n"] == .n("-12.5e3"))
+        let again = try JSONDecoder().decode(Item.self, from: try JSONEncoder().encode(item))
+        #expect(again == item)
+    }
+
+    @Test(arguments: [
+        #"{"a":{"N":"abc"}}"#, #"{"a":{"N":"1e200"}}"#, #"{"a":{"N":"123456789012345678901234567890123456789"}}"#,
+        #"{"a":{"B":"***"}}"#, #"{"a":{"SS":[]}}"#, #"{"a":{"SS":["x","x"]}}"#, #"{"a":{"NS":["1","1.0"]}}"#,
+        #"{"a":{"S":"x","N":"1"}}"#, #"{"a":{}}"#, #"{"a":{"Q":"x"}}"#, #"{"a":{"NULL":false}}"#,
+    ])
+    func invalidValuesAreRefused(json: String) {
+        #expect(throws: (any Error).self) { try JSONDecoder().decode(Item.self, from: Data(json.utf8)) }
+    }
+}
+
+@Suite struct NumberTests {
+    @Test(arguments: ["0", "0.000", "-0", "9.99E+125", "1E-130", "12345678901234567890123456789012345678", "0.1", ".5", "+3"])
+    func accepted(_ n: String) throws { #expect(try AttributeValue.number(n) == n) }
+
+    @Test(arguments: ["1E126", "1E-131", "123456789012345678901234567890123456789", "1.2.3", "", "e5", "1e", "NaN"])
+    func refused(_ n: String) { #expect(throws: TableError.self) { try AttributeValue.number(n) } }
+}
