@@ -1,0 +1,205 @@
+import Foundation
+
+/// A table's definition, as DescribeTable tells it.
+public struct TableDefinition: Codable, Equatable, Sendable {
+    public var name: String
+    public var partitionKey: KeyAttribute
+    public var sortKey: KeyAttribute?
+    public var streamViewType: String?   // nil: stream off; KEYS_ONLY | NEW_IMAGE | OLD_IMAGE | NEW_AND_OLD_IMAGES
+    public var streamLabel: String?
+    public var shards: Int
+    public var createdAt: Double
+
+    public struct KeyAttribute: Codable, Equatable, Sendable {
+        public var name: String
+        public var type: String  // S | N | B
+    }
+
+    public var keyNames: [String] { [partitionKey.name] + (sortKey.map { [$0.name] } ?? []) }
+}
+
+/// One stream record, in DynamoDB Streams' shape.
+public struct StreamRecord: Codable, Equatable, Sendable {
+    public var eventID: String
+    public var eventName: String
+    public var eventVersion = "1.1"
+    public var eventSource = "aws:dynamodb"
+    public var awsRegion: String
+    public var dynamodb: Body
+    public var shard: Int
+
+    public struct Body: Codable, Equatable, Sendable {
+        public var ApproximateCreationDateTime: Double
+        public var Keys: Item
+        public var NewImage: Item?
+        public var OldImage: Item?
+        public var SequenceNumber: String
+        public var SizeBytes: Int
+        public var StreamViewType: String
+    }
+}
+
+/// What must become durable, in one transaction per batch: an item change and its stream record
+/// travel together (no write without its record, no record without its write).
+public enum TableChange: Equatable, Sendable {
+    case putTable(TableDefinition)
+    case deleteTable(String)
+    case putItem(table: String, key: String, item: Item)
+    case deleteItem(table: String, key: String)
+    case appendRecord(table: String, record: StreamRecord)
+}
+
+/// DynamoDB tables and their streams as a pure state machine (time passed in, changes out).
+public struct Tables: Sendable {
+    public let region: String
+    public let account: String
+    private(set) var definitions: [String: TableDefinition] = [:]
+    private(set) var items: [String: [String: Item]] = [:]
+    /// Per table, per shard: the last sequence number handed out.
+    private var sequences: [String: [Int: UInt64]] = [:]
+
+    public init(region: String, account: String) {
+        self.region = region
+        self.account = account
+    }
+
+    public mutating func restore(tables: [TableDefinition], items stored: [(String, String, Item)], lastSequences: [String: [Int: UInt64]]) {
+        for t in tables { definitions[t.name] = t; items[t.name] = [:] }
+        for (table, key, item) in stored { items[table]?[key] = item }
+        sequences = lastSequences
+    }
+
+    public func arn(_ table: String) -> String { "arn:aws:dynamodb:\(region):\(account):table/\(table)" }
+
+    // MARK: Tables
+
+    public mutating func createTable(name: String, partitionKey: TableDefinition.KeyAttribute, sortKey: TableDefinition.KeyAttribute?,
+                                     streamViewType: String?, shards: Int, now: Double, changes: inout [TableChange]) throws(TableError) -> TableDefinition {
+        guard (3...255).contains(name.count), name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }) else {
+            throw TableError.validation("1 validation error detected: Value '\(name)' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length 3..255")
+        }
+        for key in [partitionKey] + (sortKey.map { [$0] } ?? []) where !["S", "N", "B"].contains(key.type) {
+            throw TableError.validation("Member must satisfy enum value set: [B, N, S] (key \(key.name))")
+        }
+        if let view = streamViewType, !["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"].contains(view) {
+            throw TableError.validation("Member must satisfy enum value set: [NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES, KEYS_ONLY] (StreamViewType \(view))")
+        }
+        guard (1...64).contains(shards) else { throw TableError.validation("The number of stream shards must be 1..64") }
+        if definitions[name] != nil { throw TableError("ResourceInUseException", "Table already exists: \(name)") }
+        let label = streamViewType.map { _ in Self.label(now) }
+        let definition = TableDefinition(name: name, partitionKey: partitionKey, sortKey: sortKey, streamViewType: streamViewType,
+                                         streamLabel: label, shards: shards, createdAt: now)
+        definitions[name] = definition
+        items[name] = [:]
+        changes.append(.putTable(definition))
+        return definition
+    }
+
+    static func label(_ now: Double) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: now)).replacingOccurrences(of: "Z", with: "")
+    }
+
+    public func describe(_ name: String) throws(TableError) -> TableDefinition {
+        guard let d = definitions[name] else { throw TableError("ResourceNotFoundException", "Requested resource not found: Table: \(name) not found") }
+        return d
+    }
+
+    public func itemCount(_ name: String) -> Int { items[name]?.count ?? 0 }
+
+    // MARK: Items
+
+    /// The canonical key of an item: the key attributes' types and values, validated against the schema.
+    func key(_ definition: TableDefinition, _ item: Item, exact: Bool) throws(TableError) -> String {
+        if exact && item.count != definition.keyNames.count {
+            throw TableError.validation("The provided key element does not match the schema")
+        }
+        var parts: [String] = []
+        for attribute in [definition.partitionKey] + (definition.sortKey.map { [$0] } ?? []) {
+            guard let value = item[attribute.name] else {
+                throw TableError.validation("One or more parameter values were invalid: Missing the key \(attribute.name) in the item")
+            }
+            guard value.typeName == attribute.type else {
+                throw TableError.validation("One or more parameter values were invalid: Type mismatch for key \(attribute.name) expected: \(attribute.type) actual: \(value.typeName)")
+            }
+            switch value {
+            case .s(let s):
+                if s.isEmpty { throw TableError.validation("One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: \(attribute.name)") }
+                parts.append("S" + s)
+            case .n(let n): parts.append("N" + (Decimal(string: n).map { "\($0)" } ?? n))
+            case .b(let b):
+                if b.isEmpty { throw TableError.validation("The AttributeValue for a key attribute cannot contain an empty binary value. Key: \(attribute.name)") }
+                parts.append("B" + b.base64EncodedString())
+            default: break
+            }
+        }
+        return parts.joined(separator: "\u{0}")
+    }
+
+    public mutating func putItem(_ table: String, _ item: Item, condition: Condition?, now: Double,
+                                 changes: inout [TableChange]) throws(TableError) -> Item? {
+        let definition = try describe(table)
+        let itemKey = try key(definition, item, exact: false)
+        let size = item.reduce(0) { $0 + $1.key.utf8.count + $1.value.size }
+        if size > 400 * 1024 { throw TableError.validation("Item size has exceeded the maximum allowed size") }
+        let old = items[table]?[itemKey]
+        if let condition, !ConditionEvaluator.holds(condition, on: old) {
+            throw TableError("ConditionalCheckFailedException", "The conditional request failed")
+        }
+        if let old, old == item { return old }  // a no-op write appends no stream record
+        items[table]![itemKey] = item
+        changes.append(.putItem(table: table, key: itemKey, item: item))
+        record(definition, old == nil ? "INSERT" : "MODIFY", keys: item.filter { definition.keyNames.contains($0.key) },
+               new: item, old: old, now: now, changes: &changes)
+        return old
+    }
+
+    public func getItem(_ table: String, key itemKey: Item) throws(TableError) -> Item? {
+        let definition = try describe(table)
+        return items[table]?[try key(definition, itemKey, exact: true)]
+    }
+
+    public mutating func deleteItem(_ table: String, key itemKey: Item, condition: Condition?, now: Double,
+                                    changes: inout [TableChange]) throws(TableError) -> Item? {
+        let definition = try describe(table)
+        let k = try key(definition, itemKey, exact: true)
+        let old = items[table]?[k]
+        if let condition, !ConditionEvaluator.holds(condition, on: old) {
+            throw TableError("ConditionalCheckFailedException", "The conditional request failed")
+        }
+        guard let old else { return nil }
+        items[table]![k] = nil
+        changes.append(.deleteItem(table: table, key: k))
+        record(definition, "REMOVE", keys: itemKey, new: nil, old: old, now: now, changes: &changes)
+        return old
+    }
+
+    // MARK: Streams
+
+    /// The shard a partition key's records go to: a stable hash (FNV-1a), so one item's records stay in order.
+    public static func shard(of key: String, shards: Int) -> Int {
+        var hash: UInt64 = 0xcbf29ce484222325
+        for byte in key.utf8.prefix(while: { $0 != 0 }) { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
+        return Int(hash % UInt64(max(1, shards)))
+    }
+
+    private mutating func record(_ d: TableDefinition, _ event: String, keys: Item, new: Item?, old: Item?, now: Double,
+                                 changes: inout [TableChange]) {
+        guard let view = d.streamViewType else { return }
+        let partition = (try? key(d, keys, exact: false)) ?? ""
+        let shard = Self.shard(of: partition, shards: d.shards)
+        let next = (sequences[d.name]?[shard] ?? 0) + 1
+        sequences[d.name, default: [:]][shard] = next
+        let newImage = (view == "NEW_IMAGE" || view == "NEW_AND_OLD_IMAGES") ? new : nil
+        let oldImage = (view == "OLD_IMAGE" || view == "NEW_AND_OLD_IMAGES") ? old : nil
+        let size = [keys, newImage ?? [:], oldImage ?? [:]].reduce(0) { sum, image in sum + image.reduce(0) { $0 + $1.key.utf8.count + $1.value.size } }
+        let sequence = String(shard) + String(repeating: "0", count: 20 - String(next).count) + String(next)
+        let record = StreamRecord(
+            eventID: UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""), eventName: event, awsRegion: region,
+            dynamodb: .init(ApproximateCreationDateTime: now.rounded(.down), Keys: keys, NewImage: newImage, OldImage: oldImage,
+                            SequenceNumber: sequence, SizeBytes: size, StreamViewType: view),
+            shard: shard)
+        changes.append(.appendRecord(table: d.name, record: record))
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+@testable import TableCore
+
+@Suite struct TablesTests {
+    func ordersTable(view: String? = "NEW_IMAGE", shards: Int = 1) throws -> (Tables, [TableChange]) {
+        var tables = Tables(region: "us-east-1", account: "000000000000")
+        var changes: [TableChange] = []
+        _ = try tables.createTable(name: "orders", partitionKey: .init(name: "orderID", type: "S"), sortKey: nil,
+                                   streamViewType: view, shards: shards, now: 1_800_000_000, changes: &changes)
+        return (tables, changes)
+    }
+
+    func records(_ changes: [TableChange]) -> [StreamRecord] {
+        changes.compactMap { if case .appendRecord(_, let r) = $0 { return r } else { return nil } }
+    }
+
+    @Test func putWritesTheItemAndItsInsertRecordTogether() throws {
+        var (tables, changes) = try ordersTable()
+        changes = []
+        let item: Item = ["orderID": .s("o-1"), "order": .s(#"{"item": "latex gloves"}"#)]
+        let notExists = try ConditionParser.parse("attribute_not_exists(orderID)", names: nil, values: nil)
+        #expect(try tables.putItem("orders", item, condition: notExists, now: 1_800_000_001.5, changes: &changes) == nil)
+        #expect(changes.count == 2)
+        guard case .putItem(_, _, let written) = changes[0] else { Issue.record("no item write"); return }
+        #expect(written == item)
+        let record = records(changes)[0]
+        #expect(record.eventName == "INSERT")
+        #expect(record.dynamodb.Keys == ["orderID": .s("o-1")])
+        #expect(record.dynamodb.NewImage == item)
+        #expect(record.dynamodb.OldImage == nil)
+        #expect(record.dynamodb.StreamViewType == "NEW_IMAGE")
+        #expect(record.dynamodb.ApproximateCreationDateTime == 1_800_000_001)
+        #expect(try tables.getItem("orders", key: ["orderID": .s("o-1")]) == item)
+        // Idempotent insert: the same condition now fails, and nothing is written.
+        changes = []
+        do {
+            _ = try tables.putItem("orders", item, condition: notExists, now: 1, changes: &changes)
+            Issue.record("a second insert passed attribute_not_exists")
+        } catch {
+            #expect(error.code == "ConditionalCheckFailedException")
+        }
+        #expect(changes.isEmpty)
+    }
+
+    @Test func modifyAndRemoveCarryImagesByViewType() throws {
+        var (tables, changes) = try ordersTable(view: "NEW_AND_OLD_IMAGES")
+        let v1: Item = ["orderID": .s("o-1"), "n": .n("1")]
+        let v2: Item = ["orderID": .s("o-1"), "n": .n("2")]
+        _ = try tables.putItem("orders", v1, condition: nil, now: 1, changes: &changes)
+        #expect(try tables.putItem("orders", v2, condition: nil, now: 2, changes: &changes) == v1)
+        #expect(try tables.deleteItem("orders", key: ["orderID": .s("o-1")], condition: nil, now: 3, changes: &changes) == v2)
+        let events = records(changes)
+        #expect(events.map(\.eventName) == ["INSERT", "MODIFY", "REMOVE"])
+        #expect(events[1].dynamodb.OldImage == v1 && events[1].dynamodb.NewImage == v2)
+        #expect(events[2].dynamodb.OldImage == v2 && events[2].dynamodb.NewImage == nil)
+        #expect(events.map(\.dynamodb.SequenceNumber) == events.map(\.dynamodb.SequenceNumber).sorted())
+        #expect(Set(events.map(\.eventID)).count == 3)
+    }
+
+    @Test func aNoOpWriteAndADeleteOfNothingAppendNoRecord() throws {
+        var (tables, changes) = try ordersTable()
+        let item: Item = ["orderID": .s("o-1")]
+        _ = try tables.putItem("orders", item, condition: nil, now: 1, changes: &changes)
+        changes = []
+        _ = try tables.putItem("orders", item, condition: nil, now: 2, changes: &changes)
+        #expect(try tables.deleteItem("orders", key: ["orderID": .s("other")], condition: nil, now: 3, changes: &changes) == nil)
+        #expect(changes.isEmpty)
+    }
+
+    @Test func keysAndTablesAreValidated() throws {
+        var (tables, changes) = try ordersTable()
+        func code(_ body: () throws -> Void) -> String? {
+            do { try body(); return nil } catch let e as TableError { return e.code } catch { return "?" }
+        }
+        #expect(code { _ = try tables.putItem("orders", ["order": .s("x")], condition: nil, now: 1, changes: &changes) } == "ValidationException")
+        #expect(code { _ = try tables.putItem("orders", ["orderID": .n("1")], condition: nil, now: 1, changes: &changes) } == "ValidationException")
+        #expect(code { _ = try tables.putItem("orders", ["orderID": .s("")], condition: nil, now: 1, changes: &changes) } == "ValidationException")
+        #expect(code { _ = try tables.putItem("nope", ["orderID": .s("x")], condition: nil, now: 1, changes: &changes) } == "ResourceNotFoundException")
+        #expect(code { _ = try tables.getItem("orders", key: ["orderID": .s("x"), "extra": .s("y")]) } == "ValidationException")
+        #expect(code {
+            _ = try tables.createTable(name: "orders", partitionKey: .init(name: "orderID", type: "S"), sortKey: nil, streamViewType: nil,
+                                       shards: 1, now: 1, changes: &changes)
+        } == "ResourceInUseException")
+        #expect(code {
+            _ = try tables.createTable(name: "x", partitionKey: .init(name: "k", type: "S"), sortKey: nil, streamViewType: nil, shards: 1, now: 1, changes: &changes)
+        } == "ValidationException")
+        let big = String(repeating: "x", count: 401 * 1024)
+        #expect(code { _ = try tables.putItem("orders", ["orderID": .s("b"), "blob": .s(big)], condition: nil, now: 1, changes: &changes) } == "ValidationException")
+    }
+
+    @Test func aKeyAlwaysLandsInTheSameShardAndKeysSpreadOverShards() throws {
+        var (tables, changes) = try ordersTable(shards: 4)
+        changes = []
+        for i in 0..<200 {
+            _ = try tables.putItem("orders", ["orderID": .s("o-\(i)"), "v": .n("1")], condition: nil, now: 1, changes: &changes)
+            _ = try tables.putItem("orders", ["orderID": .s("o-\(i)"), "v": .n("2")], condition: nil, now: 2, changes: &changes)
+        }
+        let all = records(changes)
+        var shardOf: [Item: Int] = [:]
+        for r in all {
+            if let s = shardOf[r.dynamodb.Keys] { #expect(s == r.shard) } else { shardOf[r.dynamodb.Keys] = r.shard }
+        }
+        let perShard = Dictionary(grouping: all, by: \.shard)
+        #expect(perShard.count == 4)
+        for (_, rs) in perShard {
+            let sequence = rs.map(\.dynamodb.SequenceNumber)
+            #expect(sequence == sequence.sorted() && Set(sequence).count == sequence.count)
+        }
+    }
+}
