@@ -17,6 +17,7 @@ let serviceLibraries: [String: [Target.Dependency]] = [
     "NimbusQueue": ["QueueService"],
     "NimbusGateway": ["GatewayService"],
     "NimbusIAM": ["IAMService"],
+    "NimbusTable": ["TableService"],
 ]
 
 let package = Package(
@@ -46,6 +47,10 @@ let package = Package(
         .target(name: "NimbusStack", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "IAMCore"),
         .target(name: "TableCore"),
+        .target(
+            name: "TableService",
+            dependencies: ["TableCore", "NimbusRuntime", "NimbusStack", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .target(
             name: "IAMService",
             dependencies: ["IAMCore", "NimbusRuntime", "NimbusStack", .product(name: "GRDB", package: "GRDB.swift")]

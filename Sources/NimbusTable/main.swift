@@ -1,4 +1,5 @@
 import NimbusRuntime
+import TableService
 
-// Thin shell: the runtime does sockets, health, logs and lifecycle; the service core plugs in here.
-await NodeMain.run(kind: .table) { _ in HealthOnlyService() }
+// Thin shell: the runtime does sockets, health, logs and lifecycle; TableService is DynamoDB.
+await NodeMain.run(kind: .table) { configuration in try TableNodeService(configuration: configuration) }

@@ -1,21 +1,17 @@
 import Foundation
 import Logging
+import NimbusRuntime
 import QueueCore
 
 /// The broker's shell: owns the `QueueBroker` core, makes its changes durable with group commit,
 /// and parks long polls until a message may be there for them.
 ///
-/// Group commit: an operation applies to the core at once and waits for the batch its changes went
-/// into. While one batch is being written, the changes of every operation that arrives pile up into
-/// the next, so a burst of sends costs one fsync, not one each. Batches commit in order, so what is
-/// on disk is always a prefix of what the core did, and nobody hears of a change before it is on disk.
+/// Group commit (`GroupCommitter`): an operation applies to the core at once and waits for the batch
+/// its changes went into, so a burst of sends costs one fsync, not one each.
 actor QueueEngine {
     private var broker: QueueBroker
-    private let store: QueueStore
     private let logger: Logger
-    private var batch: [StoreChange] = []
-    private var batchWaiters: [CheckedContinuation<Void, Error>] = []
-    private var committing = false
+    private let committer: GroupCommitter<StoreChange>
     private var parked: [String: [Int: Parked]] = [:]
     private var nextParkID = 0
 
@@ -26,8 +22,13 @@ actor QueueEngine {
 
     init(broker: QueueBroker, store: QueueStore, logger: Logger) {
         self.broker = broker
-        self.store = store
         self.logger = logger
+        committer = GroupCommitter(write: { try await store.commit($0) }, onFailure: { error in
+            // The core already changed: it now says more than the disk. Stop rather than answer
+            // from a state that a restart would not reproduce.
+            logger.critical("commit failed: \(error); exiting so a restart reloads the durable state")
+            exit(70)
+        })
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -70,39 +71,8 @@ actor QueueEngine {
 
     private func commit(_ changes: [StoreChange]) async throws {
         guard !changes.isEmpty else { return }
-        batch += changes
         wakeParked(for: changes)
-        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
-            batchWaiters.append(done)
-            if !committing { startCommit() }
-        }
-    }
-
-    private func startCommit() {
-        committing = true
-        let changes = batch
-        let waiters = batchWaiters
-        batch = []
-        batchWaiters = []
-        let store = store
-        Task {
-            let outcome: Result<Void, Error>
-            do { try await store.commit(changes); outcome = .success(()) } catch { outcome = .failure(error) }
-            self.finishCommit(waiters, outcome)
-        }
-    }
-
-    private func finishCommit(_ waiters: [CheckedContinuation<Void, Error>], _ outcome: Result<Void, Error>) {
-        if case .failure(let error) = outcome {
-            // The core already changed: it now says more than the disk. Stop rather than answer
-            // from a state that a restart would not reproduce.
-            logger.critical("commit failed: \(error); exiting so a restart reloads the durable state")
-            for waiter in waiters { waiter.resume(throwing: error) }
-            exit(70)
-        }
-        for waiter in waiters { waiter.resume() }
-        committing = false
-        if !batch.isEmpty { startCommit() }
+        try await committer.commit(changes)
     }
 
     // MARK: Long polls

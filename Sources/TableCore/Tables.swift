@@ -1,7 +1,7 @@
 import Foundation
 
 /// A table's definition, as DescribeTable tells it.
-public struct TableDefinition: Codable, Equatable, Sendable {
+public struct TableSchema: Codable, Equatable, Sendable {
     public var name: String
     public var partitionKey: KeyAttribute
     public var sortKey: KeyAttribute?
@@ -13,6 +13,10 @@ public struct TableDefinition: Codable, Equatable, Sendable {
     public struct KeyAttribute: Codable, Equatable, Sendable {
         public var name: String
         public var type: String  // S | N | B
+        public init(name: String, type: String) {
+            self.name = name
+            self.type = type
+        }
     }
 
     public var keyNames: [String] { [partitionKey.name] + (sortKey.map { [$0.name] } ?? []) }
@@ -42,7 +46,7 @@ public struct StreamRecord: Codable, Equatable, Sendable {
 /// What must become durable, in one transaction per batch: an item change and its stream record
 /// travel together (no write without its record, no record without its write).
 public enum TableChange: Equatable, Sendable {
-    case putTable(TableDefinition)
+    case putTable(TableSchema)
     case deleteTable(String)
     case putItem(table: String, key: String, item: Item)
     case deleteItem(table: String, key: String)
@@ -53,7 +57,7 @@ public enum TableChange: Equatable, Sendable {
 public struct Tables: Sendable {
     public let region: String
     public let account: String
-    private(set) var definitions: [String: TableDefinition] = [:]
+    private(set) var definitions: [String: TableSchema] = [:]
     private(set) var items: [String: [String: Item]] = [:]
     /// Per table, per shard: the last sequence number handed out.
     private var sequences: [String: [Int: UInt64]] = [:]
@@ -63,7 +67,7 @@ public struct Tables: Sendable {
         self.account = account
     }
 
-    public mutating func restore(tables: [TableDefinition], items stored: [(String, String, Item)], lastSequences: [String: [Int: UInt64]]) {
+    public mutating func restore(tables: [TableSchema], items stored: [(String, String, Item)], lastSequences: [String: [Int: UInt64]]) {
         for t in tables { definitions[t.name] = t; items[t.name] = [:] }
         for (table, key, item) in stored { items[table]?[key] = item }
         sequences = lastSequences
@@ -73,8 +77,8 @@ public struct Tables: Sendable {
 
     // MARK: Tables
 
-    public mutating func createTable(name: String, partitionKey: TableDefinition.KeyAttribute, sortKey: TableDefinition.KeyAttribute?,
-                                     streamViewType: String?, shards: Int, now: Double, changes: inout [TableChange]) throws(TableError) -> TableDefinition {
+    public mutating func createTable(name: String, partitionKey: TableSchema.KeyAttribute, sortKey: TableSchema.KeyAttribute?,
+                                     streamViewType: String?, shards: Int, now: Double, changes: inout [TableChange]) throws(TableError) -> TableSchema {
         guard (3...255).contains(name.count), name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }) else {
             throw TableError.validation("1 validation error detected: Value '\(name)' at 'tableName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length 3..255")
         }
@@ -87,7 +91,7 @@ public struct Tables: Sendable {
         guard (1...64).contains(shards) else { throw TableError.validation("The number of stream shards must be 1..64") }
         if definitions[name] != nil { throw TableError("ResourceInUseException", "Table already exists: \(name)") }
         let label = streamViewType.map { _ in Self.label(now) }
-        let definition = TableDefinition(name: name, partitionKey: partitionKey, sortKey: sortKey, streamViewType: streamViewType,
+        let definition = TableSchema(name: name, partitionKey: partitionKey, sortKey: sortKey, streamViewType: streamViewType,
                                          streamLabel: label, shards: shards, createdAt: now)
         definitions[name] = definition
         items[name] = [:]
@@ -101,17 +105,19 @@ public struct Tables: Sendable {
         return f.string(from: Date(timeIntervalSince1970: now)).replacingOccurrences(of: "Z", with: "")
     }
 
-    public func describe(_ name: String) throws(TableError) -> TableDefinition {
+    public func describe(_ name: String) throws(TableError) -> TableSchema {
         guard let d = definitions[name] else { throw TableError("ResourceNotFoundException", "Requested resource not found: Table: \(name) not found") }
         return d
     }
 
     public func itemCount(_ name: String) -> Int { items[name]?.count ?? 0 }
 
+    public var allTables: [TableSchema] { definitions.values.sorted { $0.name < $1.name } }
+
     // MARK: Items
 
     /// The canonical key of an item: the key attributes' types and values, validated against the schema.
-    func key(_ definition: TableDefinition, _ item: Item, exact: Bool) throws(TableError) -> String {
+    func key(_ definition: TableSchema, _ item: Item, exact: Bool) throws(TableError) -> String {
         if exact && item.count != definition.keyNames.count {
             throw TableError.validation("The provided key element does not match the schema")
         }
@@ -184,7 +190,7 @@ public struct Tables: Sendable {
         return Int(hash % UInt64(max(1, shards)))
     }
 
-    private mutating func record(_ d: TableDefinition, _ event: String, keys: Item, new: Item?, old: Item?, now: Double,
+    private mutating func record(_ d: TableSchema, _ event: String, keys: Item, new: Item?, old: Item?, now: Double,
                                  changes: inout [TableChange]) {
         guard let view = d.streamViewType else { return }
         let partition = (try? key(d, keys, exact: false)) ?? ""

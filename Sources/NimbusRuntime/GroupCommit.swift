@@ -1,0 +1,58 @@
+import Synchronization
+
+/// Group commit: changes from every operation that arrives while one batch is being written go into
+/// the next batch, so a burst costs one transaction (one fsync), and batches are written strictly in
+/// the order `commit` was called. An owning actor applies an operation to its core and then awaits
+/// `commit(changes)`: the changes are queued before the actor suspends, so the order on disk is the
+/// order of the core's history, and nobody hears of a change before it is durable.
+public final class GroupCommitter<Change: Sendable>: Sendable {
+    private struct State {
+        var pending: [Change] = []
+        var waiters: [CheckedContinuation<Void, Error>] = []
+        var writing = false
+
+        mutating func take() -> ([Change], [CheckedContinuation<Void, Error>])? {
+            guard !pending.isEmpty || !waiters.isEmpty else { writing = false; return nil }
+            writing = true
+            defer { pending = []; waiters = [] }
+            return (pending, waiters)
+        }
+    }
+
+    private let state = Mutex(State())
+    private let write: @Sendable ([Change]) async throws -> Void
+    private let onFailure: @Sendable (any Error) -> Void
+
+    /// `write` makes a batch durable (one transaction); `onFailure` hears of a failed write after its
+    /// callers got the error (the owner usually exits: its core is now ahead of its disk).
+    public init(write: @escaping @Sendable ([Change]) async throws -> Void, onFailure: @escaping @Sendable (any Error) -> Void) {
+        self.write = write
+        self.onFailure = onFailure
+    }
+
+    /// Returns once `changes` are durable (at once when there are none).
+    public func commit(_ changes: [Change]) async throws {
+        guard !changes.isEmpty else { return }
+        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, Error>) in
+            let batch = state.withLock { s -> ([Change], [CheckedContinuation<Void, Error>])? in
+                s.pending += changes
+                s.waiters.append(waiter)
+                return s.writing ? nil : s.take()
+            }
+            if let batch { start(batch) }
+        }
+    }
+
+    private func start(_ batch: ([Change], [CheckedContinuation<Void, Error>])) {
+        Task {
+            do {
+                try await write(batch.0)
+                for waiter in batch.1 { waiter.resume() }
+            } catch {
+                for waiter in batch.1 { waiter.resume(throwing: error) }
+                onFailure(error)
+            }
+            if let next = state.withLock({ $0.take() }) { start(next) }
+        }
+    }
+}

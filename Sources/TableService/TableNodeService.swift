@@ -1,0 +1,219 @@
+import Foundation
+import Logging
+import NimbusRuntime
+import NimbusStack
+import ServiceLifecycle
+import TableCore
+
+/// The table node: DynamoDB's item actions and DynamoDB Streams' read actions over the runtime.
+public struct TableNodeService: NodeService {
+    let engine: TableEngine
+    let configuration: NodeConfiguration
+    /// Stream shards per new table (records of one partition key always go to the same shard).
+    let shards: Int
+
+    public static let actionNames: Set<String> = [
+        "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:ListTables", "dynamodb:PutItem", "dynamodb:GetItem",
+        "dynamodb:DeleteItem", "dynamodb:ListStreams", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords",
+    ]
+
+    public init(configuration: NodeConfiguration, shards: Int = 1) throws {
+        self.configuration = configuration
+        self.shards = shards
+        let directory = configuration.dataDirectory.appendingPathComponent("table")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let store = try TableStore(path: directory.appendingPathComponent("\(configuration.name).sqlite").path)
+        let (tables, items, sequences) = try store.load()
+        var core = Tables(region: configuration.cluster.region, account: configuration.cluster.account)
+        core.restore(tables: tables, items: items, lastSequences: sequences)
+        engine = TableEngine(tables: core, store: store, logger: Logger(label: "table"))
+    }
+
+    public var actions: Set<String> { Self.actionNames }
+
+    public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
+        do {
+            return try await dispatch(request)
+        } catch let error as TableError {
+            throw WireError(code: error.code, message: error.message)
+        }
+    }
+
+    private func dispatch(_ request: InboundRequest) async throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        let shards = self.shards
+        switch request.header.action {
+        case "dynamodb:CreateTable":
+            let r = try decode(request, CreateTableRequest.self)
+            return try encoder.encode(["TableDescription": try await createTable(r)])
+        case "dynamodb:DescribeTable":
+            let r = try decode(request, TableNameRequest.self)
+            let description = try await engine.read { t in
+                TableDescription(try t.describe(r.TableName), arn: t.arn(r.TableName), itemCount: t.itemCount(r.TableName))
+            }
+            return try encoder.encode(["Table": description])
+        case "dynamodb:ListTables":
+            return try encoder.encode(["TableNames": await engine.read { t in t.allTables.map(\.name) }])
+        case "dynamodb:PutItem":
+            let r = try decode(request, WriteRequest.self)
+            guard let item = r.Item else { throw TableError.validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null") }
+            let condition = try r.ConditionExpression.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues) }
+            let old = try await engine.perform { t, now, changes in try t.putItem(r.TableName, item, condition: condition, now: now, changes: &changes) }
+            return try encoder.encode(r.ReturnValues == "ALL_OLD" && old != nil ? ["Attributes": old!] : [:])
+        case "dynamodb:GetItem":
+            let r = try decode(request, WriteRequest.self)
+            guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
+            let item = try await engine.read { t in try t.getItem(r.TableName, key: key) }
+            return try encoder.encode(item.map { ["Item": $0] } ?? [:])
+        case "dynamodb:DeleteItem":
+            let r = try decode(request, WriteRequest.self)
+            guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
+            let condition = try r.ConditionExpression.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues) }
+            let old = try await engine.perform { t, now, changes in try t.deleteItem(r.TableName, key: key, condition: condition, now: now, changes: &changes) }
+            return try encoder.encode(r.ReturnValues == "ALL_OLD" && old != nil ? ["Attributes": old!] : [:])
+        case "dynamodb:ListStreams":
+            let r = try decode(request, ListStreamsRequest.self)
+            let streams = await engine.read { t in
+                t.allTables.filter { $0.streamLabel != nil && (r.TableName == nil || $0.name == r.TableName) }
+                    .map { d -> [String: String] in ["StreamArn": "\(t.arn(d.name))/stream/\(d.streamLabel!)", "TableName": d.name, "StreamLabel": d.streamLabel!] }
+            }
+            return try encoder.encode(["Streams": streams])
+        case "dynamodb:DescribeStream":
+            let r = try decode(request, StreamArnRequest.self)
+            let d = try await table(forStream: r.StreamArn)
+            let shardList = (0..<d.shards).map { ["ShardId": StreamNames.shardID($0)] }
+            struct Description: Encodable { var StreamDescription: [String: AnyEncodable] }
+            let body: [String: AnyEncodable] = [
+                "StreamArn": .init(r.StreamArn), "StreamLabel": .init(d.streamLabel ?? ""), "StreamStatus": .init("ENABLED"),
+                "StreamViewType": .init(d.streamViewType ?? ""), "TableName": .init(d.name), "Shards": .init(shardList),
+                "KeySchema": .init([KeySchemaElement(AttributeName: d.partitionKey.name, KeyType: "HASH")]),
+            ]
+            return try encoder.encode(Description(StreamDescription: body))
+        case "dynamodb:GetShardIterator":
+            let r = try decode(request, GetShardIteratorRequest.self)
+            let d = try await table(forStream: r.StreamArn)
+            guard let shard = StreamNames.shard(fromID: r.ShardId), shard < d.shards else {
+                throw TableError("ResourceNotFoundException", "Requested resource not found: Shard does not exist")
+            }
+            let after: UInt64
+            switch r.ShardIteratorType {
+            case "TRIM_HORIZON": after = 0
+            case "LATEST": after = try engine.store.lastSequence(table: d.name, shard: shard)
+            case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
+                guard let text = r.SequenceNumber, text.count > 20, let n = UInt64(text.suffix(20)) else {
+                    throw TableError.validation("SequenceNumber is required and must be a sequence number of this shard")
+                }
+                after = r.ShardIteratorType == "AT_SEQUENCE_NUMBER" ? max(n, 1) - 1 : n
+            default:
+                throw TableError.validation("Member must satisfy enum value set: [TRIM_HORIZON, LATEST, AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER]")
+            }
+            _ = shards
+            return try encoder.encode(["ShardIterator": ShardIterator(table: d.name, shard: shard, after: after, issued: TableEngine.now()).encoded])
+        case "dynamodb:GetRecords":
+            let r = try decode(request, GetRecordsRequest.self)
+            guard let iterator = ShardIterator(r.ShardIterator) else { throw TableError.validation("Invalid ShardIterator") }
+            if TableEngine.now() - iterator.issued > 15 * 60 {
+                throw TableError("ExpiredIteratorException", "Iterator expired. The iterator was created at time \(iterator.issued) while right now the time is \(TableEngine.now())")
+            }
+            let limit = r.Limit ?? 1000
+            guard (1...1000).contains(limit) else { throw TableError.validation("Limit must be between 1 and 1000") }
+            let records = try engine.store.records(table: iterator.table, shard: iterator.shard, after: iterator.after, limit: limit)
+            let last = records.last.map { TableStore.counter($0.dynamodb.SequenceNumber) } ?? iterator.after
+            let next = ShardIterator(table: iterator.table, shard: iterator.shard, after: last, issued: TableEngine.now())
+            // eventSourceARN is the stream's ARN, as Lambda's event source mappings see it.
+            let arn = await engine.read { t in
+                (try? t.describe(iterator.table)).flatMap { d in d.streamLabel.map { "\(t.arn(d.name))/stream/\($0)" } } ?? t.arn(iterator.table)
+            }
+            struct Out: Encodable {
+                var Records: [RecordOut]
+                var NextShardIterator: String
+            }
+            struct RecordOut: Encodable {
+                var eventID, eventName, eventVersion, eventSource, awsRegion: String
+                var dynamodb: StreamRecord.Body
+                var eventSourceARN: String
+            }
+            return try encoder.encode(Out(
+                Records: records.map { RecordOut(eventID: $0.eventID, eventName: $0.eventName, eventVersion: $0.eventVersion, eventSource: $0.eventSource,
+                                                 awsRegion: $0.awsRegion, dynamodb: $0.dynamodb, eventSourceARN: arn) },
+                NextShardIterator: next.encoded))
+        default:
+            throw WireError(.invalidAction, "\(request.header.action ?? "") is not a DynamoDB action")
+        }
+    }
+
+    /// Request bodies: an invalid attribute value is a ValidationException, as DynamoDB says it.
+    private func decode<T: Decodable>(_ request: InboundRequest, _ type: T.Type) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: request.body)
+        } catch let DecodingError.dataCorrupted(context) where context.underlyingError is TableError {
+            throw context.underlyingError as! TableError
+        } catch let error as TableError {
+            throw error
+        } catch {
+            return try request.decode(T.self)
+        }
+    }
+
+    private func table(forStream arn: String) async throws -> TableSchema {
+        try await engine.read { t in
+            guard let d = t.allTables.first(where: { $0.streamLabel != nil && "\(t.arn($0.name))/stream/\($0.streamLabel!)" == arn }) else {
+                throw TableError("ResourceNotFoundException", "Requested resource not found: Stream: \(arn) not found")
+            }
+            return d
+        }
+    }
+
+    private func createTable(_ r: CreateTableRequest) async throws -> TableDescription {
+        func key(_ type: String) throws -> TableSchema.KeyAttribute? {
+            guard let element = r.KeySchema.first(where: { $0.KeyType == type }) else { return nil }
+            guard let definition = r.AttributeDefinitions.first(where: { $0.AttributeName == element.AttributeName }) else {
+                throw TableError.validation("One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [\(element.AttributeName)]")
+            }
+            return .init(name: element.AttributeName, type: definition.AttributeType)
+        }
+        guard let partition = try key("HASH"), r.KeySchema.count <= 2 else {
+            throw TableError.validation("1 validation error detected: KeySchema must have one HASH key and at most one RANGE key")
+        }
+        let sort = try key("RANGE")
+        if r.AttributeDefinitions.count != r.KeySchema.count {
+            throw TableError.validation("One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions")
+        }
+        let enabled = r.StreamSpecification.map { $0.StreamEnabled ?? ($0.StreamViewType != nil) } ?? false
+        if enabled && r.StreamSpecification?.StreamViewType == nil {
+            throw TableError.validation("StreamViewType is required when the stream is enabled")
+        }
+        let view = enabled ? r.StreamSpecification?.StreamViewType : nil
+        let shards = self.shards
+        return try await engine.perform { t, now, changes in
+            let d = try t.createTable(name: r.TableName, partitionKey: partition, sortKey: sort, streamViewType: view, shards: shards, now: now, changes: &changes)
+            return TableDescription(d, arn: t.arn(d.name), itemCount: 0)
+        }
+    }
+
+    public func run(runtime: NodeRuntime) async throws {
+        do { try await applyStack() } catch { runtime.logger.error("stack: \(error)") }
+        try? await gracefulShutdown()
+    }
+
+    /// Creates the stack's AWS::DynamoDB::Table resources through CreateTable, when missing.
+    func applyStack() async throws {
+        guard let file = configuration.stackFile, FileManager.default.fileExists(atPath: file.path) else { return }
+        let template = try StackTemplate.load(path: file.path)
+        let resolver = StackResolver(template: template, region: configuration.cluster.region, account: configuration.cluster.account)
+        for resource in template.resources(ofType: "AWS::DynamoDB::Table") {
+            let json = try resolver.jsonText(.map(resource.properties))
+            let create = try JSONDecoder().decode(CreateTableRequest.self, from: Data(json.utf8))
+            let exists = await engine.read { t in (try? t.describe(create.TableName)) != nil }
+            if !exists { _ = try await createTable(create) }
+        }
+    }
+}
+
+/// A type-erased Encodable for the few mixed-type bodies.
+struct AnyEncodable: Encodable {
+    let value: any Encodable
+    init(_ value: any Encodable) { self.value = value }
+    func encode(to encoder: Encoder) throws { try value.encode(to: encoder) }
+}

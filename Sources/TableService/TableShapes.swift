@@ -1,0 +1,93 @@
+import Foundation
+import TableCore
+
+// DynamoDB and DynamoDB Streams bodies, in botocore's dynamodb / dynamodbstreams model shapes.
+
+struct KeySchemaElement: Codable, Sendable { var AttributeName: String; var KeyType: String }
+struct AttributeDefinition: Codable, Sendable { var AttributeName: String; var AttributeType: String }
+/// DynamoDB's API says StreamEnabled; CloudFormation's template names only StreamViewType.
+struct StreamSpecification: Codable, Sendable { var StreamEnabled: Bool?; var StreamViewType: String? }
+
+struct CreateTableRequest: Codable, Sendable {
+    var TableName: String
+    var KeySchema: [KeySchemaElement]
+    var AttributeDefinitions: [AttributeDefinition]
+    var StreamSpecification: StreamSpecification?
+    var BillingMode: String?
+}
+
+struct TableNameRequest: Codable, Sendable { var TableName: String }
+
+struct TableDescription: Codable, Sendable {
+    var TableName: String
+    var TableArn: String
+    var TableStatus = "ACTIVE"
+    var KeySchema: [KeySchemaElement]
+    var AttributeDefinitions: [AttributeDefinition]
+    var ItemCount: Int
+    var CreationDateTime: Double
+    var StreamSpecification: StreamSpecification?
+    var LatestStreamLabel: String?
+    var LatestStreamArn: String?
+    var BillingModeSummary = ["BillingMode": "PAY_PER_REQUEST"]
+
+    init(_ d: TableSchema, arn: String, itemCount: Int) {
+        TableName = d.name
+        TableArn = arn
+        KeySchema = [KeySchemaElement(AttributeName: d.partitionKey.name, KeyType: "HASH")]
+            + (d.sortKey.map { [KeySchemaElement(AttributeName: $0.name, KeyType: "RANGE")] } ?? [])
+        AttributeDefinitions = ([d.partitionKey] + (d.sortKey.map { [$0] } ?? [])).map { AttributeDefinition(AttributeName: $0.name, AttributeType: $0.type) }
+        ItemCount = itemCount
+        CreationDateTime = d.createdAt
+        StreamSpecification = d.streamViewType.map { .init(StreamEnabled: true, StreamViewType: $0) }
+        LatestStreamLabel = d.streamLabel
+        LatestStreamArn = d.streamLabel.map { "\(arn)/stream/\($0)" }
+    }
+}
+
+struct WriteRequest: Codable, Sendable {
+    var TableName: String
+    var Item: Item?
+    var Key: Item?
+    var ConditionExpression: String?
+    var ExpressionAttributeNames: [String: String]?
+    var ExpressionAttributeValues: [String: AttributeValue]?
+    var ReturnValues: String?
+}
+
+struct StreamArnRequest: Codable, Sendable { var StreamArn: String }
+struct ListStreamsRequest: Codable, Sendable { var TableName: String? }
+struct GetShardIteratorRequest: Codable, Sendable {
+    var StreamArn: String
+    var ShardId: String
+    var ShardIteratorType: String
+    var SequenceNumber: String?
+}
+struct GetRecordsRequest: Codable, Sendable { var ShardIterator: String; var Limit: Int? }
+
+/// A shard iterator: where to read next, opaque to clients, valid 15 minutes.
+struct ShardIterator: Codable, Sendable {
+    var table: String
+    var shard: Int
+    var after: UInt64
+    var issued: Double
+
+    var encoded: String { (try? JSONEncoder().encode(self))?.base64EncodedString() ?? "" }
+
+    init(table: String, shard: Int, after: UInt64, issued: Double) {
+        self.table = table
+        self.shard = shard
+        self.after = after
+        self.issued = issued
+    }
+
+    init?(_ text: String) {
+        guard let data = Data(base64Encoded: text), let me = try? JSONDecoder().decode(ShardIterator.self, from: data) else { return nil }
+        self = me
+    }
+}
+
+enum StreamNames {
+    static func shardID(_ shard: Int) -> String { "shardId-00000000000000000000-" + String(format: "%08d", shard) }
+    static func shard(fromID id: String) -> Int? { id.hasPrefix("shardId-") ? Int(id.suffix(8)) : nil }
+}

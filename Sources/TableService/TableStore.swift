@@ -1,0 +1,82 @@
+import Foundation
+import GRDB
+import TableCore
+
+/// Tables, items and stream records in SQLite (WAL, synchronous=FULL). An item change and its stream
+/// record are written in the same transaction.
+final class TableStore: Sendable {
+    private let db: DatabaseQueue
+
+    init(path: String) throws {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        db = try DatabaseQueue(path: path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE tables (name TEXT PRIMARY KEY, json BLOB NOT NULL);
+                CREATE TABLE items (table_name TEXT NOT NULL, key TEXT NOT NULL, json BLOB NOT NULL, PRIMARY KEY (table_name, key));
+                CREATE TABLE records (table_name TEXT NOT NULL, shard INTEGER NOT NULL, seq INTEGER NOT NULL, created REAL NOT NULL,
+                                      json BLOB NOT NULL, PRIMARY KEY (table_name, shard, seq));
+                """)
+        }
+        try migrator.migrate(db)
+    }
+
+    func load() throws -> (tables: [TableSchema], items: [(String, String, Item)], sequences: [String: [Int: UInt64]]) {
+        try db.read { db in
+            let decoder = JSONDecoder()
+            let tables = try Data.fetchAll(db, sql: "SELECT json FROM tables").map { try decoder.decode(TableSchema.self, from: $0) }
+            let items = try Row.fetchAll(db, sql: "SELECT table_name, key, json FROM items").map { row in
+                (row["table_name"] as String, row["key"] as String, try decoder.decode(Item.self, from: row["json"] as Data))
+            }
+            var sequences: [String: [Int: UInt64]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT table_name, shard, MAX(seq) AS last FROM records GROUP BY table_name, shard") {
+                sequences[row["table_name"], default: [:]][row["shard"]] = UInt64(row["last"] as Int64)
+            }
+            return (tables, items, sequences)
+        }
+    }
+
+    func commit(_ changes: [TableChange]) async throws {
+        try await db.write { db in
+            let encoder = JSONEncoder()
+            for change in changes {
+                switch change {
+                case .putTable(let t):
+                    try db.execute(sql: "INSERT OR REPLACE INTO tables (name, json) VALUES (?, ?)", arguments: [t.name, try encoder.encode(t)])
+                case .deleteTable(let name):
+                    try db.execute(sql: "DELETE FROM tables WHERE name = ?", arguments: [name])
+                    try db.execute(sql: "DELETE FROM items WHERE table_name = ?", arguments: [name])
+                    try db.execute(sql: "DELETE FROM records WHERE table_name = ?", arguments: [name])
+                case .putItem(let table, let key, let item):
+                    try db.execute(sql: "INSERT OR REPLACE INTO items (table_name, key, json) VALUES (?, ?, ?)", arguments: [table, key, try encoder.encode(item)])
+                case .deleteItem(let table, let key):
+                    try db.execute(sql: "DELETE FROM items WHERE table_name = ? AND key = ?", arguments: [table, key])
+                case .appendRecord(let table, let record):
+                    try db.execute(sql: "INSERT INTO records (table_name, shard, seq, created, json) VALUES (?, ?, ?, ?, ?)",
+                                   arguments: [table, record.shard, Int64(Self.counter(record.dynamodb.SequenceNumber)),
+                                               record.dynamodb.ApproximateCreationDateTime, try encoder.encode(record)])
+                }
+            }
+        }
+    }
+
+    /// The per-shard counter inside a sequence number (its last 20 digits).
+    static func counter(_ sequence: String) -> UInt64 { UInt64(sequence.suffix(20)) ?? 0 }
+
+    /// Records of one shard after `afterSeq`, oldest first.
+    func records(table: String, shard: Int, after afterSeq: UInt64, limit: Int) throws -> [StreamRecord] {
+        try db.read { db in
+            try Data.fetchAll(db, sql: "SELECT json FROM records WHERE table_name = ? AND shard = ? AND seq > ? ORDER BY seq LIMIT ?",
+                              arguments: [table, shard, Int64(afterSeq), limit]).map { try JSONDecoder().decode(StreamRecord.self, from: $0) }
+        }
+    }
+
+    func lastSequence(table: String, shard: Int) throws -> UInt64 {
+        try db.read { db in UInt64(try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM records WHERE table_name = ? AND shard = ?", arguments: [table, shard]) ?? 0) }
+    }
+}

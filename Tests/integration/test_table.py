@@ -1,0 +1,94 @@
+"""The table node: the lab's orders table with its NEW_IMAGE stream exists at start; writes are durable
+with their stream records across a SIGKILL; stream iterators resume exactly after a checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from conftest import SQS, SQSError, process_by_name, wait_until
+
+SHARD = "shardId-00000000000000000000-00000000"
+
+
+def table(cluster) -> SQS:
+    return SQS(cluster.endpoint("table"))
+
+
+def put(client: SQS, order_id: str, body: str) -> None:
+    client("dynamodb:PutItem", {"TableName": "orders", "Item": {"orderID": {"S": order_id}, "order": {"S": body}},
+                                "ConditionExpression": "attribute_not_exists(orderID)"})
+
+
+def read_all(client: SQS, arn: str, iterator_type: str = "TRIM_HORIZON", sequence: str | None = None) -> list[dict]:
+    request = {"StreamArn": arn, "ShardId": SHARD, "ShardIteratorType": iterator_type}
+    if sequence:
+        request["SequenceNumber"] = sequence
+    iterator = client("dynamodb:GetShardIterator", request)["ShardIterator"]
+    records: list[dict] = []
+    for _ in range(100):  # bounded
+        page = client("dynamodb:GetRecords", {"ShardIterator": iterator, "Limit": 100})
+        records += page["Records"]
+        iterator = page["NextShardIterator"]
+        if not page["Records"]:
+            break
+    return records
+
+
+def test_orders_table_and_stream_exist(cluster):
+    with table(cluster) as client:
+        description = wait_until(lambda: _describe(client), timeout=10, message="orders table exists")
+        assert description["KeySchema"] == [{"AttributeName": "orderID", "KeyType": "HASH"}]
+        assert description["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+        streams = client("dynamodb:ListStreams", {"TableName": "orders"})["Streams"]
+        assert [s["StreamArn"] for s in streams] == [description["LatestStreamArn"]]
+
+
+def _describe(client: SQS):
+    try:
+        return client("dynamodb:DescribeTable", {"TableName": "orders"})["Table"]
+    except SQSError:
+        return None
+
+
+def test_errors_use_dynamodb_codes(cluster):
+    with table(cluster) as client:
+        assert client.error("dynamodb:PutItem", {"TableName": "nope", "Item": {"orderID": {"S": "x"}}}) == "ResourceNotFoundException"
+        assert client.error("dynamodb:PutItem", {"TableName": "orders", "Item": {"orderID": {"N": "1"}}}) == "ValidationException"
+        assert client.error("dynamodb:PutItem", {"TableName": "orders", "Item": {"orderID": {"S": "x"}, "n": {"N": "abc"}}}) == "ValidationException"
+        assert client.error("dynamodb:PutItem", {"TableName": "orders", "Item": {"orderID": {"S": "x"}},
+                                                 "ConditionExpression": "attribute_exists(("}) == "ValidationException"
+        put(client, "dup", "first")
+        assert client.error("dynamodb:PutItem", {"TableName": "orders", "Item": {"orderID": {"S": "dup"}},
+                                                 "ConditionExpression": "attribute_not_exists(orderID)"}) == "ConditionalCheckFailedException"
+        assert client.error("dynamodb:CreateTable", {"TableName": "orders", "KeySchema": [{"AttributeName": "orderID", "KeyType": "HASH"}],
+                                                     "AttributeDefinitions": [{"AttributeName": "orderID", "AttributeType": "S"}]}) == "ResourceInUseException"
+
+
+def test_writes_and_records_survive_sigkill_and_iterators_resume_exactly(cluster):
+    with table(cluster) as client:
+        arn = wait_until(lambda: _describe(client), timeout=10, message="orders table exists")["LatestStreamArn"]
+        before = {r["dynamodb"]["Keys"]["orderID"]["S"] for r in read_all(client, arn)}
+        ids = [f"kill-{i}" for i in range(200)]
+        for order_id in ids:
+            put(client, order_id, f'{{"item": "gloves", "n": {order_id[5:]}}}')
+    old = process_by_name(cluster.status(), "table")
+    os.kill(old["pid"], signal.SIGKILL)
+    wait_until(lambda: (p := process_by_name(cluster.status(), "table")) and p["state"] == "running" and p["pid"] != old["pid"],
+               timeout=10, message="table restarted")
+    with table(cluster) as client:
+        for order_id in ids:
+            item = client("dynamodb:GetItem", {"TableName": "orders", "Key": {"orderID": {"S": order_id}}})["Item"]
+            assert item["order"]["S"] == f'{{"item": "gloves", "n": {order_id[5:]}}}'
+        records = [r for r in read_all(client, arn) if r["dynamodb"]["Keys"]["orderID"]["S"] not in before]
+        assert [r["dynamodb"]["Keys"]["orderID"]["S"] for r in records] == ids, "every INSERT, in order, once"
+        assert all(r["eventName"] == "INSERT" and r["eventSource"] == "aws:dynamodb" for r in records)
+        assert all(r["dynamodb"]["NewImage"]["orderID"]["S"] == r["dynamodb"]["Keys"]["orderID"]["S"] for r in records)
+        sequences = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+        assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
+        checkpoint = records[99]["dynamodb"]["SequenceNumber"]
+        resumed = read_all(client, arn, "AFTER_SEQUENCE_NUMBER", checkpoint)
+        assert [r["dynamodb"]["Keys"]["orderID"]["S"] for r in resumed][:100] == ids[100:], "nothing skipped, nothing repeated"
+        at = read_all(client, arn, "AT_SEQUENCE_NUMBER", checkpoint)
+        assert at[0]["dynamodb"]["SequenceNumber"] == checkpoint
+        assert read_all(client, arn, "LATEST") == []
