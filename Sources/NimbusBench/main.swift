@@ -3,12 +3,13 @@ import Foundation
 import Logging
 import NimbusRuntime
 import QueueCore
+import Synchronization
 
 @main
 struct NimbusBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nimbus-bench", abstract: "Benchmarks of Nimbus (run through Scripts/bench, release build).",
-        subcommands: [RuntimeBench.self, QueueBench.self])
+        subcommands: [RuntimeBench.self, QueueBench.self, TableBench.self])
 }
 
 /// Latency samples and the numbers a benchmark reports.
@@ -103,26 +104,12 @@ struct QueueBench: AsyncParsableCommand {
     var port = 17_302
 
     func run() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-bench-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let config = directory.appendingPathComponent("nimbus.yaml")
-        try "stack: \"\"\nservices:\n  queue: { endpoint: tcp://127.0.0.1:\(port) }\n".write(to: config, atomically: true, encoding: .utf8)
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("nimbus-queue")
-        let pid = try ProcessSpawner.spawn(binary.path, ["--config", config.path, "--data-dir", directory.path],
-                                           logFile: directory.appendingPathComponent("queue.out").path)
-        defer { kill(pid, SIGTERM) }
-        let endpoint = "tcp://127.0.0.1:\(port)"
+        let node = try StandaloneNode(kind: "queue", port: port)
+        defer { node.stop() }
+        let endpoint = node.endpoint
         let client = try NimbusClient.standalone(name: "bench-client")
         let create = try JSONEncoder().encode(["QueueName": "bench"])
-        var url = ""
-        for _ in 0..<50 {
-            if let data = try? await client.request(SQSAction.createQueue, to: endpoint, body: create, timeout: .milliseconds(200), attempts: 1) {
-                url = try JSONDecoder().decode(QueueURLResponse.self, from: data).QueueUrl
-                break
-            }
-        }
-        guard !url.isEmpty else { throw ValidationError("nimbus-queue did not start; see \(directory.path)/queue.out") }
+        let url = try JSONDecoder().decode(QueueURLResponse.self, from: try await node.firstAnswer(client, SQSAction.createQueue, create)).QueueUrl
         let body = #"{"item": "latex gloves", "customerID": "12345", "note": "a typical order body of a few hundred bytes, padded with text to about that size ......................................................................................"}"#
         let single = try JSONEncoder().encode(SendMessageRequest(QueueUrl: url, MessageBody: body))
         let batch = try JSONEncoder().encode(SendMessageBatchRequest(
@@ -138,4 +125,88 @@ struct QueueBench: AsyncParsableCommand {
         print(ten.report("broker SendMessageBatch x10 (durable), concurrency \(concurrency)", unit: "msgs/s"))
         await client.close()
     }
+}
+
+/// A service executable started on its own (no supervisor) with a fresh data directory.
+struct StandaloneNode {
+    let pid: Int32
+    let directory: URL
+    let endpoint: String
+
+    init(kind: String, port: Int) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-bench-\(kind)-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let config = directory.appendingPathComponent("nimbus.yaml")
+        try "stack: \"\"\nservices:\n  \(kind): { endpoint: tcp://127.0.0.1:\(port) }\n".write(to: config, atomically: true, encoding: .utf8)
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("nimbus-\(kind)")
+        pid = try ProcessSpawner.spawn(binary.path, ["--config", config.path, "--data-dir", directory.path],
+                                       logFile: directory.appendingPathComponent("\(kind).out").path)
+        endpoint = "tcp://127.0.0.1:\(port)"
+    }
+
+    /// Waits (bounded, ~10 s) for the node to answer health, then sends `action` once.
+    func firstAnswer(_ client: NimbusClient, _ action: String, _ body: Data) async throws -> Data {
+        var up = false
+        for _ in 0..<50 where !up {
+            up = (try? await client.request(NimbusAction.health, to: endpoint, timeout: .milliseconds(200), attempts: 1)) != nil
+        }
+        guard up else { throw ValidationError("the node did not start; see \(directory.path)") }
+        return try await client.request(action, to: endpoint, body: body, timeout: .seconds(10), attempts: 1)
+    }
+
+    func stop() {
+        kill(pid, SIGTERM)
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// The table node as a real process: durable PutItem (each with its stream record) and GetRecords.
+struct TableBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "table")
+
+    @Option var items = 40_000
+    @Option var concurrency = 64
+    @Option var port = 17_303
+
+    func run() async throws {
+        let node = try StandaloneNode(kind: "table", port: port)
+        defer { node.stop() }
+        let client = try NimbusClient.standalone(name: "bench-client")
+        let create = Data(#"{"TableName":"bench","KeySchema":[{"AttributeName":"orderID","KeyType":"HASH"}],"AttributeDefinitions":[{"AttributeName":"orderID","AttributeType":"S"}],"StreamSpecification":{"StreamEnabled":true,"StreamViewType":"NEW_IMAGE"}}"#.utf8)
+        _ = try await node.firstAnswer(client, "dynamodb:CreateTable", create)
+        let counter = Counter()
+        let put = try await measure(concurrency: concurrency, perTask: items / concurrency) {
+            let id = counter.next()
+            let body = Data(#"{"TableName":"bench","Item":{"orderID":{"S":"o-\#(id)"},"order":{"S":"{\"item\": \"latex gloves\", \"customerID\": \"12345\"}"}},"ConditionExpression":"attribute_not_exists(orderID)"}"#.utf8)
+            _ = try await client.request("dynamodb:PutItem", to: node.endpoint, body: body, timeout: .seconds(10), attempts: 1)
+        }
+        print(put.report("table PutItem + stream record (durable), concurrency \(concurrency)", unit: "items/s"))
+        let streams = try JSONSerialization.jsonObject(with: try await client.request("dynamodb:ListStreams", to: node.endpoint)) as! [String: Any]
+        let arn = ((streams["Streams"] as! [[String: String]]).first!)["StreamArn"]!
+        let iteratorBody = try JSONSerialization.data(withJSONObject: ["StreamArn": arn, "ShardId": "shardId-00000000000000000000-00000000", "ShardIteratorType": "TRIM_HORIZON"])
+        var iterator = (try JSONSerialization.jsonObject(with: try await client.request("dynamodb:GetShardIterator", to: node.endpoint, body: iteratorBody)) as! [String: Any])["ShardIterator"] as! String
+        var latencies: [Double] = []
+        var total = 0
+        let start = ContinuousClock.now
+        while total < items {
+            let t0 = ContinuousClock.now
+            let page = try JSONSerialization.jsonObject(with: try await client.request(
+                "dynamodb:GetRecords", to: node.endpoint, body: try JSONSerialization.data(withJSONObject: ["ShardIterator": iterator, "Limit": 1000]),
+                timeout: .seconds(10))) as! [String: Any]
+            latencies.append(microseconds(ContinuousClock.now - t0))
+            let records = (page["Records"] as! [Any]).count
+            if records == 0 { break }
+            total += records
+            iterator = page["NextShardIterator"] as! String
+        }
+        let m = Measurement(latencies: latencies, seconds: microseconds(ContinuousClock.now - start) / 1e6, operations: total)
+        print(m.report("table GetRecords (1,000 per call), one reader", unit: "records/s"))
+        await client.close()
+    }
+}
+
+final class Counter: Sendable {
+    private let value = Atomic<Int>(0)
+    func next() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }
 }

@@ -30,7 +30,36 @@ public struct StreamRecord: Codable, Equatable, Sendable {
     public var eventSource = "aws:dynamodb"
     public var awsRegion: String
     public var dynamodb: Body
+    /// The stream's ARN, as Lambda's event source mappings see it.
+    public var eventSourceARN: String
+    /// Not part of the record's JSON: stored beside it.
     public var shard: Int
+
+    /// The JSON is the record exactly as GetRecords serves it, so the store can hand it out as bytes.
+    enum CodingKeys: String, CodingKey {
+        case eventID, eventName, eventVersion, eventSource, awsRegion, dynamodb, eventSourceARN
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        eventID = try c.decode(String.self, forKey: .eventID)
+        eventName = try c.decode(String.self, forKey: .eventName)
+        eventVersion = try c.decode(String.self, forKey: .eventVersion)
+        eventSource = try c.decode(String.self, forKey: .eventSource)
+        awsRegion = try c.decode(String.self, forKey: .awsRegion)
+        dynamodb = try c.decode(Body.self, forKey: .dynamodb)
+        eventSourceARN = try c.decode(String.self, forKey: .eventSourceARN)
+        shard = 0
+    }
+
+    init(eventID: String, eventName: String, awsRegion: String, dynamodb: Body, eventSourceARN: String, shard: Int) {
+        self.eventID = eventID
+        self.eventName = eventName
+        self.awsRegion = awsRegion
+        self.dynamodb = dynamodb
+        self.eventSourceARN = eventSourceARN
+        self.shard = shard
+    }
 
     public struct Body: Codable, Equatable, Sendable {
         public var ApproximateCreationDateTime: Double
@@ -205,7 +234,7 @@ public struct Tables: Sendable {
             eventID: UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""), eventName: event, awsRegion: region,
             dynamodb: .init(ApproximateCreationDateTime: now.rounded(.down), Keys: keys, NewImage: newImage, OldImage: oldImage,
                             SequenceNumber: sequence, SizeBytes: size, StreamViewType: view),
-            shard: shard)
+            eventSourceARN: "\(arn(d.name))/stream/\(d.streamLabel ?? "")", shard: shard)
         changes.append(.appendRecord(table: d.name, record: record))
     }
 }

@@ -118,26 +118,16 @@ public struct TableNodeService: NodeService {
             }
             let limit = r.Limit ?? 1000
             guard (1...1000).contains(limit) else { throw TableError.validation("Limit must be between 1 and 1000") }
-            let records = try engine.store.records(table: iterator.table, shard: iterator.shard, after: iterator.after, limit: limit)
-            let last = records.last.map { TableStore.counter($0.dynamodb.SequenceNumber) } ?? iterator.after
+            let (records, last) = try engine.store.records(table: iterator.table, shard: iterator.shard, after: iterator.after, limit: limit)
             let next = ShardIterator(table: iterator.table, shard: iterator.shard, after: last, issued: TableEngine.now())
-            // eventSourceARN is the stream's ARN, as Lambda's event source mappings see it.
-            let arn = await engine.read { t in
-                (try? t.describe(iterator.table)).flatMap { d in d.streamLabel.map { "\(t.arn(d.name))/stream/\($0)" } } ?? t.arn(iterator.table)
+            // The stored records are already in GetRecords' shape: spliced in as bytes, not re-encoded.
+            var out = Data("{\"Records\":[".utf8)
+            for (i, record) in records.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                out.append(record)
             }
-            struct Out: Encodable {
-                var Records: [RecordOut]
-                var NextShardIterator: String
-            }
-            struct RecordOut: Encodable {
-                var eventID, eventName, eventVersion, eventSource, awsRegion: String
-                var dynamodb: StreamRecord.Body
-                var eventSourceARN: String
-            }
-            return try encoder.encode(Out(
-                Records: records.map { RecordOut(eventID: $0.eventID, eventName: $0.eventName, eventVersion: $0.eventVersion, eventSource: $0.eventSource,
-                                                 awsRegion: $0.awsRegion, dynamodb: $0.dynamodb, eventSourceARN: arn) },
-                NextShardIterator: next.encoded))
+            out.append(contentsOf: Array("],\"NextShardIterator\":\"\(next.encoded)\"}".utf8))
+            return out
         default:
             throw WireError(.invalidAction, "\(request.header.action ?? "") is not a DynamoDB action")
         }

@@ -68,11 +68,19 @@ final class TableStore: Sendable {
     /// The per-shard counter inside a sequence number (its last 20 digits).
     static func counter(_ sequence: String) -> UInt64 { UInt64(sequence.suffix(20)) ?? 0 }
 
-    /// Records of one shard after `afterSeq`, oldest first.
-    func records(table: String, shard: Int, after afterSeq: UInt64, limit: Int) throws -> [StreamRecord] {
+    /// Records of one shard after `afterSeq`, oldest first: their JSON as stored (the served shape)
+    /// and the last sequence counter read.
+    func records(table: String, shard: Int, after afterSeq: UInt64, limit: Int) throws -> (json: [Data], last: UInt64) {
         try db.read { db in
-            try Data.fetchAll(db, sql: "SELECT json FROM records WHERE table_name = ? AND shard = ? AND seq > ? ORDER BY seq LIMIT ?",
-                              arguments: [table, shard, Int64(afterSeq), limit]).map { try JSONDecoder().decode(StreamRecord.self, from: $0) }
+            var json: [Data] = []
+            var last = afterSeq
+            let rows = try Row.fetchCursor(db, sql: "SELECT seq, json FROM records WHERE table_name = ? AND shard = ? AND seq > ? ORDER BY seq LIMIT ?",
+                                           arguments: [table, shard, Int64(afterSeq), limit])
+            while let row = try rows.next() {
+                json.append(row["json"])
+                last = UInt64(row["seq"] as Int64)
+            }
+            return (json, last)
         }
     }
 
