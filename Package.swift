@@ -45,15 +45,16 @@ let package = Package(
         .target(name: "NimbusConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "SupervisorCore", dependencies: ["NimbusConfig"]),
         .target(name: "NimbusStack", dependencies: [.product(name: "Yams", package: "Yams")]),
-        .target(name: "IAMCore"),
-        .target(name: "TableCore"),
+        .target(name: "NimbusStorage", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "IAMCore", dependencies: ["NimbusProtocol"]),
+        .target(name: "TableCore", dependencies: ["NimbusProtocol"]),
         .target(
             name: "TableService",
-            dependencies: ["TableCore", "NimbusRuntime", "NimbusStack", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TableCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
             name: "IAMService",
-            dependencies: ["IAMCore", "NimbusRuntime", "NimbusStack", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["IAMCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
             name: "QueueCore",
@@ -67,7 +68,7 @@ let package = Package(
         .target(
             name: "QueueService",
             dependencies: [
-                "QueueCore", "NimbusRuntime", "NimbusStack",
+                "QueueCore", "NimbusRuntime", "NimbusStack", "NimbusStorage",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -1,4 +1,5 @@
 import Foundation
+import NimbusProtocol
 
 /// An IAM policy document as AWS writes it: Version, and one statement or a list of them. Parsing is
 /// strict about what AWS rejects (an unknown Effect, a statement with both Action and NotAction) so a
@@ -121,7 +122,7 @@ public struct PolicyDocument: Sendable, Equatable {
     }
 }
 
-public struct PolicyError: Error, Equatable, Sendable, CustomStringConvertible {
+public struct PolicyError: ServiceError, Equatable, Sendable, CustomStringConvertible {
     public var code: String
     public var message: String
     public init(_ code: String, _ message: String) {

@@ -19,9 +19,7 @@ public struct IAMNodeService: NodeService {
 
     public init(configuration: NodeConfiguration) throws {
         self.configuration = configuration
-        let directory = configuration.dataDirectory.appendingPathComponent("iam")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let store = try IAMStore(path: directory.appendingPathComponent("\(configuration.name).sqlite").path)
+        let store = try IAMStore(path: configuration.stateFile("iam"))
         let (policies, roles) = try store.load()
         var registry = IAMRegistry(account: configuration.cluster.account)
         registry.restore(policies: policies, roles: roles)
@@ -31,14 +29,6 @@ public struct IAMNodeService: NodeService {
     public var actions: Set<String> { Self.actionNames }
 
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
-        do {
-            return try await dispatch(request)
-        } catch let error as PolicyError {
-            throw WireError(code: error.code, message: error.message)
-        }
-    }
-
-    private func dispatch(_ request: InboundRequest) async throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
         switch request.header.action {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import NimbusStorage
 import IAMCore
 
 /// IAM's policies and roles in SQLite (WAL, synchronous=FULL), one JSON row each.
@@ -7,18 +8,10 @@ final class IAMStore: Sendable {
     private let db: DatabaseQueue
 
     init(path: String) throws {
-        var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
-        db = try DatabaseQueue(path: path, configuration: configuration)
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(sql: "CREATE TABLE policies (arn TEXT PRIMARY KEY, json BLOB NOT NULL)")
-            try db.execute(sql: "CREATE TABLE roles (name TEXT PRIMARY KEY, json BLOB NOT NULL)")
-        }
-        try migrator.migrate(db)
+        db = try DurableDatabase.open(path, migrations: [("v1", """
+            CREATE TABLE policies (arn TEXT PRIMARY KEY, json BLOB NOT NULL);
+            CREATE TABLE roles (name TEXT PRIMARY KEY, json BLOB NOT NULL);
+            """)])
     }
 
     func load() throws -> (policies: [ManagedPolicy], roles: [Role]) {

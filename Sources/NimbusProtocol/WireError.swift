@@ -1,7 +1,14 @@
 import Foundation
 
+/// An error a service core throws in AWS's terms; the runtime answers it as an `error` message with
+/// this code and message, so services need no mapping of their own.
+public protocol ServiceError: Error {
+    var code: String { get }
+    var message: String { get }
+}
+
 /// An error as it travels: `{"code": ..., "message": ...}`, with AWS's error codes.
-public struct WireError: Error, Codable, Sendable, Equatable, CustomStringConvertible {
+public struct WireError: ServiceError, Codable, Sendable, Equatable, CustomStringConvertible {
     public var code: String
     public var message: String
 

@@ -44,6 +44,13 @@ public struct NodeConfiguration: Sendable {
     }
 
     public var logDirectory: URL { dataDirectory.appendingPathComponent("logs") }
+
+    /// Where this node keeps its durable state: `<data>/<service>/<name>.sqlite` (the folder is created).
+    public func stateFile(_ service: String) throws -> String {
+        let directory = dataDirectory.appendingPathComponent(service)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory.appendingPathComponent("\(name).sqlite").path
+    }
 }
 
 /// The runtime every Nimbus process stands on: the I/O thread, request dispatch, outbound requests,
@@ -123,6 +130,8 @@ public final class NodeRuntime: Sendable {
             io.send(route: request.route, .reply(to: id, sender: identity.stamp, body: body))
         } catch let error as WireError {
             io.send(route: request.route, .error(to: id, sender: identity.stamp, error))
+        } catch let error as any ServiceError {
+            io.send(route: request.route, .error(to: id, sender: identity.stamp, WireError(code: error.code, message: error.message)))
         } catch {
             logger.error("\(request.header.action ?? "?") failed: \(error)")
             io.send(route: request.route, .error(to: id, sender: identity.stamp, WireError(.internalFailure, "internal error in \(identity.name)")))

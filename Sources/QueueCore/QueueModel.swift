@@ -1,4 +1,5 @@
 import Foundation
+import NimbusProtocol
 
 /// A queue's configurable attributes, with SQS's defaults and ranges.
 public struct QueueAttributes: Codable, Equatable, Sendable {
@@ -152,7 +153,7 @@ public enum StoreChange: Equatable, Sendable {
     case deleteMessage(Int64)
 }
 
-public struct QueueError: Error, Equatable, Sendable, CustomStringConvertible {
+public struct QueueError: ServiceError, Equatable, Sendable, CustomStringConvertible {
     public var code: String
     public var message: String
     public init(_ code: Code, _ message: String) {

@@ -13,9 +13,7 @@ public struct QueueNodeService: NodeService {
     /// Opens (or creates) the broker's database under the data directory and loads it.
     public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "queue")) throws {
         self.configuration = configuration
-        let directory = configuration.dataDirectory.appendingPathComponent("queue")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let store = try QueueStore(path: directory.appendingPathComponent("\(configuration.name).sqlite").path)
+        let store = try QueueStore(path: configuration.stateFile("queue"))
         let (queues, messages) = try store.load()
         var broker = QueueBroker(region: configuration.cluster.region, account: configuration.cluster.account)
         broker.restore(queues: queues, messages: messages, now: QueueEngine.now())
@@ -25,14 +23,7 @@ public struct QueueNodeService: NodeService {
     public var actions: Set<String> { SQSAction.all }
 
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
-        do {
-            return try await dispatch(request, sender: request.header.sender?.name ?? configuration.cluster.account)
-        } catch let error as QueueError {
-            throw WireError(code: error.code, message: error.message)
-        }
-    }
-
-    private func dispatch(_ request: InboundRequest, sender: String) async throws -> Data {
+        let sender = request.header.sender?.name ?? configuration.cluster.account
         let encoder = JSONEncoder()
         switch request.header.action {
         case SQSAction.createQueue:

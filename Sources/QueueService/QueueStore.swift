@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import NimbusStorage
 import QueueCore
 
 /// The broker's durable state in SQLite (WAL, synchronous=FULL): a change is on disk when `commit`
@@ -8,41 +9,31 @@ final class QueueStore: Sendable {
     private let db: DatabaseQueue
 
     init(path: String) throws {
-        var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
-        db = try DatabaseQueue(path: path, configuration: configuration)
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE queues (
-                    name TEXT PRIMARY KEY,
-                    attributes BLOB NOT NULL,
-                    created INTEGER NOT NULL,
-                    modified INTEGER NOT NULL,
-                    tags BLOB NOT NULL
-                );
-                CREATE TABLE messages (
-                    seq INTEGER PRIMARY KEY,
-                    queue TEXT NOT NULL,
-                    message_id TEXT NOT NULL,
-                    body TEXT NOT NULL,
-                    md5 TEXT NOT NULL,
-                    attributes BLOB,
-                    md5_attributes TEXT,
-                    sender_id TEXT NOT NULL,
-                    sent INTEGER NOT NULL,
-                    visible_at INTEGER NOT NULL,
-                    receive_count INTEGER NOT NULL,
-                    first_receive INTEGER,
-                    receipt TEXT
-                );
-                CREATE INDEX messages_by_queue ON messages(queue);
-                """)
-        }
-        try migrator.migrate(db)
+        db = try DurableDatabase.open(path, migrations: [("v1", """
+            CREATE TABLE queues (
+                name TEXT PRIMARY KEY,
+                attributes BLOB NOT NULL,
+                created INTEGER NOT NULL,
+                modified INTEGER NOT NULL,
+                tags BLOB NOT NULL
+            );
+            CREATE TABLE messages (
+                seq INTEGER PRIMARY KEY,
+                queue TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                body TEXT NOT NULL,
+                md5 TEXT NOT NULL,
+                attributes BLOB,
+                md5_attributes TEXT,
+                sender_id TEXT NOT NULL,
+                sent INTEGER NOT NULL,
+                visible_at INTEGER NOT NULL,
+                receive_count INTEGER NOT NULL,
+                first_receive INTEGER,
+                receipt TEXT
+            );
+            CREATE INDEX messages_by_queue ON messages(queue);
+            """)])
     }
 
     func load() throws -> (queues: [StoredQueue], messages: [StoredMessage]) {

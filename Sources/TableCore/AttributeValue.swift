@@ -1,4 +1,5 @@
 import Foundation
+import NimbusProtocol
 
 /// A DynamoDB attribute value in DynamoDB JSON: `{"S": "..."}`, `{"N": "12.5"}`, `{"M": {...}}`, ...
 /// Decoding validates what DynamoDB validates (numbers, base64, non-empty unique sets), so a bad item
@@ -49,7 +50,7 @@ public indirect enum AttributeValue: Equatable, Hashable, Sendable {
 
 public typealias Item = [String: AttributeValue]
 
-public struct TableError: Error, Equatable, Sendable, CustomStringConvertible {
+public struct TableError: ServiceError, Equatable, Sendable, CustomStringConvertible {
     public var code: String
     public var message: String
     public init(_ code: String, _ message: String) {

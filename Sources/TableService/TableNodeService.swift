@@ -20,9 +20,7 @@ public struct TableNodeService: NodeService {
     public init(configuration: NodeConfiguration, shards: Int = 1) throws {
         self.configuration = configuration
         self.shards = shards
-        let directory = configuration.dataDirectory.appendingPathComponent("table")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let store = try TableStore(path: directory.appendingPathComponent("\(configuration.name).sqlite").path)
+        let store = try TableStore(path: configuration.stateFile("table"))
         let (tables, items, sequences) = try store.load()
         var core = Tables(region: configuration.cluster.region, account: configuration.cluster.account)
         core.restore(tables: tables, items: items, lastSequences: sequences)
@@ -32,14 +30,6 @@ public struct TableNodeService: NodeService {
     public var actions: Set<String> { Self.actionNames }
 
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
-        do {
-            return try await dispatch(request)
-        } catch let error as TableError {
-            throw WireError(code: error.code, message: error.message)
-        }
-    }
-
-    private func dispatch(_ request: InboundRequest) async throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
         let shards = self.shards

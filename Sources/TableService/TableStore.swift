@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import NimbusStorage
 import TableCore
 
 /// Tables, items and stream records in SQLite (WAL, synchronous=FULL). An item change and its stream
@@ -8,22 +9,12 @@ final class TableStore: Sendable {
     private let db: DatabaseQueue
 
     init(path: String) throws {
-        var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
-        db = try DatabaseQueue(path: path, configuration: configuration)
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE tables (name TEXT PRIMARY KEY, json BLOB NOT NULL);
-                CREATE TABLE items (table_name TEXT NOT NULL, key TEXT NOT NULL, json BLOB NOT NULL, PRIMARY KEY (table_name, key));
-                CREATE TABLE records (table_name TEXT NOT NULL, shard INTEGER NOT NULL, seq INTEGER NOT NULL, created REAL NOT NULL,
-                                      json BLOB NOT NULL, PRIMARY KEY (table_name, shard, seq));
-                """)
-        }
-        try migrator.migrate(db)
+        db = try DurableDatabase.open(path, migrations: [("v1", """
+            CREATE TABLE tables (name TEXT PRIMARY KEY, json BLOB NOT NULL);
+            CREATE TABLE items (table_name TEXT NOT NULL, key TEXT NOT NULL, json BLOB NOT NULL, PRIMARY KEY (table_name, key));
+            CREATE TABLE records (table_name TEXT NOT NULL, shard INTEGER NOT NULL, seq INTEGER NOT NULL, created REAL NOT NULL,
+                                  json BLOB NOT NULL, PRIMARY KEY (table_name, shard, seq));
+            """)])
     }
 
     func load() throws -> (tables: [TableSchema], items: [(String, String, Item)], sequences: [String: [Int: UInt64]]) {
