@@ -29,12 +29,16 @@ public indirect enum Operand: Equatable, Sendable {
 
 public enum ConditionParser {
     /// Parses `text`, resolving placeholders; every name and value given must be used, as DynamoDB requires.
-    public static func parse(_ text: String, names: [String: String]?, values: [String: AttributeValue]?) throws(TableError) -> Condition {
+    /// With `checkUnused` false (a request with two expressions sharing the placeholders), unused
+    /// names and values are not an error here.
+    public static func parse(_ text: String, names: [String: String]?, values: [String: AttributeValue]?,
+                             checkUnused: Bool = true) throws(TableError) -> Condition {
         var parser = Parser(tokens: try tokenize(text), names: names ?? [:], values: values ?? [:])
         let condition = try parser.or()
         guard parser.at == parser.tokens.count else {
             throw TableError.validation("Invalid ConditionExpression: Syntax error; token: \"\(parser.tokens[parser.at])\"")
         }
+        guard checkUnused else { return condition }
         let unusedNames = Set((names ?? [:]).keys).subtracting(parser.usedNames)
         if !unusedNames.isEmpty {
             throw TableError.validation("Value provided in ExpressionAttributeNames unused in expressions: keys: {\(unusedNames.sorted().joined(separator: ", "))}")

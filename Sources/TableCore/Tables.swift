@@ -238,3 +238,98 @@ public struct Tables: Sendable {
         changes.append(.appendRecord(table: d.name, record: record))
     }
 }
+
+// MARK: Reading many items
+
+extension Tables {
+    /// A page of a Scan or Query: items in key order, and the key to continue after when there are more.
+    public struct Page: Sendable {
+        public var items: [Item]
+        public var scannedCount: Int
+        public var lastEvaluatedKey: Item?
+    }
+
+    /// Scan: every item in key order, `limit` evaluated per page (DynamoDB's Limit counts items read,
+    /// before the filter), continuing after `exclusiveStartKey`.
+    public func scan(_ table: String, filter: Condition?, limit: Int?, exclusiveStartKey: Item?) throws(TableError) -> Page {
+        try page(table, where: { _ in true }, filter: filter, limit: limit, exclusiveStartKey: exclusiveStartKey)
+    }
+
+    /// Query: the items of one partition key. The key condition must be `partitionKey = :value`
+    /// (optionally AND a condition on the sort key).
+    public func query(_ table: String, keyCondition: Condition, filter: Condition?, limit: Int?, exclusiveStartKey: Item?) throws(TableError) -> Page {
+        let d = try describe(table)
+        func mentionsPartitionEquality(_ c: Condition) -> Bool {
+            switch c {
+            case .compare(let l, "=", let r):
+                for case .path(let p) in [l, r] where p == [.name(d.partitionKey.name)] { return true }
+                return false
+            case .and(let a, let b): return mentionsPartitionEquality(a) || mentionsPartitionEquality(b)
+            default: return false
+            }
+        }
+        guard mentionsPartitionEquality(keyCondition) else {
+            throw TableError.validation("Query condition missed key schema element: \(d.partitionKey.name)")
+        }
+        return try page(table, where: { ConditionEvaluator.holds(keyCondition, on: $0) }, filter: filter, limit: limit, exclusiveStartKey: exclusiveStartKey)
+    }
+
+    private func page(_ table: String, where match: (Item) -> Bool, filter: Condition?, limit: Int?,
+                      exclusiveStartKey: Item?) throws(TableError) -> Page {
+        let d = try describe(table)
+        if let limit, limit < 1 { throw TableError.validation("Limit must be at least 1") }
+        let start = try exclusiveStartKey.map { (k: Item) throws(TableError) -> String in try key(d, k, exact: true) }
+        let keys = (items[table] ?? [:]).keys.sorted().filter { start == nil || $0 > start! }
+        var out: [Item] = []
+        var scanned = 0
+        var last: Item?
+        for k in keys {
+            let item = items[table]![k]!
+            guard match(item) else { continue }
+            scanned += 1
+            if filter.map({ ConditionEvaluator.holds($0, on: item) }) ?? true { out.append(item) }
+            if let limit, scanned == limit {
+                if k != keys.last { last = item.filter { d.keyNames.contains($0.key) } }
+                break
+            }
+        }
+        return Page(items: out, scannedCount: scanned, lastEvaluatedKey: last)
+    }
+
+    /// BatchWriteItem: up to 25 puts and deletes, each applied like PutItem / DeleteItem without conditions.
+    public mutating func batchWrite(_ requests: [String: [(put: Item?, delete: Item?)]], now: Double,
+                                    changes: inout [TableChange]) throws(TableError) {
+        let total = requests.values.reduce(0) { $0 + $1.count }
+        guard (1...25).contains(total) else {
+            throw TableError.validation("Too many items requested for the BatchWriteItem call (1 to 25 write requests)")
+        }
+        // Validate everything first: a batch with one bad request writes nothing.
+        for (table, list) in requests {
+            let d = try describe(table)
+            for r in list {
+                guard (r.put == nil) != (r.delete == nil) else { throw TableError.validation("Each WriteRequest needs exactly one of PutRequest and DeleteRequest") }
+                if let item = r.put { _ = try key(d, item, exact: false) }
+                if let k = r.delete { _ = try key(d, k, exact: true) }
+            }
+        }
+        for (table, list) in requests {
+            for r in list {
+                if let item = r.put { _ = try putItem(table, item, condition: nil, now: now, changes: &changes) }
+                if let k = r.delete { _ = try deleteItem(table, key: k, condition: nil, now: now, changes: &changes) }
+            }
+        }
+    }
+
+    /// BatchGetItem: up to 100 keys.
+    public func batchGet(_ requests: [String: [Item]]) throws(TableError) -> [String: [Item]] {
+        let total = requests.values.reduce(0) { $0 + $1.count }
+        guard (1...100).contains(total) else { throw TableError.validation("Too many items requested for the BatchGetItem call (1 to 100 keys)") }
+        var out: [String: [Item]] = [:]
+        for (table, keys) in requests {
+            var found: [Item] = []
+            for k in keys { if let item = try getItem(table, key: k) { found.append(item) } }
+            out[table] = found
+        }
+        return out
+    }
+}

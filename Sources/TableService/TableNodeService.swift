@@ -14,7 +14,7 @@ public struct TableNodeService: NodeService {
 
     public static let actionNames: Set<String> = [
         "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:ListTables", "dynamodb:PutItem", "dynamodb:GetItem",
-        "dynamodb:DeleteItem", "dynamodb:ListStreams", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords",
+        "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:ListStreams", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords",
     ]
 
     public init(configuration: NodeConfiguration, shards: Int = 1) throws {
@@ -62,6 +62,31 @@ public struct TableNodeService: NodeService {
             let condition = try r.ConditionExpression.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues) }
             let old = try await engine.perform { t, now, changes in try t.deleteItem(r.TableName, key: key, condition: condition, now: now, changes: &changes) }
             return try encoder.encode(r.ReturnValues == "ALL_OLD" && old != nil ? ["Attributes": old!] : [:])
+        case "dynamodb:Scan", "dynamodb:Query":
+            let r = try decode(request, ReadManyRequest.self)
+            func parse(_ text: String?) throws -> Condition? {
+                try text.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues, checkUnused: false) }
+            }
+            let filter = try parse(r.FilterExpression)
+            let keyCondition = try parse(r.KeyConditionExpression)
+            let isQuery = request.header.action == "dynamodb:Query"
+            if isQuery && keyCondition == nil { throw TableError.validation("Query needs a KeyConditionExpression") }
+            let page = try await engine.read { t in
+                isQuery ? try t.query(r.TableName, keyCondition: keyCondition!, filter: filter, limit: r.Limit, exclusiveStartKey: r.ExclusiveStartKey)
+                    : try t.scan(r.TableName, filter: filter, limit: r.Limit, exclusiveStartKey: r.ExclusiveStartKey)
+            }
+            return try encoder.encode(ReadManyResponse(Items: page.items, Count: page.items.count, ScannedCount: page.scannedCount,
+                                                       LastEvaluatedKey: page.lastEvaluatedKey))
+        case "dynamodb:BatchWriteItem":
+            let r = try decode(request, BatchWriteRequest.self)
+            let writes = r.RequestItems.mapValues { $0.map { (put: $0.PutRequest?.Item, delete: $0.DeleteRequest?.Key) } }
+            try await engine.perform { t, now, changes in try t.batchWrite(writes, now: now, changes: &changes) }
+            return Data(#"{"UnprocessedItems":{}}"#.utf8)
+        case "dynamodb:BatchGetItem":
+            let r = try decode(request, BatchGetRequest.self)
+            let found = try await engine.read { t in try t.batchGet(r.RequestItems.mapValues(\.Keys)) }
+            struct Out: Encodable { var Responses: [String: [Item]]; var UnprocessedKeys: [String: [Item]] = [:] }
+            return try encoder.encode(Out(Responses: found))
         case "dynamodb:ListStreams":
             let r = try decode(request, ListStreamsRequest.self)
             let streams = await engine.read { t in

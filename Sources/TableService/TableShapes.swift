@@ -91,3 +91,32 @@ enum StreamNames {
     static func shardID(_ shard: Int) -> String { "shardId-00000000000000000000-" + String(format: "%08d", shard) }
     static func shard(fromID id: String) -> Int? { id.hasPrefix("shardId-") ? Int(id.suffix(8)) : nil }
 }
+
+struct ReadManyRequest: Codable, Sendable {
+    var TableName: String
+    var KeyConditionExpression: String?
+    var FilterExpression: String?
+    var ExpressionAttributeNames: [String: String]?
+    var ExpressionAttributeValues: [String: AttributeValue]?
+    var Limit: Int?
+    var ExclusiveStartKey: Item?
+}
+
+struct ReadManyResponse: Codable, Sendable {
+    var Items: [Item]
+    var Count: Int
+    var ScannedCount: Int
+    var LastEvaluatedKey: Item?
+}
+
+struct BatchWriteRequest: Codable, Sendable {
+    struct Put: Codable, Sendable { var Item: Item }
+    struct Delete: Codable, Sendable { var Key: Item }
+    struct Entry: Codable, Sendable { var PutRequest: Put?; var DeleteRequest: Delete? }
+    var RequestItems: [String: [Entry]]
+}
+
+struct BatchGetRequest: Codable, Sendable {
+    struct Keys: Codable, Sendable { var Keys: [Item] }
+    var RequestItems: [String: Keys]
+}

@@ -109,3 +109,55 @@ import Testing
         }
     }
 }
+
+@Suite struct ReadManyTests {
+    func filled(_ n: Int) throws -> Tables {
+        var tables = Tables(region: "us-east-1", account: "000000000000")
+        var changes: [TableChange] = []
+        _ = try tables.createTable(name: "orders", partitionKey: .init(name: "orderID", type: "S"), sortKey: nil,
+                                   streamViewType: nil, shards: 1, now: 1, changes: &changes)
+        for i in 0..<n { _ = try tables.putItem("orders", ["orderID": .s(String(format: "o-%03d", i)), "n": .n("\(i)")], condition: nil, now: 1, changes: &changes) }
+        return tables
+    }
+
+    @Test func scanPagesThroughEveryItemOnceInKeyOrder() throws {
+        let tables = try filled(25)
+        var seen: [String] = []
+        var start: Item?
+        for _ in 0..<10 {
+            let page = try tables.scan("orders", filter: nil, limit: 10, exclusiveStartKey: start)
+            seen += page.items.compactMap { if case .s(let id)? = $0["orderID"] { return id } else { return nil } }
+            start = page.lastEvaluatedKey
+            if start == nil { break }
+        }
+        #expect(seen == (0..<25).map { String(format: "o-%03d", $0) })
+        let filtered = try tables.scan("orders", filter: try ConditionParser.parse("n >= :x", names: nil, values: [":x": .n("20")]), limit: nil, exclusiveStartKey: nil)
+        #expect(filtered.items.count == 5 && filtered.scannedCount == 25)
+    }
+
+    @Test func queryNeedsThePartitionKeyAndFindsItsItem() throws {
+        let tables = try filled(5)
+        let page = try tables.query("orders", keyCondition: try ConditionParser.parse("orderID = :id", names: nil, values: [":id": .s("o-003")]),
+                                    filter: nil, limit: nil, exclusiveStartKey: nil)
+        #expect(page.items.map { $0["n"] } == [.n("3")])
+        #expect(throws: TableError.self) {
+            try tables.query("orders", keyCondition: try ConditionParser.parse("n = :x", names: nil, values: [":x": .n("1")]), filter: nil, limit: nil, exclusiveStartKey: nil)
+        }
+    }
+
+    @Test func batchWriteIsAllOrNothingOnValidationAndBatchGetReadsBack() throws {
+        var tables = try filled(0)
+        var changes: [TableChange] = []
+        #expect(throws: TableError.self) {
+            try tables.batchWrite(["orders": [(put: ["orderID": .s("a")], delete: nil), (put: ["nokey": .s("b")], delete: nil)]], now: 1, changes: &changes)
+        }
+        #expect(changes.isEmpty)
+        try tables.batchWrite(["orders": [(put: ["orderID": .s("a")], delete: nil), (put: ["orderID": .s("b")], delete: nil)]], now: 1, changes: &changes)
+        try tables.batchWrite(["orders": [(put: nil, delete: ["orderID": .s("a")])]], now: 2, changes: &changes)
+        let got = try tables.batchGet(["orders": [["orderID": .s("a")], ["orderID": .s("b")]]])
+        #expect(got["orders"] == [["orderID": .s("b")]])
+        #expect(throws: TableError.self) {
+            try tables.batchWrite(["orders": (0..<26).map { (put: ["orderID": .s("x\($0)")], delete: nil) }], now: 3, changes: &changes)
+        }
+    }
+}

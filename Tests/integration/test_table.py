@@ -92,3 +92,30 @@ def test_writes_and_records_survive_sigkill_and_iterators_resume_exactly(cluster
         at = read_all(client, arn, "AT_SEQUENCE_NUMBER", checkpoint)
         assert at[0]["dynamodb"]["SequenceNumber"] == checkpoint
         assert read_all(client, arn, "LATEST") == []
+
+
+def test_batch_write_scan_pages_and_query(cluster):
+    with table(cluster) as client:
+        wait_until(lambda: _describe(client), timeout=10, message="orders table exists")
+        for chunk in range(2):
+            client("dynamodb:BatchWriteItem", {"RequestItems": {"orders": [
+                {"PutRequest": {"Item": {"orderID": {"S": f"batch-{chunk * 25 + i:03d}"}, "n": {"N": str(chunk * 25 + i)}}}} for i in range(25)]}})
+        assert client.error("dynamodb:BatchWriteItem", {"RequestItems": {"orders": [
+            {"PutRequest": {"Item": {"orderID": {"S": f"x{i}"}}}} for i in range(26)]}}) == "ValidationException"
+        seen, start = [], None
+        for _ in range(100):  # bounded
+            request = {"TableName": "orders", "Limit": 7, "FilterExpression": "begins_with(orderID, :p)",
+                       "ExpressionAttributeValues": {":p": {"S": "batch-"}}}
+            if start:
+                request["ExclusiveStartKey"] = start
+            page = client("dynamodb:Scan", request)
+            seen += [item["orderID"]["S"] for item in page["Items"]]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        assert seen == [f"batch-{i:03d}" for i in range(50)]
+        got = client("dynamodb:Query", {"TableName": "orders", "KeyConditionExpression": "#k = :v",
+                                        "ExpressionAttributeNames": {"#k": "orderID"}, "ExpressionAttributeValues": {":v": {"S": "batch-007"}}})
+        assert got["Count"] == 1 and got["Items"][0]["n"] == {"N": "7"}
+        got = client("dynamodb:BatchGetItem", {"RequestItems": {"orders": {"Keys": [{"orderID": {"S": "batch-001"}}, {"orderID": {"S": "nope"}}]}}})
+        assert [i["orderID"]["S"] for i in got["Responses"]["orders"]] == ["batch-001"]
