@@ -3,7 +3,6 @@ import Logging
 import NimbusConfig
 import NimbusProtocol
 import ServiceLifecycle
-import Synchronization
 
 /// Who a node is: its name in the cluster, its kind, and the incarnation id that changes every time
 /// the process starts, so a restarted node is known to be new.

@@ -35,9 +35,11 @@ def iam(cluster) -> SQS:
     return SQS(cluster.endpoint("iam"))
 
 
-def decide(client: SQS, role: str, action: str, resource: str = "*") -> str:
-    result = client("iam:SimulatePrincipalPolicy", {"PolicySourceArn": role_arn(role), "ActionNames": [action], "ResourceArns": [resource]})
-    return result["EvaluationResults"][0]["EvalDecision"]
+def decide(client: SQS, role: str, action: str, resource: str = "*", resource_policy: str | None = None) -> str:
+    request = {"PolicySourceArn": role_arn(role), "ActionNames": [action], "ResourceArns": [resource]}
+    if resource_policy is not None:
+        request["ResourcePolicy"] = resource_policy
+    return client("iam:SimulatePrincipalPolicy", request)["EvaluationResults"][0]["EvalDecision"]
 
 
 def attached(client: SQS, role: str) -> list[str]:
@@ -125,9 +127,7 @@ def test_the_queue_policy_admits_only_the_lab_roles(cluster):
     queue_arn = f"arn:aws:sqs:us-east-1:{ACCOUNT}:POC-Queue"
 
     def decide_with_queue_policy(client: SQS, role: str, action: str) -> str:
-        result = client("iam:SimulatePrincipalPolicy", {"PolicySourceArn": role_arn(role), "ActionNames": [action],
-                                                        "ResourceArns": [queue_arn], "ResourcePolicy": policy})
-        return result["EvaluationResults"][0]["EvalDecision"]
+        return decide(client, role, action, queue_arn, resource_policy=policy)
 
     with iam(cluster) as client:
         assert decide_with_queue_policy(client, "APIGateway-SQS", "sqs:SendMessage") == "allowed"
