@@ -15,9 +15,19 @@ public struct ClusterConfig: Sendable, Equatable {
     /// The CloudFormation template of the lab's resources, created by each service at start.
     /// Relative to the config file's folder; "" for none.
     public var stack: String = "stacks/poc-lab.yaml"
+    public var table = TableSettings()
     public var gateway = GatewaySettings()
 
     public init() {}
+
+    /// The table node (DynamoDB and DynamoDB Streams).
+    public struct TableSettings: Sendable, Equatable {
+        /// Stream shards per new table; a partition key always maps to the same shard, so one item's
+        /// records stay in order while stream workers read shards in parallel.
+        public var streamShards: Int = 1
+        /// Stream records older than this are trimmed (DynamoDB Streams keeps 24 hours).
+        public var streamRetentionHours: Double = 24
+    }
 
     /// The HTTP side of the gateway (the API Gateway REST API, POC-API).
     public struct GatewaySettings: Sendable, Equatable {
@@ -177,6 +187,8 @@ public struct ClusterConfig: Sendable, Equatable {
         if http.count != 2 || Int(http[1]).map({ !(1...65535).contains($0) }) ?? true {
             throw ConfigError("gateway.http must be HOST:PORT, not \"\(gateway.http)\"")
         }
+        if !(1...64).contains(table.streamShards) { throw ConfigError("table.streamShards must be 1..64") }
+        if table.streamRetentionHours <= 0 { throw ConfigError("table.streamRetentionHours must be positive") }
         if gateway.rateLimit <= 0 || gateway.burst < 1 { throw ConfigError("gateway.rateLimit and gateway.burst must be positive") }
         if gateway.maxBodyBytes < 1 { throw ConfigError("gateway.maxBodyBytes must be positive") }
         if gateway.queueTimeoutMilliseconds < 10 { throw ConfigError("gateway.queueTimeoutMilliseconds must be at least 10") }
@@ -211,7 +223,13 @@ private struct ConfigFile: Decodable {
     var restart: Restart?
     var services: [String: Service]?
     var stack: String?
+    var table: Table?
     var gateway: Gateway?
+
+    struct Table: Decodable {
+        var streamShards: Int?
+        var streamRetentionHours: Double?
+    }
 
     struct Gateway: Decodable {
         var http: String?
@@ -250,6 +268,10 @@ private struct ConfigFile: Decodable {
         if let account { c.account = account }
         if let dataDirectory { c.dataDirectory = dataDirectory }
         if let stack { c.stack = stack }
+        if let t = table {
+            if let v = t.streamShards { c.table.streamShards = v }
+            if let v = t.streamRetentionHours { c.table.streamRetentionHours = v }
+        }
         if let g = gateway {
             if let v = g.http { c.gateway.http = v }
             if let v = g.queueName { c.gateway.queueName = v }

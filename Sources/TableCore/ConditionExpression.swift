@@ -33,21 +33,37 @@ public enum ConditionParser {
     /// names and values are not an error here.
     public static func parse(_ text: String, names: [String: String]?, values: [String: AttributeValue]?,
                              checkUnused: Bool = true) throws(TableError) -> Condition {
+        let parsed = try parseKeepingPlaceholders(text, names: names, values: values)
+        if checkUnused {
+            try checkAllUsed(names: names, values: values, usedNames: parsed.usedNames, usedValues: parsed.usedValues)
+        }
+        return parsed.condition
+    }
+
+    /// Parses without the unused-placeholder check, returning the placeholders used: for requests
+    /// with two expressions (UpdateItem's update and condition) that share them.
+    public static func parseKeepingPlaceholders(_ text: String, names: [String: String]?, values: [String: AttributeValue]?)
+        throws(TableError) -> (condition: Condition, usedNames: Set<String>, usedValues: Set<String>)
+    {
         var parser = Parser(tokens: try tokenize(text), names: names ?? [:], values: values ?? [:])
         let condition = try parser.or()
         guard parser.at == parser.tokens.count else {
             throw TableError.validation("Invalid ConditionExpression: Syntax error; token: \"\(parser.tokens[parser.at])\"")
         }
-        guard checkUnused else { return condition }
-        let unusedNames = Set((names ?? [:]).keys).subtracting(parser.usedNames)
+        return (condition, parser.usedNames, parser.usedValues)
+    }
+
+    /// DynamoDB refuses placeholders that no expression of the request uses.
+    public static func checkAllUsed(names: [String: String]?, values: [String: AttributeValue]?,
+                                    usedNames: Set<String>, usedValues: Set<String>) throws(TableError) {
+        let unusedNames = Set((names ?? [:]).keys).subtracting(usedNames)
         if !unusedNames.isEmpty {
             throw TableError.validation("Value provided in ExpressionAttributeNames unused in expressions: keys: {\(unusedNames.sorted().joined(separator: ", "))}")
         }
-        let unusedValues = Set((values ?? [:]).keys).subtracting(parser.usedValues)
+        let unusedValues = Set((values ?? [:]).keys).subtracting(usedValues)
         if !unusedValues.isEmpty {
             throw TableError.validation("Value provided in ExpressionAttributeValues unused in expressions: keys: {\(unusedValues.sorted().joined(separator: ", "))}")
         }
-        return condition
     }
 
     static func tokenize(_ text: String) throws(TableError) -> [String] {
@@ -65,9 +81,12 @@ public enum ConditionParser {
                 } else { tokens.append(String(c)); i += 1 }
                 continue
             }
-            if c.isLetter || c.isNumber || c == "_" || c == "#" || c == ":" || c == "-" {
+            if c == "+" || c == "-" { tokens.append(String(c)); i += 1; continue }
+            if c.isLetter || c.isNumber || c == "_" || c == "#" || c == ":" {
+                // Placeholders may contain dashes; a bare dash elsewhere is subtraction (update expressions).
+                let placeholder = c == "#" || c == ":"
                 var j = i + 1
-                while j < chars.count, chars[j].isLetter || chars[j].isNumber || chars[j] == "_" || chars[j] == "-" { j += 1 }
+                while j < chars.count, chars[j].isLetter || chars[j].isNumber || chars[j] == "_" || (placeholder && chars[j] == "-") { j += 1 }
                 tokens.append(String(chars[i..<j]))
                 i = j
                 continue

@@ -190,6 +190,60 @@ public struct Tables: Sendable {
         return old
     }
 
+    /// UpdateItem: applies `update` to the item with `key` (or to a new item holding just the key), after
+    /// `condition` holds on the old item. Returns the item before and after.
+    public mutating func updateItem(_ table: String, key itemKey: Item, update: UpdateExpression, condition: Condition?, now: Double,
+                                    changes: inout [TableChange]) throws(TableError) -> (old: Item?, new: Item?) {
+        let definition = try describe(table)
+        let k = try key(definition, itemKey, exact: true)
+        let old = items[table]?[k]
+        if let condition, !ConditionEvaluator.holds(condition, on: old) {
+            throw TableError("ConditionalCheckFailedException", "The conditional request failed")
+        }
+        for action in update.actions {
+            if case .name(let first)? = action.path.first, definition.keyNames.contains(first) {
+                throw TableError.validation("One or more parameter values were invalid: Cannot update attribute \(first). This attribute is part of the key")
+            }
+        }
+        let new = try UpdateEvaluator.apply(update, to: old ?? itemKey)
+        // Removing from an item that does not exist creates nothing, as in DynamoDB.
+        if old == nil && new == itemKey && !update.actions.contains(where: { if case .set = $0 { return true }; if case .add = $0 { return true }; return false }) {
+            return (nil, nil)
+        }
+        _ = try putItem(table, new, condition: nil, now: now, changes: &changes)
+        return (old, new)
+    }
+
+    /// UpdateTable's stream settings: enable with a view type (a new stream, new label), or disable.
+    public mutating func updateStream(_ table: String, enabled: Bool, viewType: String?, now: Double,
+                                      changes: inout [TableChange]) throws(TableError) -> TableSchema {
+        var d = try describe(table)
+        if enabled {
+            guard let viewType, ["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"].contains(viewType) else {
+                throw TableError.validation("StreamViewType must be one of NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES, KEYS_ONLY when the stream is enabled")
+            }
+            if d.streamViewType != nil { throw TableError.validation("Table already has an enabled stream: \(table)") }
+            d.streamViewType = viewType
+            d.streamLabel = Self.label(now)
+        } else {
+            if d.streamViewType == nil { throw TableError.validation("Table already has no enabled stream: \(table)") }
+            d.streamViewType = nil
+        }
+        definitions[table] = d
+        changes.append(.putTable(d))
+        return d
+    }
+
+    /// DeleteTable: the table, its items and its stream records go.
+    public mutating func deleteTable(_ table: String, changes: inout [TableChange]) throws(TableError) -> TableSchema {
+        let d = try describe(table)
+        definitions[table] = nil
+        items[table] = nil
+        sequences[table] = nil
+        changes.append(.deleteTable(table))
+        return d
+    }
+
     public func getItem(_ table: String, key itemKey: Item) throws(TableError) -> Item? {
         let definition = try describe(table)
         return items[table]?[try key(definition, itemKey, exact: true)]

@@ -13,13 +13,13 @@ public struct TableNodeService: NodeService {
     let shards: Int
 
     public static let actionNames: Set<String> = [
-        "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:ListTables", "dynamodb:PutItem", "dynamodb:GetItem",
-        "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:ListStreams", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords",
+        "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable", "dynamodb:DeleteTable", "dynamodb:ListTables",
+        "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:ListStreams", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords",
     ]
 
-    public init(configuration: NodeConfiguration, shards: Int = 1) throws {
+    public init(configuration: NodeConfiguration) throws {
         self.configuration = configuration
-        self.shards = shards
+        self.shards = configuration.cluster.table.streamShards
         let store = try TableStore(path: configuration.stateFile("table"))
         let (tables, items, sequences) = try store.load()
         var core = Tables(region: configuration.cluster.region, account: configuration.cluster.account)
@@ -32,7 +32,6 @@ public struct TableNodeService: NodeService {
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
-        let shards = self.shards
         switch request.header.action {
         case "dynamodb:CreateTable":
             let r = try decode(request, CreateTableRequest.self)
@@ -43,6 +42,60 @@ public struct TableNodeService: NodeService {
                 TableDescription(try t.describe(r.TableName), arn: t.arn(r.TableName), itemCount: t.itemCount(r.TableName))
             }
             return try encoder.encode(["Table": description])
+        case "dynamodb:UpdateTable":
+            let r = try decode(request, UpdateTableRequest.self)
+            guard let spec = r.StreamSpecification else {
+                throw TableError.validation("UpdateTable needs a StreamSpecification (the only setting a Nimbus table has to change)")
+            }
+            let enabled = spec.StreamEnabled ?? (spec.StreamViewType != nil)
+            let description = try await engine.perform { t, now, changes in
+                let d = try t.updateStream(r.TableName, enabled: enabled, viewType: spec.StreamViewType, now: now, changes: &changes)
+                return TableDescription(d, arn: t.arn(d.name), itemCount: t.itemCount(d.name))
+            }
+            return try encoder.encode(["TableDescription": description])
+        case "dynamodb:DeleteTable":
+            let r = try decode(request, TableNameRequest.self)
+            var description = try await engine.perform { t, _, changes in
+                let count = t.itemCount(r.TableName)
+                let d = try t.deleteTable(r.TableName, changes: &changes)
+                return TableDescription(d, arn: t.arn(d.name), itemCount: count)
+            }
+            description.TableStatus = "DELETING"
+            return try encoder.encode(["TableDescription": description])
+        case "dynamodb:UpdateItem":
+            let r = try decode(request, WriteRequest.self)
+            guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
+            guard let text = r.UpdateExpression else {
+                throw TableError.validation("UpdateItem needs an UpdateExpression (AttributeUpdates is not supported)")
+            }
+            let update = try UpdateParser.parse(text, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues)
+            var usedNames = update.usedNames, usedValues = update.usedValues
+            var condition: Condition?
+            if let text = r.ConditionExpression {
+                let parsed = try ConditionParser.parseKeepingPlaceholders(text, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues)
+                usedNames.formUnion(parsed.usedNames)
+                usedValues.formUnion(parsed.usedValues)
+                condition = parsed.condition
+            }
+            try ConditionParser.checkAllUsed(names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues,
+                                             usedNames: usedNames, usedValues: usedValues)
+            let finalCondition = condition
+            let (old, new) = try await engine.perform { t, now, changes in
+                try t.updateItem(r.TableName, key: key, update: update.expression, condition: finalCondition, now: now, changes: &changes)
+            }
+            let touched = Set(update.expression.actions.compactMap { action -> String? in
+                if case .name(let n)? = action.path.first { return n } else { return nil }
+            })
+            let attributes: Item?
+            switch r.ReturnValues ?? "NONE" {
+            case "NONE": attributes = nil
+            case "ALL_OLD": attributes = old
+            case "ALL_NEW": attributes = new
+            case "UPDATED_OLD": attributes = old?.filter { touched.contains($0.key) }
+            case "UPDATED_NEW": attributes = new?.filter { touched.contains($0.key) }
+            default: throw TableError.validation("ReturnValues must be one of NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW")
+            }
+            return try encoder.encode(attributes.flatMap { $0.isEmpty ? nil : ["Attributes": $0] } ?? [:])
         case "dynamodb:ListTables":
             return try encoder.encode(["TableNames": await engine.read { t in t.allTables.map(\.name) }])
         case "dynamodb:PutItem":
@@ -100,7 +153,7 @@ public struct TableNodeService: NodeService {
             let shardList = (0..<d.shards).map { ["ShardId": StreamNames.shardID($0)] }
             struct Description: Encodable { var StreamDescription: [String: AnyEncodable] }
             let body: [String: AnyEncodable] = [
-                "StreamArn": .init(r.StreamArn), "StreamLabel": .init(d.streamLabel ?? ""), "StreamStatus": .init("ENABLED"),
+                "StreamArn": .init(r.StreamArn), "StreamLabel": .init(d.streamLabel ?? ""), "StreamStatus": .init(d.streamViewType == nil ? "DISABLED" : "ENABLED"),
                 "StreamViewType": .init(d.streamViewType ?? ""), "TableName": .init(d.name), "Shards": .init(shardList),
                 "KeySchema": .init([KeySchemaElement(AttributeName: d.partitionKey.name, KeyType: "HASH")]),
             ]
@@ -113,17 +166,18 @@ public struct TableNodeService: NodeService {
             }
             let after: UInt64
             switch r.ShardIteratorType {
-            case "TRIM_HORIZON": after = 0
+            case "TRIM_HORIZON": after = try engine.store.trimmedThrough(table: d.name, shard: shard)
             case "LATEST": after = try engine.store.lastSequence(table: d.name, shard: shard)
             case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
                 guard let text = r.SequenceNumber, text.count > 20, let n = UInt64(text.suffix(20)) else {
                     throw TableError.validation("SequenceNumber is required and must be a sequence number of this shard")
                 }
                 after = r.ShardIteratorType == "AT_SEQUENCE_NUMBER" ? max(n, 1) - 1 : n
+                let trimmed = try engine.store.trimmedThrough(table: d.name, shard: shard)
+                if after < trimmed { throw Self.trimmedError(r.SequenceNumber ?? "") }
             default:
                 throw TableError.validation("Member must satisfy enum value set: [TRIM_HORIZON, LATEST, AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER]")
             }
-            _ = shards
             return try encoder.encode(["ShardIterator": ShardIterator(table: d.name, shard: shard, after: after, issued: TableEngine.now()).encoded])
         case "dynamodb:GetRecords":
             let r = try decode(request, GetRecordsRequest.self)
@@ -133,6 +187,10 @@ public struct TableNodeService: NodeService {
             }
             let limit = r.Limit ?? 1000
             guard (1...1000).contains(limit) else { throw TableError.validation("Limit must be between 1 and 1000") }
+            // Records this iterator would read next were trimmed (older than the retention) since it was issued.
+            if iterator.after < (try engine.store.trimmedThrough(table: iterator.table, shard: iterator.shard)) {
+                throw Self.trimmedError(String(iterator.after + 1))
+            }
             let (records, last) = try engine.store.records(table: iterator.table, shard: iterator.shard, after: iterator.after, limit: limit)
             let next = ShardIterator(table: iterator.table, shard: iterator.shard, after: last, issued: TableEngine.now())
             // The stored records are already in GetRecords' shape: spliced in as bytes, not re-encoded.
@@ -146,6 +204,10 @@ public struct TableNodeService: NodeService {
         default:
             throw WireError(.invalidAction, "\(request.header.action ?? "") is not a DynamoDB action")
         }
+    }
+
+    static func trimmedError(_ position: String) -> TableError {
+        TableError("TrimmedDataAccessException", "The operation attempted to read past the oldest stream record in a shard (records before \(position) were trimmed: older than the retention period)")
     }
 
     /// Request bodies: an invalid attribute value is a ValidationException, as DynamoDB says it.
@@ -199,7 +261,18 @@ public struct TableNodeService: NodeService {
 
     public func run(runtime: NodeRuntime) async throws {
         do { try await applyStack() } catch { runtime.logger.error("stack: \(error)") }
-        try? await gracefulShutdown()
+        // Trim the streams' expired records now and then (a quarter of the retention, at most a minute).
+        let retention = configuration.cluster.table.streamRetentionHours * 3600
+        let interval = min(60, retention / 4)
+        while !Task.isCancelled {
+            do {
+                let trimmed = try engine.store.trim(before: TableEngine.now() - retention)
+                if trimmed > 0 { runtime.logger.info("trimmed \(trimmed) stream records older than \(retention) s") }
+            } catch { runtime.logger.error("trim: \(error)") }
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(interval)) }
+            } catch { break }
+        }
     }
 
     /// Creates the stack's AWS::DynamoDB::Table resources through CreateTable, when missing.

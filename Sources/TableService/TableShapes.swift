@@ -17,6 +17,7 @@ struct CreateTableRequest: Codable, Sendable {
 }
 
 struct TableNameRequest: Codable, Sendable { var TableName: String }
+struct UpdateTableRequest: Codable, Sendable { var TableName: String; var StreamSpecification: StreamSpecification? }
 
 struct TableDescription: Codable, Sendable {
     var TableName: String
@@ -50,6 +51,7 @@ struct WriteRequest: Codable, Sendable {
     var Item: Item?
     var Key: Item?
     var ConditionExpression: String?
+    var UpdateExpression: String?
     var ExpressionAttributeNames: [String: String]?
     var ExpressionAttributeValues: [String: AttributeValue]?
     var ReturnValues: String?

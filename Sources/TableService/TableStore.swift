@@ -14,6 +14,9 @@ final class TableStore: Sendable {
             CREATE TABLE items (table_name TEXT NOT NULL, key TEXT NOT NULL, json BLOB NOT NULL, PRIMARY KEY (table_name, key));
             CREATE TABLE records (table_name TEXT NOT NULL, shard INTEGER NOT NULL, seq INTEGER NOT NULL, created REAL NOT NULL,
                                   json BLOB NOT NULL, PRIMARY KEY (table_name, shard, seq));
+            """), ("v2-trim", """
+            CREATE TABLE trims (table_name TEXT NOT NULL, shard INTEGER NOT NULL, through INTEGER NOT NULL, PRIMARY KEY (table_name, shard));
+            CREATE INDEX records_created ON records (created);
             """)])
     }
 
@@ -25,7 +28,12 @@ final class TableStore: Sendable {
                 (row["table_name"] as String, row["key"] as String, try decoder.decode(Item.self, from: row["json"] as Data))
             }
             var sequences: [String: [Int: UInt64]] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT table_name, shard, MAX(seq) AS last FROM records GROUP BY table_name, shard") {
+            // A shard whose records were all trimmed still remembers its counter through `trims`.
+            for row in try Row.fetchAll(db, sql: """
+                SELECT table_name, shard, MAX(last) AS last FROM (
+                  SELECT table_name, shard, MAX(seq) AS last FROM records GROUP BY table_name, shard
+                  UNION ALL SELECT table_name, shard, through AS last FROM trims) GROUP BY table_name, shard
+                """) {
                 sequences[row["table_name"], default: [:]][row["shard"]] = UInt64(row["last"] as Int64)
             }
             return (tables, items, sequences)
@@ -43,6 +51,7 @@ final class TableStore: Sendable {
                     try db.execute(sql: "DELETE FROM tables WHERE name = ?", arguments: [name])
                     try db.execute(sql: "DELETE FROM items WHERE table_name = ?", arguments: [name])
                     try db.execute(sql: "DELETE FROM records WHERE table_name = ?", arguments: [name])
+                    try db.execute(sql: "DELETE FROM trims WHERE table_name = ?", arguments: [name])
                 case .putItem(let table, let key, let item):
                     try db.execute(sql: "INSERT OR REPLACE INTO items (table_name, key, json) VALUES (?, ?, ?)", arguments: [table, key, try encoder.encode(item)])
                 case .deleteItem(let table, let key):
@@ -72,6 +81,27 @@ final class TableStore: Sendable {
                 last = UInt64(row["seq"] as Int64)
             }
             return (json, last)
+        }
+    }
+
+    /// Deletes records created before `cutoff` (the stream's 24-hour retention) and remembers, per
+    /// shard, the last sequence counter trimmed. Returns how many records went.
+    func trim(before cutoff: Double) throws -> Int {
+        try db.write { db in
+            try db.execute(sql: """
+                INSERT INTO trims (table_name, shard, through)
+                  SELECT table_name, shard, MAX(seq) FROM records WHERE created < ? GROUP BY table_name, shard
+                ON CONFLICT (table_name, shard) DO UPDATE SET through = MAX(through, excluded.through)
+                """, arguments: [cutoff])
+            try db.execute(sql: "DELETE FROM records WHERE created < ?", arguments: [cutoff])
+            return db.changesCount
+        }
+    }
+
+    /// The last sequence counter trimmed from a shard (0: nothing trimmed yet).
+    func trimmedThrough(table: String, shard: Int) throws -> UInt64 {
+        try db.read { db in
+            UInt64(try Int64.fetchOne(db, sql: "SELECT through FROM trims WHERE table_name = ? AND shard = ?", arguments: [table, shard]) ?? 0)
         }
     }
 

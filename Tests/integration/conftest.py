@@ -397,6 +397,8 @@ class Cluster:
     base: int
     # extra keys for the config's `gateway:` section (rateLimit, burst, queueTimeoutMilliseconds, ...)
     gateway_settings: dict[str, Any] = field(default_factory=dict)
+    # other top-level sections of the config, e.g. {"table": {"streamShards": 4}}
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     config: Path = field(init=False)
     known_pids: set[int] = field(default_factory=set)
 
@@ -443,6 +445,8 @@ class Cluster:
             lines.append(f"  {kind}: {{ endpoint: tcp://{HOST}:{self.base + offset}{instances} }}")
         gateway = {"http": f"{HOST}:{self.http_port}", **self.gateway_settings}
         lines.append("gateway: {" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in gateway.items()) + "}")
+        for section, values in self.sections.items():
+            lines.append(f"{section}: " + "{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in values.items()) + "}")
         return "\n".join(lines) + "\n"
 
     # -- CLI --------------------------------------------------------------------------------
@@ -494,8 +498,8 @@ class Cluster:
         return survivors
 
 
-def start_cluster(tmp: Path, **gateway_settings: Any) -> Cluster:
-    cluster = Cluster(tmp, find_base_port(), gateway_settings)
+def start_cluster(tmp: Path, sections: dict[str, dict[str, Any]] | None = None, **gateway_settings: Any) -> Cluster:
+    cluster = Cluster(tmp, find_base_port(), gateway_settings, sections or {})
     result = cluster.up()
     if result.returncode != 0:
         survivors = cluster.down()

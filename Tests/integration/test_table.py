@@ -119,3 +119,98 @@ def test_batch_write_scan_pages_and_query(cluster):
         assert got["Count"] == 1 and got["Items"][0]["n"] == {"N": "7"}
         got = client("dynamodb:BatchGetItem", {"RequestItems": {"orders": {"Keys": [{"orderID": {"S": "batch-001"}}, {"orderID": {"S": "nope"}}]}}})
         assert [i["orderID"]["S"] for i in got["Responses"]["orders"]] == ["batch-001"]
+
+
+def test_update_item_set_remove_add_with_conditions_and_return_values(cluster):
+    with table(cluster) as client:
+        wait_until(lambda: _describe(client), timeout=10, message="orders table exists")
+        key = {"orderID": {"S": "upd-1"}}
+        got = client("dynamodb:UpdateItem", {"TableName": "orders", "Key": key, "UpdateExpression": "SET #s = :s, n = if_not_exists(n, :zero) + :one",
+                                             "ExpressionAttributeNames": {"#s": "status"},
+                                             "ExpressionAttributeValues": {":s": {"S": "new"}, ":zero": {"N": "0"}, ":one": {"N": "1"}},
+                                             "ReturnValues": "ALL_NEW"})
+        assert got["Attributes"] == {"orderID": {"S": "upd-1"}, "status": {"S": "new"}, "n": {"N": "1"}}
+        got = client("dynamodb:UpdateItem", {"TableName": "orders", "Key": key, "UpdateExpression": "ADD n :one REMOVE #s",
+                                             "ConditionExpression": "#s = :expected", "ExpressionAttributeNames": {"#s": "status"},
+                                             "ExpressionAttributeValues": {":one": {"N": "1"}, ":expected": {"S": "new"}},
+                                             "ReturnValues": "UPDATED_OLD"})
+        assert got["Attributes"] == {"status": {"S": "new"}, "n": {"N": "1"}}
+        item = client("dynamodb:GetItem", {"TableName": "orders", "Key": key})["Item"]
+        assert item == {"orderID": {"S": "upd-1"}, "n": {"N": "2"}}
+        # The condition no longer holds: nothing changes.
+        assert client.error("dynamodb:UpdateItem", {"TableName": "orders", "Key": key, "UpdateExpression": "SET n = :one",
+                                                    "ConditionExpression": "attribute_exists(#s)", "ExpressionAttributeNames": {"#s": "status"},
+                                                    "ExpressionAttributeValues": {":one": {"N": "1"}}}) == "ConditionalCheckFailedException"
+        for bad in [{"UpdateExpression": "SET orderID = :v", "ExpressionAttributeValues": {":v": {"S": "x"}}},  # a key attribute
+                    {"UpdateExpression": "SET a = :v", "ExpressionAttributeValues": {":v": {"S": "x"}, ":unused": {"S": "y"}}},
+                    {"UpdateExpression": "SET a = a +", "ExpressionAttributeValues": {}},
+                    {"UpdateExpression": "SET n = n + :v", "ExpressionAttributeValues": {":v": {"S": "x"}}}]:
+            assert client.error("dynamodb:UpdateItem", {"TableName": "orders", "Key": key, **bad}) == "ValidationException", bad
+        assert client("dynamodb:GetItem", {"TableName": "orders", "Key": key})["Item"]["n"] == {"N": "2"}
+
+
+def test_update_table_stream_and_delete_table(cluster):
+    with table(cluster) as client:
+        spec = {"AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}]}
+        client("dynamodb:CreateTable", {"TableName": "scratch", **spec})
+        assert "LatestStreamArn" not in client("dynamodb:DescribeTable", {"TableName": "scratch"})["Table"]
+        on = client("dynamodb:UpdateTable", {"TableName": "scratch", "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}})
+        arn = on["TableDescription"]["LatestStreamArn"]
+        assert client.error("dynamodb:UpdateTable", {"TableName": "scratch", "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}}) == "ValidationException"
+        client("dynamodb:PutItem", {"TableName": "scratch", "Item": {"k": {"S": "a"}, "v": {"S": "1"}}})
+        records = client("dynamodb:GetRecords", {"ShardIterator": client("dynamodb:GetShardIterator", {
+            "StreamArn": arn, "ShardId": SHARD, "ShardIteratorType": "TRIM_HORIZON"})["ShardIterator"]})["Records"]
+        assert [r["dynamodb"]["Keys"] for r in records] == [{"k": {"S": "a"}}] and "NewImage" not in records[0]["dynamodb"]
+        client("dynamodb:UpdateTable", {"TableName": "scratch", "StreamSpecification": {"StreamEnabled": False}})
+        assert client("dynamodb:DescribeStream", {"StreamArn": arn})["StreamDescription"]["StreamStatus"] == "DISABLED"
+        gone = client("dynamodb:DeleteTable", {"TableName": "scratch"})["TableDescription"]
+        assert gone["TableStatus"] == "DELETING" and gone["ItemCount"] == 1
+        assert client.error("dynamodb:DescribeTable", {"TableName": "scratch"}) == "ResourceNotFoundException"
+        assert client.error("dynamodb:DeleteTable", {"TableName": "scratch"}) == "ResourceNotFoundException"
+        assert "scratch" not in client("dynamodb:ListTables", {})["TableNames"]
+
+
+def test_sharded_stream_and_trimming(tmp_path):
+    """A cluster whose tables get 4 stream shards and keep records ~2 s: keys stay in their shard,
+    expired records are trimmed (TrimmedDataAccessException), and sequence numbers never go back,
+    not even after a SIGKILL with every record of a shard trimmed."""
+    from conftest import start_cluster, stop_cluster
+    c = start_cluster(tmp_path, sections={"table": {"streamShards": 4, "streamRetentionHours": 0.0005}})
+    try:
+        with table(c) as client:
+            arn = wait_until(lambda: _describe(client), timeout=10, message="orders table exists")["LatestStreamArn"]
+            shards = [s["ShardId"] for s in client("dynamodb:DescribeStream", {"StreamArn": arn})["StreamDescription"]["Shards"]]
+            assert len(shards) == 4
+            for i in range(40):
+                put(client, f"s-{i}", "x")
+            put_twice = {"TableName": "orders", "Item": {"orderID": {"S": "s-0"}, "order": {"S": "y"}}}
+            client("dynamodb:PutItem", put_twice)
+
+            def shard_records(shard: str) -> list[dict]:
+                iterator = client("dynamodb:GetShardIterator", {"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"})["ShardIterator"]
+                return client("dynamodb:GetRecords", {"ShardIterator": iterator})["Records"]
+
+            by_shard = {shard: shard_records(shard) for shard in shards}
+            keys = [r["dynamodb"]["Keys"]["orderID"]["S"] for records in by_shard.values() for r in records]
+            assert sorted(keys) == sorted([f"s-{i}" for i in range(40)] + ["s-0"])
+            assert sum(1 for records in by_shard.values() if records) > 1, "keys spread over shards"
+            home = [shard for shard, records in by_shard.items() if any(r["dynamodb"]["Keys"]["orderID"]["S"] == "s-0" for r in records)]
+            assert len(home) == 1, "both records of one key are in one shard"
+            s0 = [r for r in by_shard[home[0]] if r["dynamodb"]["Keys"]["orderID"]["S"] == "s-0"]
+            assert [r["eventName"] for r in s0] == ["INSERT", "MODIFY"]
+            old_sequence = s0[0]["dynamodb"]["SequenceNumber"]
+            wait_until(lambda: all(not shard_records(shard) for shard in shards), timeout=20, message="records trimmed")
+            assert client.error("dynamodb:GetShardIterator", {"StreamArn": arn, "ShardId": home[0], "ShardIteratorType": "AT_SEQUENCE_NUMBER",
+                                                              "SequenceNumber": old_sequence}) == "TrimmedDataAccessException"
+        old = process_by_name(c.status(), "table")
+        os.kill(old["pid"], signal.SIGKILL)
+        wait_until(lambda: (p := process_by_name(c.status(), "table")) and p["state"] == "running" and p["pid"] != old["pid"],
+                   timeout=10, message="table restarted")
+        with table(c) as client:
+            client("dynamodb:PutItem", {"TableName": "orders", "Item": {"orderID": {"S": "s-0"}, "order": {"S": "z"}}})
+            iterator = client("dynamodb:GetShardIterator", {"StreamArn": arn, "ShardId": home[0], "ShardIteratorType": "TRIM_HORIZON"})["ShardIterator"]
+            fresh = client("dynamodb:GetRecords", {"ShardIterator": iterator})["Records"]
+            assert fresh and int(fresh[-1]["dynamodb"]["SequenceNumber"]) > int(s0[-1]["dynamodb"]["SequenceNumber"])
+    finally:
+        stop_cluster(c)
