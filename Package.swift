@@ -18,6 +18,8 @@ let serviceLibraries: [String: [Target.Dependency]] = [
     "NimbusGateway": ["GatewayService"],
     "NimbusIAM": ["IAMService"],
     "NimbusTable": ["TableService"],
+    "NimbusIngestWorker": ["FunctionRuntime", "LabFunctions"],
+    "NimbusStreamWorker": ["FunctionRuntime", "LabFunctions"],
 ]
 
 let package = Package(
@@ -51,6 +53,14 @@ let package = Package(
         .target(
             name: "TableService",
             dependencies: ["TableCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
+            name: "FunctionRuntime",
+            dependencies: ["NimbusRuntime", "NimbusStack", "TableCore", "QueueCore", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
+        .target(
+            name: "LabFunctions",
+            dependencies: ["FunctionRuntime", "TableCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "IAMService",
@@ -113,5 +123,6 @@ let package = Package(
         .testTarget(name: "NimbusStackTests", dependencies: ["NimbusStack"]),
         .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),
         .testTarget(name: "TableCoreTests", dependencies: ["TableCore"]),
+        .testTarget(name: "FunctionRuntimeTests", dependencies: ["FunctionRuntime", "LabFunctions", "NimbusStack", "TableCore", "NimbusProtocol"]),
     ] + serviceExecutables.map { .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"] + (serviceLibraries[$0.target] ?? [])) }
 )

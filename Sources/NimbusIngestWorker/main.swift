@@ -1,4 +1,9 @@
+import FunctionRuntime
+import LabFunctions
 import NimbusRuntime
 
-// Thin shell: the runtime does sockets, health, logs and lifecycle; the service core plugs in here.
-await NodeMain.run(kind: .ingestWorker) { _ in HealthOnlyService() }
+// Thin shell: the runtime does sockets, health, logs and lifecycle; FunctionRuntime is Lambda (the
+// queue's event source mapping); LabFunctions has the lab's code.
+await NodeMain.run(kind: .ingestWorker) { configuration in
+    FunctionNodeService(configuration: configuration, functionName: "POC-Lambda-1", handler: .sqs(IngestOrders()))
+}

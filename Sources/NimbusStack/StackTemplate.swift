@@ -86,6 +86,12 @@ public struct StackTemplate: Sendable {
         case ("AWS::IAM::Role", nil): return name("RoleName")
         case ("AWS::IAM::Role", "Arn"): return name("RoleName").map { "arn:aws:iam::\(account):role/\($0)" }
         case ("AWS::IAM::ManagedPolicy", nil): return name("ManagedPolicyName").map { "arn:aws:iam::\(account):policy/\($0)" }
+        case ("AWS::DynamoDB::Table", nil): return name("TableName")
+        case ("AWS::DynamoDB::Table", "Arn"): return name("TableName").map { "arn:aws:dynamodb:\(region):\(account):table/\($0)" }
+        case ("AWS::SNS::Topic", nil), ("AWS::SNS::Topic", "TopicArn"): return name("TopicName").map { "arn:aws:sns:\(region):\(account):\($0)" }
+        case ("AWS::SNS::Topic", "TopicName"): return name("TopicName")
+        case ("AWS::Lambda::Function", nil): return name("FunctionName")
+        case ("AWS::Lambda::Function", "Arn"): return name("FunctionName").map { "arn:aws:lambda:\(region):\(account):function:\($0)" }
         default: return nil
         }
     }

@@ -1,4 +1,9 @@
+import FunctionRuntime
+import LabFunctions
 import NimbusRuntime
 
-// Thin shell: the runtime does sockets, health, logs and lifecycle; the service core plugs in here.
-await NodeMain.run(kind: .streamWorker) { _ in HealthOnlyService() }
+// Thin shell: the runtime does sockets, health, logs and lifecycle; FunctionRuntime is Lambda (the
+// stream's event source mapping, with shard leases); LabFunctions has the lab's code.
+await NodeMain.run(kind: .streamWorker) { configuration in
+    FunctionNodeService(configuration: configuration, functionName: "POC-Lambda-2", handler: .stream(NotifyOrders()))
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import NimbusProtocol
+import Synchronization
+
+/// Runs one invocation of the hosted function: a fresh context, the function's timeout, counters.
+public final class FunctionInvoker: Sendable {
+    public let definition: FunctionDefinition
+    public let region: String
+    public let account: String
+    public let services: any ServiceCalling
+    let logger: Logger
+    private let stats = Mutex(Stats())
+
+    public struct Stats: Sendable, Equatable {
+        public var invocations = 0
+        public var errors = 0
+        public var records = 0
+        public var failedRecords = 0
+    }
+
+    public init(definition: FunctionDefinition, region: String, account: String, services: any ServiceCalling, logger: Logger) {
+        self.definition = definition
+        self.region = region
+        self.account = account
+        self.services = services
+        self.logger = logger
+    }
+
+    public var functionARN: String { "arn:aws:lambda:\(region):\(account):function:\(definition.name)" }
+
+    public var statistics: Stats { stats.withLock { $0 } }
+
+    /// Invokes `body` with a new context; past the function's timeout the invocation fails
+    /// (its partial work is not undone, as in Lambda).
+    public func invoke(records: Int = 0, _ body: @escaping @Sendable (FunctionContext) async throws -> BatchResponse) async throws -> BatchResponse {
+        let context = FunctionContext(functionName: definition.name, functionARN: functionARN, environment: definition.environment,
+                                      region: region, account: account,
+                                      logger: logger, services: services)
+        let timeout = Duration.milliseconds(Int(definition.timeoutSeconds * 1000))
+        do {
+            let response = try await withThrowingTaskGroup(of: BatchResponse?.self) { group in
+                group.addTask { try await body(context) }
+                group.addTask { try await Task.sleep(for: timeout); return nil }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let response = first else {
+                    throw WireError(code: "TimeoutError", message: "Task timed out after \(definition.timeoutSeconds) seconds")
+                }
+                return response
+            }
+            stats.withLock {
+                $0.invocations += 1
+                $0.records += records
+                $0.failedRecords += response.batchItemFailures.count
+            }
+            return response
+        } catch {
+            stats.withLock {
+                $0.invocations += 1
+                $0.errors += 1
+                $0.records += records
+                $0.failedRecords += records
+            }
+            throw error
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import Crypto
+import Foundation
+import FunctionRuntime
+import NimbusProtocol
+import TableCore
+
+/// POC-Lambda-1: each queued order becomes an item `{orderID, order: body}` in the orders table.
+///
+/// The lab's version names the order `uuid4()`, so a redelivered message (at-least-once delivery)
+/// becomes a second order. Here the orderID is a name-based UUID of the message id and the write is
+/// conditional on the id being new: a redelivery finds its order already there and counts as done.
+public struct IngestOrders: SQSFunction {
+    public init() {}
+
+    public func handle(_ event: SQSEvent, context: FunctionContext) async throws -> BatchResponse {
+        let table = context.environment["TABLE_NAME"] ?? "orders"
+        // Records are independent: write them concurrently, report the ones that failed.
+        let failures = await withTaskGroup(of: String?.self) { group in
+            for record in event.Records {
+                group.addTask {
+                    do {
+                        try await Self.write(record, table: table, context: context)
+                        return nil
+                    } catch {
+                        context.logger.warning("order from message \(record.messageId) not written: \(error)")
+                        return record.messageId
+                    }
+                }
+            }
+            var failed: [String] = []
+            for await id in group { if let id { failed.append(id) } }
+            return failed
+        }
+        return BatchResponse(failures: failures)
+    }
+
+    static func write(_ record: SQSEvent.Record, table: String, context: FunctionContext) async throws {
+        struct Put: Encodable {
+            var TableName: String
+            var Item: Item
+            var ConditionExpression = "attribute_not_exists(orderID)"
+        }
+        let put = Put(TableName: table, Item: ["orderID": .s(orderID(forMessage: record.messageId)), "order": .s(record.body)])
+        do {
+            _ = try await context.services.call("dynamodb:PutItem", put)
+        } catch let error as WireError where error.code == "ConditionalCheckFailedException" {
+            // Written by an earlier delivery of the same message.
+        }
+    }
+
+    /// A version-5 (SHA-1, name-based) UUID of the message id in a Nimbus namespace: the same message
+    /// always gives the same order id.
+    public static func orderID(forMessage messageId: String) -> String {
+        var digest = Array(Insecure.SHA1.hash(data: Array(namespace.utf8) + Array(messageId.utf8)).prefix(16))
+        digest[6] = (digest[6] & 0x0F) | 0x50
+        digest[8] = (digest[8] & 0x3F) | 0x80
+        let hex = digest.map { String(format: "%02x", $0) }.joined()
+        let p = Array(hex)
+        return [String(p[0..<8]), String(p[8..<12]), String(p[12..<16]), String(p[16..<20]), String(p[20..<32])].joined(separator: "-")
+    }
+
+    static let namespace = "nimbus:POC-Lambda-1:order:"
+}
