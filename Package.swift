@@ -106,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "NimbusCLI",
             dependencies: [
-                "NimbusRuntime", "NimbusConfig", "SupervisorCore",
+                "NimbusRuntime", "NimbusConfig", "SupervisorCore", "NimbusProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

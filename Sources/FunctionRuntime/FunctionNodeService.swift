@@ -55,10 +55,14 @@ public struct FunctionNodeService: NodeService {
     }
 
     static func describe(_ error: DecodingError) -> String {
+        // Records[0].eventID, as a person would write the path.
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.reduce("") { out, key in key.intValue.map { out + "[\($0)]" } ?? (out.isEmpty ? key.stringValue : out + "." + key.stringValue) }
+        }
         switch error {
-        case .keyNotFound(let key, let context): return "missing \((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))"
+        case .keyNotFound(let key, let context): return "missing \(path(context.codingPath + [key]))"
         case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            return "bad value at \(context.codingPath.map(\.stringValue).joined(separator: ".")) (\(context.debugDescription))"
+            return "bad value at \(path(context.codingPath)) (\(context.debugDescription))"
         @unknown default: return "\(error)"
         }
     }

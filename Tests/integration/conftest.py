@@ -399,6 +399,8 @@ class Cluster:
     gateway_settings: dict[str, Any] = field(default_factory=dict)
     # other top-level sections of the config, e.g. {"table": {"streamShards": 4}}
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # a stack file other than the lab's (e.g. with shorter timeouts)
+    stack: Path = STACK_FILE
     config: Path = field(init=False)
     known_pids: set[int] = field(default_factory=set)
 
@@ -434,7 +436,7 @@ class Cluster:
         lines = [
             "# written by Tests/integration/conftest.py",
             f"dataDirectory: {self.directory / 'data'}",
-            f"stack: {json.dumps(str(STACK_FILE))}",
+            f"stack: {json.dumps(str(self.stack))}",
             "supervisor:",
             f"  endpoint: tcp://{HOST}:{self.base}",
             "heartbeat: {intervalMilliseconds: 1000, liveness: 3}",
@@ -498,8 +500,9 @@ class Cluster:
         return survivors
 
 
-def start_cluster(tmp: Path, sections: dict[str, dict[str, Any]] | None = None, **gateway_settings: Any) -> Cluster:
-    cluster = Cluster(tmp, find_base_port(), gateway_settings, sections or {})
+def start_cluster(tmp: Path, sections: dict[str, dict[str, Any]] | None = None, stack: Path = STACK_FILE,
+                  **gateway_settings: Any) -> Cluster:
+    cluster = Cluster(tmp, find_base_port(), gateway_settings, sections or {}, stack)
     result = cluster.up()
     if result.returncode != 0:
         survivors = cluster.down()

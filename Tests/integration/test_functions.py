@@ -1,0 +1,127 @@
+"""The two lab functions as workers: POC-Lambda-1 fed by POC-Queue writes orders idempotently and
+retries only failed records (ending in the dead-letter queue); the console's test events run through
+`nimbus invoke`; `nimbus items` lists the table."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import requests
+
+from conftest import SQS, STACK_FILE, queue_url, start_cluster, stop_cluster, wait_for_queue, wait_until
+
+LAB_BODY = '{"item": "latex gloves", "customerID": "12345"}'
+ORDER_NAMESPACE = "nimbus:POC-Lambda-1:order:"
+
+
+def order_id(message_id: str) -> str:
+    """The ingest function's order id: a version-5 UUID of the message id (computed independently here)."""
+    import hashlib
+    digest = bytearray(hashlib.sha1((ORDER_NAMESPACE + message_id).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(digest)))
+
+
+def scan_all(client: SQS, table: str = "orders") -> list[dict]:
+    items, start = [], None
+    for _ in range(1000):  # bounded
+        request = {"TableName": table}
+        if start:
+            request["ExclusiveStartKey"] = start
+        page = client("dynamodb:Scan", request)
+        items += page["Items"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return items
+    raise AssertionError("scan did not end")
+
+
+def get_order(client: SQS, oid: str) -> dict | None:
+    return client("dynamodb:GetItem", {"TableName": "orders", "Key": {"orderID": {"S": oid}}}).get("Item")
+
+
+def test_a_post_becomes_one_order_with_an_id_derived_from_the_message(cluster):
+    wait_for_queue(cluster)
+    r = requests.post(cluster.http_url + "/", data=LAB_BODY.encode(), timeout=5)
+    assert r.status_code == 200, r.text
+    message_id = r.json()["SendMessageResponse"]["SendMessageResult"]["MessageId"]
+    with SQS(cluster.endpoint("table")) as table:
+        item = wait_until(lambda: get_order(table, order_id(message_id)), timeout=10, message="order written by the ingest worker")
+    assert item == {"orderID": {"S": order_id(message_id)}, "order": {"S": LAB_BODY}}
+    # The queue is drained: the worker deleted what it handled.
+    with SQS(cluster.endpoint("queue")) as queue:
+        wait_until(lambda: queue("sqs:GetQueueAttributes", {"QueueUrl": queue_url("POC-Queue"), "AttributeNames": ["All"]})["Attributes"]
+                   ["ApproximateNumberOfMessagesNotVisible"] == "0", timeout=10, message="message deleted after handling")
+
+
+def test_console_test_events_and_items(cluster):
+    first = cluster.nimbus("invoke", "ingest-worker", "--template", "sqs")
+    assert first.returncode == 0, first.stderr
+    assert "Execution result: succeeded" in first.stdout
+    again = cluster.nimbus("invoke", "ingest-worker", "--template", "sqs")
+    assert again.returncode == 0, again.stderr
+    listing = cluster.nimbus("items")
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.count("Hello from SQS!") == 1, "the same test event twice writes one order\n" + listing.stdout
+    as_json = [json.loads(line) for line in cluster.nimbus("items", "--json").stdout.splitlines()]
+    assert sum(1 for i in as_json if i["order"] == {"S": "Hello from SQS!"}) == 1
+    wrong = cluster.nimbus("invoke", "stream-worker", "--template", "sqs")
+    assert wrong.returncode == 1 and "InvalidRequestContentException" in wrong.stderr and "Records[0].eventID" in wrong.stderr
+    assert cluster.nimbus("invoke", "queue", "--template", "sqs").returncode == 1
+    assert "unknown template" in cluster.nimbus("invoke", "ingest-worker", "--template", "nope").stderr
+    assert cluster.nimbus("items", "nope").returncode == 1
+
+
+def test_only_the_failing_record_of_a_batch_is_retried(cluster, tmp_path: Path):
+    """An oversize order (> DynamoDB's 400 KB item limit) fails alone; its neighbours are written."""
+    event = {"Records": [
+        {"messageId": mid, "receiptHandle": "h", "body": body, "attributes": {}, "messageAttributes": {}, "md5OfBody": "",
+         "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:POC-Queue", "awsRegion": "us-east-1"}
+        for mid, body in [("ok-1", "a"), ("too-big", "x" * 420_000), ("ok-2", "b")]]}
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    result = cluster.nimbus("invoke", "ingest-worker", "--event", str(path))
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout.split("\n", 1)[1])
+    assert payload == {"batchItemFailures": [{"itemIdentifier": "too-big"}]}
+    with SQS(cluster.endpoint("table")) as table:
+        assert get_order(table, order_id("ok-1")) and get_order(table, order_id("ok-2"))
+        assert get_order(table, order_id("too-big")) is None
+
+
+def test_scaled_ingest_workers_write_each_order_once_and_failures_end_in_the_dlq(tmp_path: Path):
+    """Three ingest workers compete for 300 messages: 300 orders, none twice. A message that always
+    fails is received maxReceiveCount times and then sits in POC-Queue-DLQ (visibility shortened to
+    1 s and maxReceiveCount to 2 in a copy of the lab's stack, so the test is quick)."""
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(STACK_FILE.read_text().replace("VisibilityTimeout: 30", "VisibilityTimeout: 1")
+                     .replace("maxReceiveCount: 5", "maxReceiveCount: 2"))
+    assert stack.read_text() != STACK_FILE.read_text()
+    c = start_cluster(tmp_path / "c", stack=stack) if (tmp_path / "c").mkdir() is None else None
+    try:
+        scaled = c.nimbus("scale", "ingest-worker=3")
+        assert scaled.returncode == 0, scaled.stderr
+        url = wait_for_queue(c)
+        with SQS(c.endpoint("queue")) as queue:
+            bodies = [json.dumps({"item": "gloves", "n": i}) for i in range(300)]
+            ids = []
+            for start in range(0, 300, 10):
+                answer = queue("sqs:SendMessageBatch", {"QueueUrl": url, "Entries": [
+                    {"Id": f"e{i}", "MessageBody": b} for i, b in enumerate(bodies[start:start + 10])]})
+                ids += [e["MessageId"] for e in answer["Successful"]]
+            poison = queue("sqs:SendMessage", {"QueueUrl": url, "MessageBody": "x" * 420_000})["MessageId"]
+            with SQS(c.endpoint("table")) as table:
+                wait_until(lambda: len(scan_all(table)) >= 300, timeout=30, message="300 orders written")
+                items = scan_all(table)
+            assert sorted(i["orderID"]["S"] for i in items) == sorted(order_id(m) for m in ids), "each order exactly once"
+            health = [c.nimbus("health", f"ingest-worker-{n}") for n in (1, 2, 3)]
+            assert all(h.returncode == 0 for h in health)
+            dlq = queue_url("POC-Queue-DLQ")
+            moved = wait_until(lambda: queue.receive(dlq, wait=1), timeout=30, message="poison message in the DLQ")
+            assert [m["MessageId"] for m in moved] == [poison]
+            assert int(moved[0]["Attributes"]["ApproximateReceiveCount"]) >= 1
+    finally:
+        stop_cluster(c)
