@@ -18,6 +18,7 @@ let serviceLibraries: [String: [Target.Dependency]] = [
     "NimbusGateway": ["GatewayService"],
     "NimbusIAM": ["IAMService"],
     "NimbusTable": ["TableService"],
+    "NimbusNotifier": ["NotifierService"],
 ]
 
 let package = Package(
@@ -27,6 +28,7 @@ let package = Package(
         .executable(name: "nimbus-supervisor", targets: ["NimbusSupervisor"]),
         .executable(name: "nimbus", targets: ["NimbusCLI"]),
         .executable(name: "nimbus-bench", targets: ["NimbusBench"]),
+        .executable(name: "nimbus-mail-sink", targets: ["NimbusMailSink"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -113,5 +115,17 @@ let package = Package(
         .testTarget(name: "NimbusStackTests", dependencies: ["NimbusStack"]),
         .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),
         .testTarget(name: "TableCoreTests", dependencies: ["TableCore"]),
+        .target(name: "NotifierCore", dependencies: ["NimbusProtocol"]),
+        .target(
+            name: "NotifierService",
+            dependencies: ["NotifierCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(name: "MailSink"),
+        .executableTarget(
+            name: "NimbusMailSink",
+            dependencies: ["MailSink", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "NotifierCoreTests", dependencies: ["NotifierCore"]),
+        .testTarget(name: "NotifierServiceTests", dependencies: ["NotifierService", "MailSink"]),
     ] + serviceExecutables.map { .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"] + (serviceLibraries[$0.target] ?? [])) }
 )

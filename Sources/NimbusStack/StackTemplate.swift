@@ -86,6 +86,8 @@ public struct StackTemplate: Sendable {
         case ("AWS::IAM::Role", nil): return name("RoleName")
         case ("AWS::IAM::Role", "Arn"): return name("RoleName").map { "arn:aws:iam::\(account):role/\($0)" }
         case ("AWS::IAM::ManagedPolicy", nil): return name("ManagedPolicyName").map { "arn:aws:iam::\(account):policy/\($0)" }
+        case ("AWS::SNS::Topic", nil), ("AWS::SNS::Topic", "TopicArn"): return name("TopicName").map { "arn:aws:sns:\(region):\(account):\($0)" }
+        case ("AWS::SNS::Topic", "TopicName"): return name("TopicName")
         default: return nil
         }
     }
