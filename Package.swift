@@ -20,6 +20,7 @@ let serviceLibraries: [String: [Target.Dependency]] = [
     "NimbusTable": ["TableService"],
     "NimbusIngestWorker": ["FunctionRuntime", "LabFunctions"],
     "NimbusStreamWorker": ["FunctionRuntime", "LabFunctions"],
+    "NimbusNotifier": ["NotifierService"],
 ]
 
 let package = Package(
@@ -29,6 +30,7 @@ let package = Package(
         .executable(name: "nimbus-supervisor", targets: ["NimbusSupervisor"]),
         .executable(name: "nimbus", targets: ["NimbusCLI"]),
         .executable(name: "nimbus-bench", targets: ["NimbusBench"]),
+        .executable(name: "nimbus-mail-sink", targets: ["NimbusMailSink"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -124,5 +126,14 @@ let package = Package(
         .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),
         .testTarget(name: "TableCoreTests", dependencies: ["TableCore"]),
         .testTarget(name: "FunctionRuntimeTests", dependencies: ["FunctionRuntime", "LabFunctions", "NimbusStack", "TableCore", "NimbusProtocol"]),
+        .target(name: "NotifierCore", dependencies: ["NimbusProtocol"]),
+        .target(
+            name: "NotifierService",
+            dependencies: ["NotifierCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(name: "MailSink"),
+        .executableTarget(name: "NimbusMailSink", dependencies: ["MailSink", "NimbusRuntime", "NimbusProtocol"]),
+        .testTarget(name: "NotifierCoreTests", dependencies: ["NotifierCore"]),
+        .testTarget(name: "NotifierServiceTests", dependencies: ["NotifierService", "MailSink"]),
     ] + serviceExecutables.map { .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"] + (serviceLibraries[$0.target] ?? [])) }
 )

@@ -17,6 +17,7 @@ public struct ClusterConfig: Sendable, Equatable {
     public var stack: String = "stacks/poc-lab.yaml"
     public var table = TableSettings()
     public var gateway = GatewaySettings()
+    public var notifier = NotifierSettings()
 
     public init() {}
 
@@ -42,6 +43,23 @@ public struct ClusterConfig: Sendable, Equatable {
         public var maxBodyBytes: Int = 262_144
         /// How long a POST waits for the queue's durable acknowledgement before answering 503.
         public var queueTimeoutMilliseconds: Int = 2_000
+    }
+
+    /// The notifier (SNS, POC-Topic): where its mail goes and what its links point at.
+    public struct NotifierSettings: Sendable, Equatable {
+        /// The SMTP server email subscriptions are delivered through (plain SMTP: no STARTTLS).
+        public var smtpHost: String = "127.0.0.1"
+        public var smtpPort: Int = 2525
+        /// The envelope sender and From: address of every mail.
+        public var fromAddress: String = "no-reply@nimbus.local"
+        /// SMTP AUTH (PLAIN or LOGIN, whichever the server offers), when both are set.
+        public var smtpUsername: String?
+        public var smtpPassword: String?
+        /// The base of the confirm and unsubscribe links in messages (the gateway serves
+        /// GET /sns/confirm and GET /sns/unsubscribe).
+        public var publicBaseURL: String = "http://127.0.0.1:8080"
+        /// Where `nimbus-mail-sink` writes the mails it receives; relative to dataDirectory.
+        public var mailSinkDirectory: String = "mail"
     }
 
     /// The stack file as an absolute path, when there is one.
@@ -93,7 +111,7 @@ public struct ClusterConfig: Sendable, Equatable {
 
     static let defaultServices: [ServiceKind: ServiceSettings] = {
         let ports: [ServiceKind: Int] = [
-            .iam: 7101, .queue: 7102, .table: 7103, .notifier: 7104, .gateway: 7105,
+            .iam: 7101, .queue: 7102, .table: 7103, .notifier: 7104, .gateway: 7105, .mailSink: 7106,
             .ingestWorker: 7110, .streamWorker: 7120,
         ]
         return ports.mapValues { ServiceSettings(endpoint: try! Endpoint("tcp://127.0.0.1:\($0)")) }
@@ -198,6 +216,8 @@ public struct ClusterConfig: Sendable, Equatable {
                 if !(0...ServiceKind.maxInstances).contains(n) {
                     throw ConfigError("services.\(kind.rawValue).instances must be 0...\(ServiceKind.maxInstances), not \(n)")
                 }
+            } else if kind == .mailSink {
+                if n != 0 && n != 1 { throw ConfigError("services.mail-sink.instances must be 0 (a real SMTP relay) or 1") }
             } else if n != 1 {
                 throw ConfigError("services.\(kind.rawValue).instances must be 1: only workers scale")
             }
@@ -210,6 +230,26 @@ public struct ClusterConfig: Sendable, Equatable {
             }
             seen[key] = owner
         }
+        if notifier.smtpHost.isEmpty { throw ConfigError("notifier.smtpHost must not be empty") }
+        if !(1...65535).contains(notifier.smtpPort) { throw ConfigError("notifier.smtpPort must be 1...65535, not \(notifier.smtpPort)") }
+        let from = notifier.fromAddress.split(separator: "@", omittingEmptySubsequences: false)
+        if from.count != 2 || from[0].isEmpty || from[1].isEmpty || notifier.fromAddress.contains(where: { $0.isWhitespace || $0 == "<" || $0 == ">" }) {
+            throw ConfigError("notifier.fromAddress must be an address like no-reply@nimbus.local, not \"\(notifier.fromAddress)\"")
+        }
+        if (notifier.smtpUsername == nil) != (notifier.smtpPassword == nil) {
+            throw ConfigError("notifier.smtpUsername and notifier.smtpPassword go together")
+        }
+        let base = notifier.publicBaseURL.lowercased()
+        if !(base.hasPrefix("http://") || base.hasPrefix("https://")) || URL(string: notifier.publicBaseURL)?.host == nil {
+            throw ConfigError("notifier.publicBaseURL must be an http(s) URL, not \"\(notifier.publicBaseURL)\"")
+        }
+        if notifier.mailSinkDirectory.isEmpty { throw ConfigError("notifier.mailSinkDirectory must not be empty") }
+    }
+
+    /// The mail sink's folder as an absolute path.
+    public func mailSinkDirectoryURL(relativeTo base: URL) -> URL {
+        let dir = notifier.mailSinkDirectory
+        return dir.hasPrefix("/") ? URL(fileURLWithPath: dir) : dataDirectoryURL(relativeTo: base).appendingPathComponent(dir).standardizedFileURL
     }
 }
 
@@ -225,6 +265,17 @@ private struct ConfigFile: Decodable {
     var stack: String?
     var table: Table?
     var gateway: Gateway?
+    var notifier: Notifier?
+
+    struct Notifier: Decodable {
+        var smtpHost: String?
+        var smtpPort: Int?
+        var fromAddress: String?
+        var smtpUsername: String?
+        var smtpPassword: String?
+        var publicBaseURL: String?
+        var mailSinkDirectory: String?
+    }
 
     struct Table: Decodable {
         var streamShards: Int?
@@ -307,6 +358,15 @@ private struct ConfigFile: Decodable {
             if let v = s.bind { settings.bind = v }
             if let v = s.instances { settings.instances = v }
             c.services[kind] = settings
+        }
+        if let n = notifier {
+            if let v = n.smtpHost { c.notifier.smtpHost = v }
+            if let v = n.smtpPort { c.notifier.smtpPort = v }
+            if let v = n.fromAddress { c.notifier.fromAddress = v }
+            if let v = n.smtpUsername { c.notifier.smtpUsername = v }
+            if let v = n.smtpPassword { c.notifier.smtpPassword = v }
+            if let v = n.publicBaseURL { c.notifier.publicBaseURL = v }
+            if let v = n.mailSinkDirectory { c.notifier.mailSinkDirectory = v }
         }
     }
 }

@@ -4,6 +4,8 @@ public enum ServiceKind: String, CaseIterable, Codable, Sendable, Hashable, Comp
     case queue
     case table
     case notifier
+    /// A local SMTP server keeping the mail it receives (for a cluster without a real relay).
+    case mailSink = "mail-sink"
     case gateway
     case ingestWorker = "ingest-worker"
     case streamWorker = "stream-worker"
@@ -15,6 +17,7 @@ public enum ServiceKind: String, CaseIterable, Codable, Sendable, Hashable, Comp
         case .queue: return "nimbus-queue"
         case .table: return "nimbus-table"
         case .notifier: return "nimbus-notifier"
+        case .mailSink: return "nimbus-mail-sink"
         case .gateway: return "nimbus-gateway"
         case .ingestWorker: return "nimbus-ingest-worker"
         case .streamWorker: return "nimbus-stream-worker"
@@ -28,20 +31,22 @@ public enum ServiceKind: String, CaseIterable, Codable, Sendable, Hashable, Comp
         case .queue: return "POC-Queue"
         case .table: return "orders"
         case .notifier: return "POC-Topic"
+        case .mailSink: return "SMTP sink (email)"
         case .gateway: return "POC-API"
         case .ingestWorker: return "POC-Lambda-1"
         case .streamWorker: return "POC-Lambda-2"
         }
     }
 
-    /// Workers are scaled; every other kind runs exactly one instance.
+    /// Workers are scaled; the mail sink runs once or not at all (instances 0 with a real SMTP relay);
+    /// every other kind runs exactly one instance.
     public var isWorker: Bool { self == .ingestWorker || self == .streamWorker }
 
     /// Start order: a kind starts after every kind of a lower tier is healthy, and stops before them.
     public var tier: Int {
         switch self {
         case .iam: return 0
-        case .queue, .table: return 1
+        case .queue, .table, .mailSink: return 1
         case .notifier: return 2
         case .gateway, .ingestWorker, .streamWorker: return 3
         }

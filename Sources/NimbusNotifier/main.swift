@@ -1,4 +1,5 @@
 import NimbusRuntime
+import NotifierService
 
-// Thin shell: the runtime does sockets, health, logs and lifecycle; the service core plugs in here.
-await NodeMain.run(kind: .notifier) { _ in HealthOnlyService() }
+// Thin shell: the runtime does sockets, health, logs and lifecycle; NotifierService is SNS.
+await NodeMain.run(kind: .notifier) { configuration in try NotifierNodeService(configuration: configuration) }

@@ -58,16 +58,17 @@ struct Harness {
         h.start()
         #expect(h.spawned(since: 0) == ["iam"])
         h.beat("iam")
-        #expect(h.spawned(since: 0) == ["iam", "queue", "table"])
+        #expect(h.spawned(since: 0) == ["iam", "mail-sink", "queue", "table"])
         h.beat("queue")
-        #expect(h.spawned(since: 0).count == 3, "notifier waits for the whole tier")
+        h.beat("mail-sink")
+        #expect(h.spawned(since: 0).count == 4, "notifier waits for the whole tier")
         h.beat("table")
         #expect(h.spawned(since: 0).last == "notifier")
         h.beat("notifier")
         #expect(Set(h.spawned(since: 0).suffix(3)) == ["gateway", "ingest-worker-1", "stream-worker-1"])
         h.beatAll()
         #expect(h.core.snapshot(now: h.now).allSatisfy { $0.state == "running" })
-        #expect(h.core.snapshot(now: h.now).count == 7)
+        #expect(h.core.snapshot(now: h.now).count == 8)
         #expect(h.log.contains(.log(.info, "every process has started")))
     }
 
@@ -206,7 +207,7 @@ struct Harness {
         #expect(h.spawned(since: mark).isEmpty, "a scaled-away instance is not restarted")
         h.run(try h.core.scale(.streamWorker, to: 0, now: h.now))
         h.exit("stream-worker-1", "exit 0")
-        #expect(h.core.snapshot(now: h.now).count == 6)
+        #expect(h.core.snapshot(now: h.now).count == 7)
     }
 
     @Test func scalingRefusesNonWorkersAndOutOfRangeCounts() {
@@ -241,9 +242,10 @@ struct Harness {
         #expect(h.signals(since: mark).map(\.0) == ["notifier"])
         mark = h.log.count
         h.exit("notifier", "exit 0")
-        #expect(Set(h.signals(since: mark).map(\.0)) == ["queue", "table"])
+        #expect(Set(h.signals(since: mark).map(\.0)) == ["queue", "table", "mail-sink"])
         h.exit("queue", "exit 0")
         h.exit("table", "exit 0")
+        h.exit("mail-sink", "exit 0")
         #expect(!h.log.contains(.exit))
         h.exit("iam", "exit 0")
         #expect(h.log.last == .exit)

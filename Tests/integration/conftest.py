@@ -44,13 +44,15 @@ SERVICE_OFFSETS = {
     "table": 3,
     "notifier": 4,
     "gateway": 5,
+    "mail-sink": 7,
     "ingest-worker": 10,
     "stream-worker": 20,
 }
 # the processes a default cluster runs (one instance of each worker kind)
-PROCESS_NAMES = ["iam", "queue", "table", "notifier", "gateway", "ingest-worker-1", "stream-worker-1"]
+PROCESS_NAMES = ["iam", "queue", "table", "notifier", "mail-sink", "gateway", "ingest-worker-1", "stream-worker-1"]
 PORT_SPAN = 30  # base .. base+29
 GATEWAY_HTTP_OFFSET = 6  # the gateway's HTTP port: base + 6 (inside the span, unused by the sockets)
+SMTP_OFFSET = 8  # the mail sink's SMTP port: base + 8
 # the lab's resources (POC-Queue, POC-Queue-DLQ, ...), created by the services at start
 STACK_FILE = REPO / "stacks" / "poc-lab.yaml"
 
@@ -428,6 +430,16 @@ class Cluster:
         return self.base + GATEWAY_HTTP_OFFSET
 
     @property
+    def smtp_port(self) -> int:
+        """The mail sink's SMTP port."""
+        return self.base + SMTP_OFFSET
+
+    @property
+    def mail_directory(self) -> Path:
+        """Where the cluster's mail sink keeps received mail (.eml files)."""
+        return self.directory / "data" / "mail"
+
+    @property
     def http_url(self) -> str:
         """The gateway's base URL, e.g. ``http://127.0.0.1:20006``."""
         return f"http://{HOST}:{self.http_port}"
@@ -447,7 +459,10 @@ class Cluster:
             lines.append(f"  {kind}: {{ endpoint: tcp://{HOST}:{self.base + offset}{instances} }}")
         gateway = {"http": f"{HOST}:{self.http_port}", **self.gateway_settings}
         lines.append("gateway: {" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in gateway.items()) + "}")
-        for section, values in self.sections.items():
+        sections = {**self.sections}
+        # mail goes to this cluster's own sink; confirmation links point at its gateway
+        sections["notifier"] = {"smtpPort": self.smtp_port, "publicBaseURL": self.http_url, **sections.get("notifier", {})}
+        for section, values in sections.items():
             lines.append(f"{section}: " + "{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in values.items()) + "}")
         return "\n".join(lines) + "\n"
 

@@ -1,0 +1,99 @@
+import Foundation
+import NimbusProtocol
+
+/// The texts SNS sends: the JSON documents HTTP/S, SQS and email-json endpoints get, and the
+/// plain-text mails email endpoints get. Field order follows AWS's, so they read the same.
+public enum NotificationText {
+    static let signingCertURL = ""
+
+    /// A notification for one subscription.
+    public static func notification(protocol deliveryProtocol: DeliveryProtocol, messageId: String, topicArn: String, subject: String?,
+                                    message: String, attributes: [String: MessageAttributeValue], timestamp: Double,
+                                    unsubscribeURL: String) -> String {
+        if deliveryProtocol == .email {
+            return """
+                \(message)
+
+                --
+                If you wish to stop receiving notifications from this topic, please click or visit the link below to unsubscribe:
+                \(unsubscribeURL)
+
+                Please do not reply directly to this email. This message was sent by Nimbus, a self-hosted SNS.
+                """
+        }
+        var fields: [(String, String)] = [
+            ("Type", quoted("Notification")),
+            ("MessageId", quoted(messageId)),
+            ("TopicArn", quoted(topicArn)),
+        ]
+        if let subject { fields.append(("Subject", quoted(subject))) }
+        fields += [
+            ("Message", quoted(message)),
+            ("Timestamp", quoted(iso8601(timestamp))),
+            ("SignatureVersion", quoted("1")),
+            // Nimbus does not sign: there is no certificate to check a signature against.
+            ("Signature", quoted("")),
+            ("SigningCertURL", quoted(signingCertURL)),
+            ("UnsubscribeURL", quoted(unsubscribeURL)),
+        ]
+        if !attributes.isEmpty {
+            let inner = attributes.keys.sorted().map { name -> String in
+                let value = attributes[name]!
+                let base = value.DataType.split(separator: ".", maxSplits: 1).first.map(String.init) ?? value.DataType
+                let text = value.StringValue ?? value.BinaryValue ?? ""
+                return quoted(name) + ":{\"Type\":" + quoted(base) + ",\"Value\":" + quoted(text) + "}"
+            }
+            fields.append(("MessageAttributes", "{" + inner.joined(separator: ",") + "}"))
+        }
+        return object(fields)
+    }
+
+    /// The confirmation request for a new subscription.
+    public static func confirmation(protocol deliveryProtocol: DeliveryProtocol, messageId: String, topicArn: String, token: String,
+                                    subscribeURL: String, timestamp: Double) -> String {
+        if deliveryProtocol == .email {
+            return """
+                You have chosen to subscribe to the topic:
+                \(topicArn)
+
+                To confirm the subscription, visit the SubscribeURL below (if this was in error no action is necessary):
+                \(subscribeURL)
+
+                Token: \(token)
+
+                The link and the token are valid for 2 days.
+
+                Please do not reply directly to this email. This message was sent by Nimbus, a self-hosted SNS.
+                """
+        }
+        return object([
+            ("Type", quoted("SubscriptionConfirmation")),
+            ("MessageId", quoted(messageId)),
+            ("Token", quoted(token)),
+            ("TopicArn", quoted(topicArn)),
+            ("Message", quoted("You have chosen to subscribe to the topic \(topicArn).\nTo confirm the subscription, visit the SubscribeURL included in this message.")),
+            ("SubscribeURL", quoted(subscribeURL)),
+            ("Timestamp", quoted(iso8601(timestamp))),
+            ("SignatureVersion", quoted("1")),
+            ("Signature", quoted("")),
+            ("SigningCertURL", quoted(signingCertURL)),
+        ])
+    }
+
+    /// `2026-07-01T12:00:00.123Z`, as SNS writes timestamps.
+    public static func iso8601(_ seconds: Double) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: seconds))
+    }
+
+    static func quoted(_ text: String) -> String {
+        var out = ""
+        JSONText.appendString(text, to: &out)
+        return out
+    }
+
+    static func object(_ fields: [(String, String)]) -> String {
+        "{" + fields.map { quoted($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import NimbusProtocol
+import NimbusRuntime
+import NotifierCore
+import Synchronization
+
+/// Carries one delivery to its endpoint: email and email-json through SMTP, sqs through the queue
+/// node (`sqs:SendMessage`), http/https as a POST. Throws when the endpoint did not take it.
+final class DeliverySenders: Sendable {
+    let smtp: SMTPClient
+    let fromAddress: String
+    private let queueURLs = Mutex<[String: String]>([:])
+
+    init(smtp: SMTPClient, fromAddress: String) {
+        self.smtp = smtp
+        self.fromAddress = fromAddress
+    }
+
+    func send(_ delivery: Delivery, client: NimbusClient) async throws {
+        switch delivery.deliveryProtocol {
+        case .email, .emailJSON:
+            let domain = fromAddress.split(separator: "@").last.map(String.init) ?? "nimbus.local"
+            // The Message-ID is the delivery's: a retry after a lost "250" repeats it, so a mail
+            // store that deduplicates by Message-ID keeps one copy.
+            try await smtp.send(MailMessage(from: fromAddress, fromName: delivery.senderName, to: delivery.endpoint, subject: delivery.subject,
+                                            body: delivery.body, messageID: "\(delivery.id)@\(domain)", date: Date()))
+        case .sqs:
+            try await sendToQueue(delivery, client: client)
+        case .http, .https:
+            try await post(delivery)
+        }
+    }
+
+    private func sendToQueue(_ delivery: Delivery, client: NimbusClient) async throws {
+        guard let arn = ARN(delivery.endpoint) else { throw SenderError("not an SQS queue ARN: \(delivery.endpoint)") }
+        let name = arn.resource
+        let url: String
+        if let cached = queueURLs.withLock({ $0[name] }) {
+            url = cached
+        } else {
+            let answer = try await client.request("sqs:GetQueueUrl", to: .queue, body: try JSONEncoder().encode(["QueueName": name]))
+            guard let found = (try? JSONDecoder().decode([String: String].self, from: answer))?["QueueUrl"] else {
+                throw SenderError("sqs:GetQueueUrl gave no QueueUrl for \(name)")
+            }
+            url = found
+            queueURLs.withLock { $0[name] = found }
+        }
+        do {
+            _ = try await client.request("sqs:SendMessage", to: .queue,
+                                         body: try JSONEncoder().encode(["QueueUrl": url, "MessageBody": delivery.body]))
+        } catch let error as WireError {
+            // The queue may have been deleted (and perhaps made again): look its URL up afresh next time.
+            queueURLs.withLock { $0[name] = nil }
+            throw error
+        }
+    }
+
+    private func post(_ delivery: Delivery) async throws {
+        guard let url = URL(string: delivery.endpoint) else { throw SenderError("not a URL: \(delivery.endpoint)") }
+        var request = URLRequest(url: url, timeoutInterval: 15)
+        request.httpMethod = "POST"
+        request.httpBody = Data(delivery.body.utf8)
+        request.setValue("text/plain; charset=UTF-8", forHTTPHeaderField: "Content-Type")
+        request.setValue(delivery.kind.rawValue, forHTTPHeaderField: "x-amz-sns-message-type")
+        request.setValue(delivery.messageId, forHTTPHeaderField: "x-amz-sns-message-id")
+        request.setValue(delivery.topicArn, forHTTPHeaderField: "x-amz-sns-topic-arn")
+        if delivery.kind == .notification { request.setValue(delivery.subscriptionArn, forHTTPHeaderField: "x-amz-sns-subscription-arn") }
+        request.setValue("Amazon Simple Notification Service Agent", forHTTPHeaderField: "User-Agent")
+        let (_, response) = try await URLSession.shared.data(for: request)
+        guard let http = response as? HTTPURLResponse else { throw SenderError("no HTTP response from \(delivery.endpoint)") }
+        guard (200..<300).contains(http.statusCode) else { throw SenderError("\(delivery.endpoint) answered HTTP \(http.statusCode)") }
+    }
+}
+
+struct SenderError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import NimbusRuntime
+import NotifierCore
+import Synchronization
+
+/// The notifier's shell around its core: applies each operation to `SNSTopics` and answers once
+/// its changes are on disk (group commit, like the queue and table nodes), and hands the delivery
+/// loop the outbox entries that are due, keeping track of the ones being sent.
+actor NotifierEngine {
+    private var topics: SNSTopics
+    private let committer: GroupCommitter<NotifierChange>
+    /// Deliveries handed to a sender and not yet reported back: not handed out twice.
+    private var sending: Set<String> = []
+    /// Rung whenever the outbox may have something due sooner than the loop thinks.
+    nonisolated let doorbell = Doorbell()
+
+    init(topics: SNSTopics, store: NotifierStore, logger: Logger) {
+        self.topics = topics
+        committer = GroupCommitter(write: { try await store.commit($0) }, onFailure: { error in
+            // The core is now ahead of the disk: stop rather than answer from a state a restart
+            // would not reproduce; the supervisor restarts the node from what is durable.
+            logger.critical("commit failed: \(error); exiting so a restart reloads the durable state")
+            exit(70)
+        })
+    }
+
+    static func now() -> Double { Date().timeIntervalSince1970 }
+
+    /// Runs `operation` on the core and returns once its changes are durable.
+    func perform<T: Sendable>(_ operation: @Sendable (inout SNSTopics, Double, inout [NotifierChange]) throws -> T) async throws -> T {
+        var changes: [NotifierChange] = []
+        let result = try operation(&topics, Self.now(), &changes)
+        if changes.contains(where: { if case .putDelivery = $0 { true } else { false } }) { doorbell.ring() }
+        try await committer.commit(changes)
+        return result
+    }
+
+    func read<T: Sendable>(_ operation: @Sendable (SNSTopics) throws -> T) rethrows -> T { try operation(topics) }
+
+    /// Due deliveries not already being sent; they count as being sent until reported.
+    func takeDue(limit: Int) -> [Delivery] {
+        let due = topics.dueDeliveries(now: Self.now(), limit: limit, excluding: sending)
+        for delivery in due { sending.insert(delivery.id) }
+        return due
+    }
+
+    /// Seconds until the next delivery not being sent falls due (nil: nothing waiting).
+    func secondsUntilNextDue() -> Double? {
+        topics.nextDueAt(excluding: sending).map { max(0, $0 - Self.now()) }
+    }
+
+    /// Reports an attempt. The outbox row goes only once the outcome is durable, so a crash before
+    /// that sends the delivery again (at least once, never lost). Returns true when a failure made
+    /// the delivery be given up.
+    @discardableResult
+    func report(_ id: String, error: String?, permanent: Bool = false) async throws -> Bool {
+        sending.remove(id)
+        var changes: [NotifierChange] = []
+        var gaveUp = false
+        if let error {
+            gaveUp = topics.deliveryFailed(id, error: error, permanent: permanent, now: Self.now(), changes: &changes)
+        } else {
+            topics.deliverySucceeded(id, now: Self.now(), changes: &changes)
+        }
+        try await committer.commit(changes)
+        return gaveUp
+    }
+
+    func health() -> [String: String] {
+        [
+            "topics": String(topics.topics.count),
+            "subscriptions": String(topics.subscriptions.count),
+            "outboxDepth": String(topics.outbox.count),
+            "sending": String(sending.count),
+            "delivered": String(topics.deliveredCount),
+            "failed": String(topics.failedCount),
+            "dedupeKeys": String(topics.dedupeKeyCount),
+        ]
+    }
+}
+
+/// A wake-up for one waiting loop: `wait(upTo:)` returns when rung or when the time is up. A ring
+/// with nobody waiting is kept, so a ring between two waits is never lost.
+final class Doorbell: Sendable {
+    private struct State {
+        var rung = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func ring() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if let w = s.waiter { s.waiter = nil; return w }
+            s.rung = true
+            return nil
+        }
+        waiter?.resume()
+    }
+
+    func wait(upTo seconds: Double) async {
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: .milliseconds(Int64(max(0, seconds) * 1000) + 1))
+            self?.ring()
+        }
+        defer { timer.cancel() }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.rung { s.rung = false; return true }
+                s.waiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+import Foundation
+import Logging
+import NimbusRuntime
+import NimbusStack
+import NotifierCore
+import ServiceLifecycle
+
+/// The notifier as a Nimbus node: SNS's actions in SNS's JSON shapes, and a delivery loop that
+/// carries the outbox to the endpoints.
+public struct NotifierNodeService: NodeService {
+    let engine: NotifierEngine
+    let store: NotifierStore
+    let senders: DeliverySenders
+    let configuration: NodeConfiguration
+
+    /// Opens (or creates) the notifier's database under the data directory and loads it: the
+    /// outbox left by a previous run (even one ended by SIGKILL) is delivered by this one.
+    public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "notifier")) throws {
+        self.configuration = configuration
+        let cluster = configuration.cluster
+        let settings = cluster.notifier
+        store = try NotifierStore(path: configuration.stateFile("notifier"))
+        let loaded = try store.load()
+        var topics = SNSTopics(region: cluster.region, account: cluster.account, publicBaseURL: settings.publicBaseURL)
+        topics.restore(topics: loaded.topics, subscriptions: loaded.subscriptions, outbox: loaded.outbox, dedupe: loaded.dedupe,
+                       delivered: loaded.delivered, failed: loaded.failed)
+        engine = NotifierEngine(topics: topics, store: store, logger: logger)
+        let heloName = settings.fromAddress.split(separator: "@").last.map(String.init) ?? "nimbus.local"
+        senders = DeliverySenders(
+            smtp: SMTPClient(settings: .init(host: settings.smtpHost, port: settings.smtpPort, username: settings.smtpUsername,
+                                             password: settings.smtpPassword, heloName: heloName)),
+            fromAddress: settings.fromAddress)
+    }
+
+    public var actions: Set<String> { SNSAction.all }
+
+    public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
+        let encoder = JSONEncoder()
+        switch request.header.action {
+        case SNSAction.createTopic:
+            let r = try request.decode(CreateTopicRequest.self)
+            let arn = try await engine.perform { sns, now, changes in
+                try sns.createTopic(name: r.Name, attributes: r.Attributes ?? [:], now: now, changes: &changes)
+            }
+            return try encoder.encode(TopicArnResponse(TopicArn: arn))
+        case SNSAction.deleteTopic:
+            let r = try request.decode(TopicArnRequest.self)
+            try await engine.perform { sns, _, changes in try sns.deleteTopic(r.TopicArn, changes: &changes) }
+            return Data("{}".utf8)
+        case SNSAction.listTopics:
+            let r = try request.decode(NextTokenRequest.self)
+            let page = try await engine.read { sns in try sns.listTopics(nextToken: r.NextToken) }
+            return try encoder.encode(ListTopicsResponse(Topics: page.arns.map { .init(TopicArn: $0) }, NextToken: page.nextToken))
+        case SNSAction.getTopicAttributes:
+            let r = try request.decode(TopicArnRequest.self)
+            return try encoder.encode(AttributesResponse(Attributes: try await engine.read { sns in try sns.getTopicAttributes(r.TopicArn) }))
+        case SNSAction.setTopicAttributes:
+            let r = try request.decode(SetTopicAttributesRequest.self)
+            try await engine.perform { sns, _, changes in
+                try sns.setTopicAttributes(r.TopicArn, name: r.AttributeName, value: r.AttributeValue, changes: &changes)
+            }
+            return Data("{}".utf8)
+        case SNSAction.subscribe:
+            let r = try request.decode(SubscribeRequest.self)
+            if let attributes = r.Attributes, !attributes.isEmpty {
+                throw SNSError(.invalidParameter, "Invalid parameter: Attributes Reason: subscription attributes are not supported by Nimbus")
+            }
+            let arn = try await engine.perform { sns, now, changes in
+                try sns.subscribe(topicArn: r.TopicArn, protocol: r.Protocol, endpoint: r.Endpoint,
+                                  returnSubscriptionArn: r.ReturnSubscriptionArn ?? false, now: now, changes: &changes)
+            }
+            return try encoder.encode(SubscriptionArnResponse(SubscriptionArn: arn))
+        case SNSAction.confirmSubscription:
+            let r = try request.decode(ConfirmSubscriptionRequest.self)
+            let arn = try await engine.perform { sns, now, changes in
+                try sns.confirmSubscription(topicArn: r.TopicArn, token: r.Token, now: now, changes: &changes)
+            }
+            return try encoder.encode(SubscriptionArnResponse(SubscriptionArn: arn))
+        case SNSAction.unsubscribe:
+            let r = try request.decode(UnsubscribeRequest.self)
+            try await engine.perform { sns, _, changes in try sns.unsubscribe(r.SubscriptionArn, changes: &changes) }
+            return Data("{}".utf8)
+        case SNSAction.listSubscriptions:
+            let r = try request.decode(NextTokenRequest.self)
+            let page = try await engine.read { sns in try sns.listSubscriptions(nextToken: r.NextToken) }
+            return try encoder.encode(ListSubscriptionsResponse(Subscriptions: page.subscriptions, NextToken: page.nextToken))
+        case SNSAction.listSubscriptionsByTopic:
+            let r = try request.decode(ListSubscriptionsByTopicRequest.self)
+            let page = try await engine.read { sns in try sns.listSubscriptionsByTopic(r.TopicArn, nextToken: r.NextToken) }
+            return try encoder.encode(ListSubscriptionsResponse(Subscriptions: page.subscriptions, NextToken: page.nextToken))
+        case SNSAction.publish:
+            let r = try request.decode(PublishRequest.self)
+            if r.PhoneNumber != nil {
+                throw SNSError(.invalidParameter, "Invalid parameter: PhoneNumber Reason: SMS is not supported by Nimbus")
+            }
+            if let topic = r.TopicArn, let target = r.TargetArn, topic != target {
+                throw SNSError(.invalidParameter, "Invalid parameter: TopicArn Reason: Only one of TopicArn or TargetArn may be given")
+            }
+            let input = PublishInput(message: r.Message, subject: r.Subject, messageStructure: r.MessageStructure,
+                                     messageAttributes: r.MessageAttributes, deduplicationId: r.MessageDeduplicationId)
+            // Answered only once the outbox rows are committed: an acknowledged publish is never lost.
+            let id = try await engine.perform { sns, now, changes in
+                try sns.publish(topicArn: r.TopicArn ?? r.TargetArn, input, now: now, changes: &changes)
+            }
+            return try encoder.encode(PublishResponse(MessageId: id))
+        case SNSAction.publishBatch:
+            let r = try request.decode(PublishBatchRequest.self)
+            return try encoder.encode(try await engine.perform { sns, now, changes in
+                try sns.publishBatch(topicArn: r.TopicArn, entries: r.PublishBatchRequestEntries, now: now, changes: &changes)
+            })
+        default:
+            throw WireError(.invalidAction, "\(request.header.action ?? "") is not an SNS action")
+        }
+    }
+
+    public func healthDetails() async -> [String: String] { await engine.health() }
+
+    public func run(runtime: NodeRuntime) async throws {
+        do { try await applyStack(logger: runtime.logger) } catch { runtime.logger.error("stack: \(error)") }
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await deliveryLoop(runtime: runtime) }
+                group.addTask { await housekeeping(runtime: runtime) }
+            }
+        }
+        await senders.smtp.close()
+    }
+
+    // MARK: Delivery
+
+    /// Sends what is due, reports each outcome to the engine (which backs off failures), and sleeps
+    /// until the next entry falls due or a publish rings the doorbell. Mail goes one at a time over
+    /// the one SMTP connection; queue and HTTP deliveries of a round go concurrently.
+    func deliveryLoop(runtime: NodeRuntime) async {
+        let doorbell = engine.doorbell
+        while !Task.isCancelled {
+            let due = await engine.takeDue(limit: 64)
+            if due.isEmpty {
+                let wait = await engine.secondsUntilNextDue() ?? 60
+                await withTaskCancellationHandler {
+                    await doorbell.wait(upTo: min(wait, 60))
+                } onCancel: {
+                    doorbell.ring()
+                }
+                continue
+            }
+            await withTaskGroup(of: Void.self) { group in
+                let mails = due.filter { $0.deliveryProtocol == .email || $0.deliveryProtocol == .emailJSON }
+                if !mails.isEmpty {
+                    group.addTask { for delivery in mails { await attempt(delivery, runtime: runtime) } }
+                }
+                for delivery in due where delivery.deliveryProtocol != .email && delivery.deliveryProtocol != .emailJSON {
+                    group.addTask { await attempt(delivery, runtime: runtime) }
+                }
+            }
+        }
+    }
+
+    func attempt(_ delivery: Delivery, runtime: NodeRuntime) async {
+        var failure: String?
+        var permanent = false
+        do {
+            try await senders.send(delivery, client: runtime.client)
+        } catch let error as SMTPError {
+            failure = error.description
+            permanent = error.permanent
+        } catch {
+            failure = "\(error)"
+        }
+        do {
+            let gaveUp = try await engine.report(delivery.id, error: failure, permanent: permanent)
+            if let failure {
+                let what = "\(delivery.kind.rawValue) \(delivery.messageId) to \(delivery.deliveryProtocol.rawValue) \(delivery.endpoint)"
+                if gaveUp {
+                    runtime.logger.error("gave up \(what) after \(delivery.attempts + 1) attempts: \(failure)")
+                } else {
+                    runtime.logger.warning("\(what) failed (attempt \(delivery.attempts + 1)), will retry: \(failure)")
+                }
+            }
+        } catch {
+            runtime.logger.error("recording the outcome of delivery \(delivery.id) failed: \(error)")
+        }
+    }
+
+    /// Forgets old idempotency keys and trims the delivery log, hourly.
+    func housekeeping(runtime: NodeRuntime) async {
+        while !Task.isCancelled {
+            do {
+                try await engine.perform { sns, now, changes in sns.expireDedupe(now: now, changes: &changes) }
+                try await store.trimLog(keep: 100_000)
+            } catch {
+                runtime.logger.warning("housekeeping: \(error)")
+            }
+            try? await Task.sleep(for: .seconds(3600))
+        }
+    }
+
+    // MARK: Stack
+
+    /// Creates the stack's AWS::SNS::Topic resources through CreateTopic (idempotent by name) and
+    /// its AWS::SNS::Subscription resources through Subscribe, once: a subscription that already
+    /// exists, pending or confirmed, is left alone so a restart does not mail its confirmation again.
+    /// A subscription whose Endpoint resolves to "" (an unset parameter) is skipped.
+    func applyStack(logger: Logger) async throws {
+        guard let file = configuration.stackFile, FileManager.default.fileExists(atPath: file.path) else { return }
+        let template = try StackTemplate.load(path: file.path)
+        let cluster = configuration.cluster
+        let resolver = StackResolver(template: template, region: cluster.region, account: cluster.account)
+        for resource in template.resources {
+            switch resource.type {
+            case "AWS::SNS::Topic":
+                var name = resource.logicalID
+                var attributes: [String: String] = [:]
+                for (key, value) in resource.properties {
+                    switch key {
+                    case "TopicName": name = try resolver.string(value)
+                    case "DisplayName": attributes["DisplayName"] = try resolver.string(value)
+                    default: logger.info("stack: \(resource.logicalID).\(key) is not supported; ignored")
+                    }
+                }
+                let (topicName, topicAttributes) = (name, attributes)
+                _ = try await engine.perform { sns, now, changes in
+                    // Attributes only when new: a DisplayName changed later through SetTopicAttributes survives restarts.
+                    let exists = sns.topics[sns.topicArn(topicName)] != nil
+                    return try sns.createTopic(name: topicName, attributes: exists ? [:] : topicAttributes, now: now, changes: &changes)
+                }
+            case "AWS::SNS::Subscription":
+                guard let topicValue = resource.properties["TopicArn"], let protocolValue = resource.properties["Protocol"],
+                      let endpointValue = resource.properties["Endpoint"] else {
+                    throw StackError("\(resource.logicalID) needs TopicArn, Protocol and Endpoint")
+                }
+                let topicArn = try resolver.string(topicValue)
+                let deliveryProtocol = try resolver.string(protocolValue)
+                let endpoint = try resolver.string(endpointValue)
+                if endpoint.isEmpty {
+                    logger.info("stack: \(resource.logicalID) has no Endpoint (parameter not set); not subscribed")
+                    continue
+                }
+                try await engine.perform { sns, now, changes in
+                    let exists = sns.subscriptions.values.contains {
+                        $0.topicArn == topicArn && $0.deliveryProtocol.rawValue == deliveryProtocol.lowercased() && $0.endpoint == endpoint
+                    }
+                    if !exists {
+                        _ = try sns.subscribe(topicArn: topicArn, protocol: deliveryProtocol, endpoint: endpoint, now: now, changes: &changes)
+                    }
+                }
+            default:
+                continue
+            }
+        }
+    }
+}

@@ -1,0 +1,294 @@
+import Foundation
+import NotifierCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a mail did not go. `permanent` (a 5xx reply to the recipient or the message) means trying
+/// again will not help; everything else (connection refused, timeouts, 4xx) is worth a retry.
+public struct SMTPError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public var permanent: Bool
+    /// The connection is still usable after this error (the server answered; it did not go away).
+    var connectionUsable: Bool
+
+    init(_ description: String, permanent: Bool = false, connectionUsable: Bool = false) {
+        self.description = description
+        self.permanent = permanent
+        self.connectionUsable = connectionUsable
+    }
+}
+
+/// A small SMTP client (RFC 5321): EHLO (HELO fallback), optional AUTH PLAIN/LOGIN, MAIL FROM,
+/// RCPT TO, DATA with dot-stuffing. One connection, kept open and reused for the next mail; RSET
+/// after a refused mail, a fresh connection after an I/O error.
+///
+/// The sockets are blocking, so every bit of I/O runs on one dedicated serial DispatchQueue, never
+/// on Swift's cooperative pool (two cores: a blocked pool thread would stall half the node).
+/// No STARTTLS / implicit TLS: the package has no TLS library wired in, so the client speaks plain
+/// SMTP only and says so when a server insists on TLS.
+public final class SMTPClient: @unchecked Sendable {
+    public struct Settings: Sendable {
+        public var host: String
+        public var port: Int
+        public var username: String?
+        public var password: String?
+        /// The name we give in EHLO.
+        public var heloName: String
+        /// Bound on connect and on every read and write.
+        public var timeoutSeconds: Double
+
+        public init(host: String, port: Int, username: String? = nil, password: String? = nil, heloName: String = "nimbus.local",
+                    timeoutSeconds: Double = 10) {
+            self.host = host
+            self.port = port
+            self.username = username
+            self.password = password
+            self.heloName = heloName
+            self.timeoutSeconds = timeoutSeconds
+        }
+    }
+
+    private let settings: Settings
+    private let queue = DispatchQueue(label: "nimbus.notifier.smtp")
+    /// Only touched on `queue` (that is what makes the class safe to share).
+    private var connection: SMTPConnection?
+
+    public init(settings: Settings) {
+        self.settings = settings
+    }
+
+    /// Sends one mail; returns once the server accepted it (250 after DATA).
+    public func send(_ mail: MailMessage) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            queue.async {
+                do {
+                    try self.sendOnQueue(mail)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// Closes the connection (QUIT), e.g. at shutdown.
+    public func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.async {
+                if let c = self.connection { _ = try? c.command("QUIT"); c.close() }
+                self.connection = nil
+                continuation.resume()
+            }
+        }
+    }
+
+    private func sendOnQueue(_ mail: MailMessage) throws {
+        // A kept connection may have been dropped by the server while idle: on an I/O error on a
+        // reused connection, try once more on a fresh one.
+        if let reused = connection {
+            do {
+                try transaction(mail, on: reused)
+                return
+            } catch let error as SMTPError where error.connectionUsable {
+                throw error
+            } catch {
+                reused.close()
+                connection = nil
+            }
+        }
+        let fresh = try open()
+        connection = fresh
+        do {
+            try transaction(mail, on: fresh)
+        } catch let error as SMTPError where error.connectionUsable {
+            throw error
+        } catch {
+            fresh.close()
+            connection = nil
+            throw error
+        }
+    }
+
+    private func open() throws -> SMTPConnection {
+        let c = try SMTPConnection(host: settings.host, port: settings.port, timeout: settings.timeoutSeconds)
+        do {
+            let greeting = try c.readReply()
+            guard greeting.code == 220 else { throw SMTPError("SMTP server greeted with \(greeting.text)") }
+            var ehlo = try c.command("EHLO \(settings.heloName)")
+            var capabilities: [String] = []
+            if ehlo.code == 250 {
+                capabilities = Array(ehlo.lines.dropFirst()).map { $0.uppercased() }
+            } else {
+                ehlo = try c.command("HELO \(settings.heloName)")
+                guard ehlo.code == 250 else { throw SMTPError("SMTP server refused EHLO and HELO: \(ehlo.text)") }
+            }
+            if let user = settings.username, let password = settings.password {
+                try authenticate(c, capabilities: capabilities, user: user, password: password)
+            }
+            return c
+        } catch {
+            c.close()
+            throw error
+        }
+    }
+
+    private func authenticate(_ c: SMTPConnection, capabilities: [String], user: String, password: String) throws {
+        let mechanisms = capabilities.first { $0.hasPrefix("AUTH ") || $0.hasPrefix("AUTH=") }?
+            .dropFirst(5).split(separator: " ").map(String.init) ?? []
+        if mechanisms.contains("PLAIN") {
+            let credentials = Data(([0] + Array(user.utf8) + [0] + Array(password.utf8))).base64EncodedString()
+            let reply = try c.command("AUTH PLAIN \(credentials)")
+            guard reply.code == 235 else { throw SMTPError("SMTP AUTH PLAIN failed: \(reply.text)", permanent: false) }
+        } else if mechanisms.contains("LOGIN") {
+            var reply = try c.command("AUTH LOGIN")
+            guard reply.code == 334 else { throw SMTPError("SMTP AUTH LOGIN failed: \(reply.text)") }
+            reply = try c.command(Data(user.utf8).base64EncodedString())
+            guard reply.code == 334 else { throw SMTPError("SMTP AUTH LOGIN failed: \(reply.text)") }
+            reply = try c.command(Data(password.utf8).base64EncodedString())
+            guard reply.code == 235 else { throw SMTPError("SMTP AUTH LOGIN failed: \(reply.text)") }
+        } else if capabilities.contains("STARTTLS") {
+            throw SMTPError("the SMTP server offers AUTH only after STARTTLS, which Nimbus's SMTP client does not support (plain SMTP only)")
+        } else {
+            throw SMTPError("the SMTP server offers neither AUTH PLAIN nor AUTH LOGIN")
+        }
+    }
+
+    /// One mail on an open connection. A refusal (4xx/5xx) leaves the connection usable after RSET.
+    private func transaction(_ mail: MailMessage, on c: SMTPConnection) throws {
+        func expect(_ reply: SMTPConnection.Reply, _ ok: Set<Int>, _ what: String) throws {
+            if ok.contains(reply.code) { return }
+            let rset = (try? c.command("RSET"))?.code == 250
+            var text = "SMTP \(what) refused: \(reply.text)"
+            if reply.code == 530, reply.text.uppercased().contains("STARTTLS") {
+                text += " (Nimbus's SMTP client does not support STARTTLS)"
+            }
+            // 421: the server is closing the connection.
+            throw SMTPError(text, permanent: (500...599).contains(reply.code), connectionUsable: rset && reply.code != 421)
+        }
+        try expect(try c.command("MAIL FROM:<\(mail.from)>"), [250], "MAIL FROM")
+        try expect(try c.command("RCPT TO:<\(mail.to)>"), [250, 251], "RCPT TO <\(mail.to)>")
+        try expect(try c.command("DATA"), [354], "DATA")
+        try c.write(mail.dataPayload() + ".\r\n")
+        try expect(try c.readReply(), [250], "message")
+    }
+}
+
+/// One blocking TCP connection speaking SMTP's line protocol.
+final class SMTPConnection {
+    struct Reply {
+        var code: Int
+        /// Each line's text after the code and separator.
+        var lines: [String]
+        var text: String { "\(code) \(lines.joined(separator: " / "))" }
+    }
+
+    private var fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(host: String, port: Int, timeout: Double) throws {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &result)
+        guard status == 0, let first = result else {
+            throw SMTPError("cannot resolve SMTP host \(host): \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(result) }
+        var lastError = "no address"
+        var candidate: UnsafeMutablePointer<addrinfo>? = first
+        while let info = candidate {
+            candidate = info.pointee.ai_next
+            let s = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+            if s < 0 { lastError = String(cString: strerror(errno)); continue }
+            if Self.connect(s, info.pointee.ai_addr, info.pointee.ai_addrlen, timeout: timeout, error: &lastError) {
+                var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+                setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                var one: Int32 = 1
+                setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                fd = s
+                return
+            }
+            Glibc.close(s)
+        }
+        throw SMTPError("cannot connect to SMTP server \(host):\(port): \(lastError)")
+    }
+
+    /// connect(2) bounded by `timeout`: non-blocking connect, poll for writability, check SO_ERROR.
+    private static func connect(_ s: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: socklen_t, timeout: Double,
+                                error: inout String) -> Bool {
+        let flags = fcntl(s, F_GETFL, 0)
+        _ = fcntl(s, F_SETFL, flags | O_NONBLOCK)
+        defer { _ = fcntl(s, F_SETFL, flags) }
+        if Glibc.connect(s, address, length) == 0 { return true }
+        guard errno == EINPROGRESS else { error = String(cString: strerror(errno)); return false }
+        var pfd = pollfd(fd: s, events: Int16(POLLOUT), revents: 0)
+        let ready = poll(&pfd, 1, Int32(timeout * 1000))
+        if ready <= 0 { error = ready == 0 ? "connect timed out after \(timeout) s" : String(cString: strerror(errno)); return false }
+        var code: Int32 = 0
+        var size = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(s, SOL_SOCKET, SO_ERROR, &code, &size)
+        if code != 0 { error = String(cString: strerror(code)); return false }
+        return true
+    }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+
+    deinit { close() }
+
+    func write(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SMTPError("SMTP write failed: \(String(cString: strerror(errno)))")
+            }
+            offset += n
+        }
+    }
+
+    func command(_ line: String) throws -> Reply {
+        try write(line + "\r\n")
+        return try readReply()
+    }
+
+    /// A reply: lines "250-..." continue, "250 ..." ends it.
+    func readReply() throws -> Reply {
+        var lines: [String] = []
+        while true {
+            let line = try readLine()
+            guard line.count >= 3, let code = Int(line.prefix(3)) else { throw SMTPError("SMTP server sent garbage: \(line.prefix(80))") }
+            lines.append(line.count > 4 ? String(line.dropFirst(4)) : "")
+            let separator = line.count > 3 ? line[line.index(line.startIndex, offsetBy: 3)] : " "
+            if separator != "-" { return Reply(code: code, lines: lines) }
+            if lines.count > 1000 { throw SMTPError("SMTP reply too long") }
+        }
+    }
+
+    private func readLine() throws -> String {
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                var line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                if line.last == UInt8(ascii: "\r") { line.removeLast() }
+                return String(decoding: line, as: UTF8.self)
+            }
+            if buffer.count > 65_536 { throw SMTPError("SMTP reply line too long") }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { throw SMTPError("SMTP server closed the connection") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { throw SMTPError("SMTP server did not answer in time") }
+                throw SMTPError("SMTP read failed: \(String(cString: strerror(errno)))")
+            }
+            buffer += chunk[..<n]
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import NotifierCore
+
+/// SNS's action names, as IAM policies spell them.
+enum SNSAction {
+    static let createTopic = "sns:CreateTopic"
+    static let deleteTopic = "sns:DeleteTopic"
+    static let listTopics = "sns:ListTopics"
+    static let getTopicAttributes = "sns:GetTopicAttributes"
+    static let setTopicAttributes = "sns:SetTopicAttributes"
+    static let subscribe = "sns:Subscribe"
+    static let confirmSubscription = "sns:ConfirmSubscription"
+    static let unsubscribe = "sns:Unsubscribe"
+    static let listSubscriptions = "sns:ListSubscriptions"
+    static let listSubscriptionsByTopic = "sns:ListSubscriptionsByTopic"
+    static let publish = "sns:Publish"
+    static let publishBatch = "sns:PublishBatch"
+
+    static let all: Set<String> = [
+        createTopic, deleteTopic, listTopics, getTopicAttributes, setTopicAttributes, subscribe, confirmSubscription, unsubscribe,
+        listSubscriptions, listSubscriptionsByTopic, publish, publishBatch,
+    ]
+}
+
+// Request and response bodies in SNS's JSON shapes (botocore's field names).
+
+struct CreateTopicRequest: Decodable {
+    var Name: String
+    var Attributes: [String: String]?
+}
+
+struct TopicArnRequest: Decodable {
+    var TopicArn: String
+}
+
+struct TopicArnResponse: Encodable {
+    var TopicArn: String
+}
+
+struct NextTokenRequest: Decodable {
+    var NextToken: String?
+}
+
+struct ListTopicsResponse: Encodable {
+    struct Entry: Encodable { var TopicArn: String }
+    var Topics: [Entry]
+    var NextToken: String?
+}
+
+struct AttributesResponse: Encodable {
+    var Attributes: [String: String]
+}
+
+struct SetTopicAttributesRequest: Decodable {
+    var TopicArn: String
+    var AttributeName: String
+    var AttributeValue: String?
+}
+
+struct SubscribeRequest: Decodable {
+    var TopicArn: String
+    var `Protocol`: String
+    var Endpoint: String?
+    var ReturnSubscriptionArn: Bool?
+    var Attributes: [String: String]?
+}
+
+struct SubscriptionArnResponse: Encodable {
+    var SubscriptionArn: String
+}
+
+struct ConfirmSubscriptionRequest: Decodable {
+    var TopicArn: String
+    var Token: String
+    var AuthenticateOnUnsubscribe: String?
+}
+
+struct UnsubscribeRequest: Decodable {
+    var SubscriptionArn: String
+}
+
+struct ListSubscriptionsByTopicRequest: Decodable {
+    var TopicArn: String
+    var NextToken: String?
+}
+
+struct ListSubscriptionsResponse: Encodable {
+    var Subscriptions: [SubscriptionSummary]
+    var NextToken: String?
+}
+
+struct PublishRequest: Decodable {
+    /// Either TopicArn or TargetArn (the lab's Lambda uses TargetArn); PhoneNumber is not supported.
+    var TopicArn: String?
+    var TargetArn: String?
+    var PhoneNumber: String?
+    var Message: String?
+    var Subject: String?
+    var MessageStructure: String?
+    var MessageAttributes: [String: MessageAttributeValue]?
+    /// Nimbus extension: an idempotency key (24 h).
+    var MessageDeduplicationId: String?
+}
+
+struct PublishResponse: Encodable {
+    var MessageId: String
+}
+
+struct PublishBatchRequest: Decodable {
+    var TopicArn: String
+    var PublishBatchRequestEntries: [PublishBatchEntry]
+}
