@@ -49,6 +49,16 @@ public struct GatewayNodeService: NodeService {
                 }
             }
         }
+        // The links in SNS confirmation and notification mails (the notifier builds them on
+        // notifier.publicBaseURL): a click confirms or ends a subscription.
+        router.get("/sns/confirm") { request, _ in
+            await Self.subscriptionLink(request, action: "sns:ConfirmSubscription", required: ["TopicArn", "Token"],
+                                        done: "Subscription confirmed!", client: runtime.client, logger: runtime.logger)
+        }
+        router.get("/sns/unsubscribe") { request, _ in
+            await Self.subscriptionLink(request, action: "sns:Unsubscribe", required: ["SubscriptionArn"],
+                                        done: "Subscription removed!", client: runtime.client, logger: runtime.logger)
+        }
         router.get("/health") { _, _ in
             Self.json(.ok, #"{"status":"ok","name":"\#(runtime.identity.name)","incarnation":"\#(runtime.identity.incarnation)"}"#)
         }
@@ -89,6 +99,36 @@ public struct GatewayNodeService: NodeService {
             logger.warning("SendMessage to the queue failed: \(error)")
             return Self.error(.serviceUnavailable, "The queue is unavailable: \(error)")
         }
+    }
+
+    /// Forwards a mail link's query parameters to the notifier and answers with a small page.
+    static func subscriptionLink(_ request: Request, action: String, required: [String], done: String,
+                                 client: NimbusClient, logger: Logger) async -> Response {
+        var body: [String: String] = [:]
+        for name in required {
+            guard let value = request.uri.queryParameters[Substring(name)].map(String.init), !value.isEmpty else {
+                return page(.badRequest, "Invalid link", "The link is missing its \(name) parameter.")
+            }
+            body[name] = value
+        }
+        do {
+            let answer = try await client.request(action, to: .notifier, body: try JSONEncoder().encode(body), timeout: .seconds(3), attempts: 2)
+            let arn = (try? JSONDecoder().decode([String: String].self, from: answer))?["SubscriptionArn"] ?? body["SubscriptionArn"] ?? ""
+            return page(.ok, done, "Subscription: \(arn)")
+        } catch let error as WireError where error.code == "InvalidParameter" || error.code == "NotFound" {
+            return page(error.code == "NotFound" ? .notFound : .badRequest, "Request failed", "\(error.code): \(error.message)")
+        } catch {
+            logger.warning("\(action) for a mail link failed: \(error)")
+            return page(.serviceUnavailable, "Try again later", "The notifier is unavailable: \(error)")
+        }
+    }
+
+    static func page(_ status: HTTPResponse.Status, _ title: String, _ detail: String) -> Response {
+        func escape(_ text: String) -> String {
+            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        }
+        let html = "<!doctype html><html><head><title>\(escape(title))</title></head><body><h1>\(escape(title))</h1><p>\(escape(detail))</p></body></html>\n"
+        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
     static func json(_ status: HTTPResponse.Status, _ text: String, headers: HTTPFields = [:]) -> Response {

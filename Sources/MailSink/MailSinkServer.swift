@@ -133,13 +133,29 @@ public final class MailSinkServer: @unchecked Sendable {
         return true
     }
 
-    /// One file per recipient, atomically renamed into place.
+    /// Mails received again with a Message-ID already kept for that recipient (not stored twice).
+    public var duplicates: Int { lock.withLock { duplicateCount } }
+    private var duplicateCount = 0
+
+    /// One file per recipient, atomically renamed into place. A mail with a Message-ID is kept once
+    /// per recipient, as mailbox providers do: SMTP delivery is at-least-once (a sender that lost the
+    /// final "250" sends again, with the same Message-ID), and the copy is collapsed here.
     func store(_ message: SMTPSession.Message) throws {
+        let messageID = Self.messageID(message.data)
         for recipient in message.recipients {
-            let n = lock.withLock { () -> Int in sequence += 1; return sequence }
-            let stamp = String(format: "%.6f", Date().timeIntervalSince1970)
             let safe = String(recipient.map { $0.isLetter || $0.isNumber || "@._-+".contains($0) ? $0 : "_" }.prefix(100))
-            let name = "\(stamp)-\(getpid())-\(n)-\(safe).eml"
+            let name: String
+            if let messageID {
+                name = "\(safe)-\(String(Self.fnv1a(messageID + "\u{0}" + recipient), radix: 16)).eml"
+                if FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {
+                    lock.withLock { duplicateCount += 1 }
+                    continue
+                }
+            } else {
+                let n = lock.withLock { () -> Int in sequence += 1; return sequence }
+                let stamp = String(format: "%.6f", Date().timeIntervalSince1970)
+                name = "\(stamp)-\(getpid())-\(n)-\(safe).eml"
+            }
             let header = "X-Nimbus-Rcpt: \(Self.oneLine(recipient))\r\nX-Nimbus-Mail-From: \(Self.oneLine(message.from))\r\n"
             let temporary = directory.appendingPathComponent(".tmp-\(name)")
             try (Data(header.utf8) + Data(message.data)).write(to: temporary)
@@ -149,6 +165,25 @@ public final class MailSinkServer: @unchecked Sendable {
                 throw SinkError("rename: \(reason)")
             }
         }
+    }
+
+    /// The Message-ID header's value, from the header section.
+    static func messageID(_ data: [UInt8]) -> String? {
+        let text = String(decoding: data.prefix(64 * 1024), as: UTF8.self)
+        for line in text.split(separator: "\r\n", omittingEmptySubsequences: false) {
+            if line.isEmpty { return nil }  // end of the headers
+            if line.lowercased().hasPrefix("message-id:") {
+                let value = line.dropFirst("message-id:".count).trimmingCharacters(in: .whitespaces)
+                return value.isEmpty ? nil : value
+            }
+        }
+        return nil
+    }
+
+    static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf29ce484222325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
+        return hash
     }
 
     static func oneLine(_ text: String) -> String { text.filter { $0 != "\r" && $0 != "\n" } }

@@ -193,7 +193,8 @@ struct Subscribe: AsyncParsableCommand {
         do {
             let located = try cluster.load()
             let arn = "arn:aws:sns:\(located.config.region):\(located.config.account):\(topic)"
-            let request = ["TopicArn": arn, "Protocol": `protocol`, "Endpoint": endpoint, "ReturnSubscriptionArn": "true"]
+            struct Request: Encodable { var TopicArn: String; var `Protocol`: String; var Endpoint: String; var ReturnSubscriptionArn = true }
+            let request = Request(TopicArn: arn, Protocol: `protocol`, Endpoint: endpoint)
             let answer = try await ask(located, "sns:Subscribe", to: .notifier, try JSONEncoder().encode(request))
             let object = try JSONSerialization.jsonObject(with: answer) as? [String: Any] ?? [:]
             print(object["SubscriptionArn"] as? String ?? String(decoding: answer, as: UTF8.self))

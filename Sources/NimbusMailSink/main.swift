@@ -26,7 +26,7 @@ struct MailSinkService: NodeService {
 
     func healthDetails() async -> [String: String] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: server.directory.path))?.filter { $0.hasSuffix(".eml") }.count ?? 0
-        return ["smtp": "\(server.port)", "directory": server.directory.path, "mails": "\(files)"]
+        return ["smtp": "\(server.port)", "directory": server.directory.path, "mails": "\(files)", "duplicatesCollapsed": "\(server.duplicates)"]
     }
 }
 
