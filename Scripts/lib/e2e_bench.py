@@ -1,0 +1,150 @@
+"""End-to-end benchmark: orders POSTed to the gateway until delivered by POC-Topic.
+
+A cluster (the binaries in $NIMBUS_BIN, normally the release build) with two extra subscribers on
+POC-Topic: an SQS queue (`bench-subscriber`, read here) and a confirmed email address (delivered to
+the cluster's SMTP sink). Two phases:
+  1. latency: 20 orders/s for --latency-seconds; each order's latency is from just before its POST to
+     the moment its notification is received from the subscriber queue (p50 / p99);
+  2. throughput: wrk POSTs for --seconds with 32 connections; sustained end-to-end orders/s is the
+     number of orders accepted divided by the time until the last one reached the subscriber queue;
+     emails/s likewise from the sink's files.
+It reuses the integration tests' cluster helpers (Tests/integration/conftest.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Tests" / "integration"))
+
+import requests  # noqa: E402
+
+from conftest import SQS, queue_url, start_cluster, stop_cluster, wait_for_queue, wait_until  # noqa: E402
+
+
+class Receiver(threading.Thread):
+    """Drains the subscriber queue, noting when each order (by its `seq`) arrived."""
+
+    def __init__(self, endpoint: str, url: str):
+        super().__init__(daemon=True)
+        self.endpoint, self.url = endpoint, url
+        self.arrived: dict[int, float] = {}
+        self.last = 0.0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with SQS(self.endpoint) as queue:
+            while not self.stop.is_set():
+                messages = queue.receive(self.url, max_messages=10, wait=1)
+                now = time.monotonic()
+                for m in messages:
+                    notification = json.loads(m["Body"])
+                    image = json.loads(notification["Message"])
+                    order = json.loads(image["order"]["S"])
+                    self.arrived.setdefault(order["seq"], now)
+                    self.last = now
+                if messages:
+                    queue("sqs:DeleteMessageBatch", {"QueueUrl": self.url, "Entries": [
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]})
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def confirm_email(cluster, address: str) -> None:
+    assert cluster.nimbus("subscribe", "email", address).returncode == 0
+    def link():
+        for path in cluster.mail_directory.glob("*.eml"):
+            found = re.search(r"http://\S+/sns/confirm\?\S+", path.read_text(errors="replace"))
+            if found and address in path.read_text(errors="replace"):
+                return found.group(0)
+        return None
+    url = wait_until(link, timeout=10, message="confirmation mail")
+    assert requests.get(url, timeout=5).status_code == 200
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10, help="throughput phase length")
+    parser.add_argument("--latency-seconds", type=int, default=10, help="latency phase length (at 20 orders/s)")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="nimbus-e2e-") as tmp:
+        cluster = start_cluster(Path(tmp), rateLimit=1_000_000, burst=1_000_000)
+        try:
+            wait_for_queue(cluster)
+            with SQS(cluster.endpoint("queue")) as queue:
+                queue("sqs:CreateQueue", {"QueueName": "bench-subscriber"})
+            arn = "arn:aws:sqs:us-east-1:000000000000:bench-subscriber"
+            assert cluster.nimbus("subscribe", "sqs", arn).returncode == 0
+            confirm_email(cluster, "bench@example.com")
+            receiver = Receiver(cluster.endpoint("queue"), queue_url("bench-subscriber"))
+            receiver.start()
+
+            # Phase 1: latency at 20 orders/s.
+            sent: dict[int, float] = {}
+            session = requests.Session()
+            start = time.monotonic()
+            count = 20 * args.latency_seconds
+            for seq in range(count):
+                due = start + seq / 20
+                time.sleep(max(0.0, due - time.monotonic()))
+                sent[seq] = time.monotonic()
+                r = session.post(cluster.http_url + "/orders", data=json.dumps({"item": "latex gloves", "seq": seq}), timeout=5)
+                assert r.status_code == 200, r.text
+            wait_until(lambda: all(s in receiver.arrived for s in sent), timeout=30, message="latency-phase orders delivered")
+            latencies = [(receiver.arrived[s] - sent[s]) * 1000 for s in sent]
+            print(f"e2e latency at 20 orders/s ({count} orders, POST -> notification read from an SQS subscriber): "
+                  f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms")
+
+            # Phase 2: sustained throughput under wrk.
+            mails_before = len(list(cluster.mail_directory.glob("*.eml")))
+            lua = Path(tmp) / "post.lua"
+            lua.write_text("""
+counter = 100000
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/orders", {["Content-Type"] = "application/json"},
+                    '{"item": "latex gloves", "seq": ' .. counter .. ', "thread": "' .. tostring(wrk.thread) .. '"}')
+end
+""")
+            began = time.monotonic()
+            out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", "-s", str(lua), cluster.http_url + "/"],
+                                 capture_output=True, text=True, timeout=args.seconds + 60).stdout
+            posted_window = time.monotonic() - began
+            total = int(re.search(r"(\d+) requests in", out).group(1))
+            errors = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+            accepted = total - errors
+            # wrk's threads share the Lua counter start, so seqs collide across threads: count deliveries instead.
+            def delivered() -> int:
+                return sum(1 for s in receiver.arrived if s >= 100000)
+            wait_until(lambda: delivered() >= accepted, timeout=300, interval=0.5, message="throughput-phase orders delivered")
+            e2e_seconds = receiver.last - began
+            print(f"gateway accepted {accepted} orders in {posted_window:.1f} s ({accepted / posted_window:.0f}/s; non-2xx {errors})")
+            print(f"e2e sustained: {accepted} orders delivered to the SQS subscriber in {e2e_seconds:.1f} s "
+                  f"= {accepted / e2e_seconds:.0f} orders/s")
+            wait_until(lambda: len(list(cluster.mail_directory.glob("*.eml"))) - mails_before >= accepted, timeout=300, interval=0.5,
+                       message="throughput-phase emails delivered")
+            newest = max(p.stat().st_mtime for p in cluster.mail_directory.glob("*.eml"))
+            mail_seconds = newest - (time.time() - (time.monotonic() - began))
+            print(f"emails: {accepted} delivered through SMTP to the sink in {mail_seconds:.1f} s = {accepted / mail_seconds:.0f} emails/s")
+            receiver.stop.set()
+        finally:
+            stop_cluster(cluster)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
