@@ -10,22 +10,23 @@ import Synchronization
 /// Carries one delivery to its endpoint: email and email-json through SMTP, sqs through the queue
 /// node (`sqs:SendMessage`), http/https as a POST. Throws when the endpoint did not take it.
 final class DeliverySenders: Sendable {
-    let smtp: SMTPClient
+    /// One client per SMTP connection; a mail goes over the one of its lane.
+    let smtp: [SMTPClient]
     let fromAddress: String
     private let queueURLs = Mutex<[String: String]>([:])
 
-    init(smtp: SMTPClient, fromAddress: String) {
+    init(smtp: [SMTPClient], fromAddress: String) {
         self.smtp = smtp
         self.fromAddress = fromAddress
     }
 
-    func send(_ delivery: Delivery, client: NimbusClient) async throws {
+    func send(_ delivery: Delivery, client: NimbusClient, lane: Int = 0) async throws {
         switch delivery.deliveryProtocol {
         case .email, .emailJSON:
             let domain = fromAddress.split(separator: "@").last.map(String.init) ?? "nimbus.local"
             // The Message-ID is the delivery's: a retry after a lost "250" repeats it, so a mail
             // store that deduplicates by Message-ID keeps one copy.
-            try await smtp.send(MailMessage(from: fromAddress, fromName: delivery.senderName, to: delivery.endpoint, subject: delivery.subject,
+            try await smtp[lane % smtp.count].send(MailMessage(from: fromAddress, fromName: delivery.senderName, to: delivery.endpoint, subject: delivery.subject,
                                             body: delivery.body, messageID: "\(delivery.id)@\(domain)", date: Date()))
         case .sqs:
             try await sendToQueue(delivery, client: client)

@@ -26,9 +26,12 @@ public struct NotifierNodeService: NodeService {
                        delivered: loaded.delivered, failed: loaded.failed)
         engine = NotifierEngine(topics: topics, store: store, logger: logger)
         let heloName = settings.fromAddress.split(separator: "@").last.map(String.init) ?? "nimbus.local"
+        // A few connections in parallel: one SMTP conversation is a chain of round trips.
         senders = DeliverySenders(
-            smtp: SMTPClient(settings: .init(host: settings.smtpHost, port: settings.smtpPort, username: settings.smtpUsername,
-                                             password: settings.smtpPassword, heloName: heloName)),
+            smtp: (0..<Self.smtpConnections).map { _ in
+                SMTPClient(settings: .init(host: settings.smtpHost, port: settings.smtpPort, username: settings.smtpUsername,
+                                           password: settings.smtpPassword, heloName: heloName))
+            },
             fromAddress: settings.fromAddress)
     }
 
@@ -123,18 +126,19 @@ public struct NotifierNodeService: NodeService {
                 group.addTask { await housekeeping(runtime: runtime) }
             }
         }
-        await senders.smtp.close()
+        for client in senders.smtp { await client.close() }
     }
 
     // MARK: Delivery
 
     /// Sends what is due, reports each outcome to the engine (which backs off failures), and sleeps
-    /// until the next entry falls due or a publish rings the doorbell. Mail goes one at a time over
-    /// the one SMTP connection; queue and HTTP deliveries of a round go concurrently.
+    /// until the next entry falls due or a publish rings the doorbell. Mail goes over
+    /// `smtpConnections` connections, one message at a time on each; queue and HTTP deliveries of a
+    /// round go concurrently.
     func deliveryLoop(runtime: NodeRuntime) async {
         let doorbell = engine.doorbell
         while !Task.isCancelled {
-            let due = await engine.takeDue(limit: 64)
+            let due = await engine.takeDue(limit: 256)
             if due.isEmpty {
                 let wait = await engine.secondsUntilNextDue() ?? 60
                 await withTaskCancellationHandler {
@@ -146,8 +150,13 @@ public struct NotifierNodeService: NodeService {
             }
             await withTaskGroup(of: Void.self) { group in
                 let mails = due.filter { $0.deliveryProtocol == .email || $0.deliveryProtocol == .emailJSON }
-                if !mails.isEmpty {
-                    group.addTask { for delivery in mails { await attempt(delivery, runtime: runtime) } }
+                let lanes = senders.smtp.count
+                for lane in 0..<lanes where lane < mails.count {
+                    group.addTask {
+                        for delivery in stride(from: lane, to: mails.count, by: lanes).map({ mails[$0] }) {
+                            await attempt(delivery, lane: lane, runtime: runtime)
+                        }
+                    }
                 }
                 for delivery in due where delivery.deliveryProtocol != .email && delivery.deliveryProtocol != .emailJSON {
                     group.addTask { await attempt(delivery, runtime: runtime) }
@@ -156,11 +165,14 @@ public struct NotifierNodeService: NodeService {
         }
     }
 
-    func attempt(_ delivery: Delivery, runtime: NodeRuntime) async {
+    /// SMTP connections the notifier keeps open.
+    static let smtpConnections = 4
+
+    func attempt(_ delivery: Delivery, lane: Int = 0, runtime: NodeRuntime) async {
         var failure: String?
         var permanent = false
         do {
-            try await senders.send(delivery, client: runtime.client)
+            try await senders.send(delivery, client: runtime.client, lane: lane)
         } catch let error as SMTPError {
             failure = error.description
             permanent = error.permanent
