@@ -125,3 +125,51 @@ def test_scaled_ingest_workers_write_each_order_once_and_failures_end_in_the_dlq
             assert int(moved[0]["Attributes"]["ApproximateReceiveCount"]) >= 1
     finally:
         stop_cluster(c)
+
+
+def test_a_second_stream_worker_takes_over_the_shard_of_a_killed_one(tmp_path: Path):
+    """Two stream workers share the orders stream's one shard through a lease: one reads, the other
+    waits. SIGKILL the reader: after its lease expires (10 s) a worker takes the shard over from the
+    checkpoint, and new orders are published again; none is published twice."""
+    import os
+    import signal
+
+    from conftest import process_by_name
+    (tmp_path / "c").mkdir()
+    c = start_cluster(tmp_path / "c")
+    try:
+        assert c.nimbus("scale", "stream-worker=2").returncode == 0
+        wait_for_queue(c)
+        with SQS(c.endpoint("queue")) as queue:
+            queue("sqs:CreateQueue", {"QueueName": "watch"})
+        assert c.nimbus("subscribe", "sqs", "arn:aws:sqs:us-east-1:000000000000:watch").returncode == 0
+
+        def post(n: int) -> None:
+            assert requests.post(c.http_url + "/orders", data=json.dumps({"n": n}).encode(), timeout=5).status_code == 200
+
+        def published(queue: SQS) -> list[int]:
+            seen = []
+            for m in queue.drain(queue_url("watch")):
+                image = json.loads(json.loads(m["Body"])["Message"])
+                seen.append(json.loads(image["order"]["S"])["n"])
+            return seen
+
+        with SQS(c.endpoint("queue")) as queue, SQS(c.endpoint("table")) as table:
+            seen: list[int] = []
+            post(1)
+            wait_until(lambda: seen.extend(published(queue)) or 1 in seen, timeout=15, message="first order published")
+            leases = scan_all(table, "nimbus-stream-leases")
+            assert len(leases) == 1
+            owner = leases[0]["owner"]["S"]
+            holder = owner.split("/")[0]
+            assert holder in ("stream-worker-1", "stream-worker-2")
+            pid = process_by_name(c.status(), holder)["pid"]
+            os.kill(pid, signal.SIGKILL)
+            post(2)
+            post(3)
+            wait_until(lambda: seen.extend(published(queue)) or {2, 3} <= set(seen), timeout=40, message="orders published after the takeover")
+            assert sorted(seen) == [1, 2, 3], "each order published once"
+            new_owner = scan_all(table, "nimbus-stream-leases")[0]["owner"]["S"]
+            assert new_owner != owner
+    finally:
+        stop_cluster(c)
