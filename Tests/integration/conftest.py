@@ -403,6 +403,8 @@ class Cluster:
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     # a stack file other than the lab's (e.g. with shorter timeouts)
     stack: Path = STACK_FILE
+    # instances per worker kind (default 1 each), e.g. {"ingest-worker": 0} for tests that read POC-Queue
+    instances: dict[str, int] = field(default_factory=dict)
     config: Path = field(init=False)
     known_pids: set[int] = field(default_factory=set)
 
@@ -455,7 +457,7 @@ class Cluster:
             "services:",
         ]
         for kind, offset in SERVICE_OFFSETS.items():
-            instances = ", instances: 1" if kind.endswith("-worker") else ""
+            instances = f", instances: {self.instances.get(kind, 1)}" if kind.endswith("-worker") else ""
             lines.append(f"  {kind}: {{ endpoint: tcp://{HOST}:{self.base + offset}{instances} }}")
         gateway = {"http": f"{HOST}:{self.http_port}", **self.gateway_settings}
         lines.append("gateway: {" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in gateway.items()) + "}")
@@ -516,8 +518,8 @@ class Cluster:
 
 
 def start_cluster(tmp: Path, sections: dict[str, dict[str, Any]] | None = None, stack: Path = STACK_FILE,
-                  **gateway_settings: Any) -> Cluster:
-    cluster = Cluster(tmp, find_base_port(), gateway_settings, sections or {}, stack)
+                  instances: dict[str, int] | None = None, **gateway_settings: Any) -> Cluster:
+    cluster = Cluster(tmp, find_base_port(), gateway_settings, sections or {}, stack, instances or {})
     result = cluster.up()
     if result.returncode != 0:
         survivors = cluster.down()
@@ -539,10 +541,11 @@ def stop_cluster(cluster: Cluster) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A running cluster for one test module; stopped (and checked by PID) afterwards."""
+def cluster(request):
+    """A running cluster for one test module; stopped (and checked by PID) afterwards. A module sets
+    ``CLUSTER_INSTANCES`` (e.g. ``{"ingest-worker": 0}``) to change how many workers run."""
     with tempfile.TemporaryDirectory(prefix="nimbus-it-") as tmp:
-        c = start_cluster(Path(tmp))
+        c = start_cluster(Path(tmp), instances=getattr(request.module, "CLUSTER_INSTANCES", None))
         try:
             yield c
         finally:

@@ -28,6 +28,9 @@ from conftest import (
     REPO, SQS, md5_hex, process_by_name, queue_url, start_cluster, stop_cluster, wait_for_queue, wait_until,
 )
 
+# These tests read POC-Queue themselves: no ingest worker (POC-Lambda-1) may consume it under them.
+CLUSTER_INSTANCES = {"ingest-worker": 0}
+
 HTTP_TIMEOUT = 10  # seconds, every HTTP call
 MAX_BODY = 262_144
 POC = queue_url("POC-Queue")
@@ -255,7 +258,7 @@ def test_concurrent_large_posts_are_all_accepted(base, sqs, empty_poc):
 @pytest.fixture
 def throttled_cluster():
     with tempfile.TemporaryDirectory(prefix="nimbus-it-throttle-") as tmp:
-        c = start_cluster(Path(tmp), rateLimit=5, burst=5)
+        c = start_cluster(Path(tmp), instances=CLUSTER_INSTANCES, rateLimit=5, burst=5)
         try:
             wait_for_queue(c, "POC-Queue")
             yield c

@@ -26,6 +26,9 @@ from conftest import (
     wait_for_queue, wait_until,
 )
 
+# The gateway durability test reads POC-Queue itself: no ingest worker (POC-Lambda-1) may consume it.
+CLUSTER_INSTANCES = {"ingest-worker": 0}
+
 NONEXISTENT = "AWS.SimpleQueueService.NonExistentQueue"
 HTTP_TIMEOUT = 10
 
