@@ -48,6 +48,9 @@ public struct NodeConfiguration: Sendable {
         self.bind = bind
         self.dataDirectory = dataDirectory
         self.parentPID = parentPID
+        // With enforcement off nobody checks signatures, so nothing signs (and no process waits for
+        // a credentials file that no supervisor writes).
+        guard cluster.iam.enforce else { return }
         credentials = CredentialSource(file: CredentialSource.file(dataDirectory: dataDirectory, name: name))
         platformCredentials = credentials
         if let kind = ServiceKind.parse(instanceName: name)?.kind, cluster.iam.roles[kind.rawValue] != nil {

@@ -48,7 +48,7 @@ struct SupervisorService: NodeService {
                     // only for a new process or a third of the lifetime before expiry.
                     let issuer = CredentialIssuer(client: runtime.client, cluster: runtime.cluster,
                                                   dataDirectory: runtime.configuration.dataDirectory, logger: runtime.logger)
-                    while !Task.isCancelled {
+                    while runtime.cluster.iam.enforce, !Task.isCancelled {
                         let processes = await shell.status().compactMap { p -> (name: String, kind: ServiceKind)? in
                             guard p.state != "stopped", p.state != "failed", let kind = ServiceKind(rawValue: p.kind) else { return nil }
                             return (p.name, kind)

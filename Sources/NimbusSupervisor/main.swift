@@ -12,8 +12,10 @@ do {
         bind: options.bind ?? (cluster.supervisor.bind ?? cluster.supervisor.endpoint).description,
         dataDirectory: dataDirectory)
     // The supervisor acts as the account's administrator: the root credentials the IAM node creates.
-    configuration.credentials = CredentialSource(file: CredentialSource.file(dataDirectory: dataDirectory, name: "root"))
-    configuration.platformCredentials = configuration.credentials
+    if cluster.iam.enforce {
+        configuration.credentials = CredentialSource(file: CredentialSource.file(dataDirectory: dataDirectory, name: "root"))
+        configuration.platformCredentials = configuration.credentials
+    }
     let binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
     let pidFile = dataDirectory.appendingPathComponent("supervisor.pid")
     try FileManager.default.createDirectory(at: dataDirectory.appendingPathComponent("logs"), withIntermediateDirectories: true)
