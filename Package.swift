@@ -116,7 +116,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "NimbusBench",
-            dependencies: ["NimbusRuntime", "QueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NimbusRuntime", "NimbusAuth", "QueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
         .testTarget(name: "NimbusProtocolTests", dependencies: ["NimbusProtocol"]),
