@@ -51,6 +51,7 @@ let package = Package(
         .target(name: "NimbusStack", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "NimbusStorage", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "IAMCore", dependencies: ["NimbusProtocol"]),
+        .target(name: "NimbusAuth", dependencies: ["NimbusProtocol", "IAMCore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "TableCore", dependencies: ["NimbusProtocol"]),
         .target(
             name: "TableService",
@@ -66,7 +67,7 @@ let package = Package(
         ),
         .target(
             name: "IAMService",
-            dependencies: ["IAMCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["IAMCore", "NimbusAuth", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "QueueCore",
@@ -94,7 +95,8 @@ let package = Package(
         .target(
             name: "NimbusRuntime",
             dependencies: [
-                "ZeroMQ", "NimbusProtocol", "NimbusConfig",
+                "ZeroMQ", "NimbusProtocol", "NimbusConfig", "NimbusAuth", "IAMCore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -103,7 +105,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "NimbusSupervisor",
-            dependencies: ["NimbusRuntime", "SupervisorCore"]
+            dependencies: ["NimbusRuntime", "SupervisorCore", "NimbusAuth"]
         ),
         .executableTarget(
             name: "NimbusCLI",
@@ -114,7 +116,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "NimbusBench",
-            dependencies: ["NimbusRuntime", "QueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NimbusRuntime", "NimbusAuth", "QueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
         .testTarget(name: "NimbusProtocolTests", dependencies: ["NimbusProtocol"]),
@@ -124,6 +126,7 @@ let package = Package(
         .testTarget(name: "QueueCoreTests", dependencies: ["QueueCore"]),
         .testTarget(name: "NimbusStackTests", dependencies: ["NimbusStack"]),
         .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),
+        .testTarget(name: "NimbusAuthTests", dependencies: ["NimbusAuth", "NimbusProtocol", "IAMCore"]),
         .testTarget(name: "TableCoreTests", dependencies: ["TableCore"]),
         .testTarget(name: "FunctionRuntimeTests", dependencies: ["FunctionRuntime", "LabFunctions", "NimbusStack", "TableCore", "NimbusProtocol"]),
         .target(name: "NotifierCore", dependencies: ["NimbusProtocol"]),

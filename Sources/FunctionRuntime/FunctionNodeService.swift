@@ -24,6 +24,10 @@ public struct FunctionNodeService: NodeService {
 
     public var actions: Set<String> { ["lambda:Invoke"] }
 
+    public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? {
+        "arn:aws:lambda:\(configuration.cluster.region):\(configuration.cluster.account):function:\(functionName)"
+    }
+
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
         guard let invoker = await state.invoker else {
             throw WireError(.serviceUnavailable, "\(functionName) is still starting (its definition is not loaded yet)")
@@ -78,7 +82,9 @@ public struct FunctionNodeService: NodeService {
         let services = ClusterServices(client: runtime.client)
         let definition: FunctionDefinition
         do {
-            definition = try await loadDefinition(services: services, logger: runtime.logger)
+            // Resolving the stack's references (a table's StreamArn) is CloudFormation's work, not the
+            // function's: done with the platform's identity.
+            definition = try await loadDefinition(services: ClusterServices(client: runtime.platformClient), logger: runtime.logger)
         } catch {
             runtime.logger.error("function \(functionName): \(error)")
             try? await gracefulShutdown()
@@ -95,7 +101,9 @@ public struct FunctionNodeService: NodeService {
                         await SQSEventSource(mapping: mapping, function: function, invoker: invoker, logger: runtime.logger).run()
                     }
                 case .stream(let function) where mapping.isStream:
-                    let leases = StreamLeases(table: leaseTable, owner: runtime.identity.name + "/" + runtime.identity.incarnation, services: services)
+                    let leases = StreamLeases(table: leaseTable, owner: runtime.identity.name + "/" + runtime.identity.incarnation,
+                                               // Lambda's own bookkeeping: the service's identity, not the function's role.
+                                               services: ClusterServices(client: runtime.platformClient))
                     group.addTask {
                         await StreamEventSource(mapping: mapping, function: function, invoker: invoker, leases: leases, logger: runtime.logger).run()
                     }

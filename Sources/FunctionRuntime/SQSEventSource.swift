@@ -24,18 +24,15 @@ struct SQSEventSource: Sendable {
         }
     }
 
+    /// The queue's URL, from its ARN (what Lambda's poller does internally): no GetQueueUrl call,
+    /// which the execution role is not granted (the lab's Lambda-Read-SQS has no sqs:GetQueueUrl).
     private func resolveURL(_ queueName: String) async -> String? {
-        var delay = Duration.milliseconds(200)
-        while !Task.isCancelled {
-            do {
-                return try await invoker.services.call("sqs:GetQueueUrl", ["QueueName": queueName], as: QueueURLResponse.self).QueueUrl
-            } catch {
-                logger.warning("event source \(mapping.eventSourceARN): no queue URL yet (\(error)); retrying")
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
-            }
+        let parts = mapping.eventSourceARN.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6 else {
+            logger.error("event source \(mapping.eventSourceARN) is not an SQS queue ARN")
+            return nil
         }
-        return nil
+        return SQSNames.url(region: String(parts[3]), account: String(parts[4]), name: queueName)
     }
 
     private func poll(url: String) async {

@@ -69,6 +69,13 @@ public struct IAMRegistry: Sendable {
         }
     }
 
+    /// STS's RoleSessionName: 2 to 64 of letters, digits and `+=,.@-`.
+    public static func validateSessionName(_ name: String) throws(PolicyError) {
+        guard (2...64).contains(name.count), name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "+=,.@-_".unicodeScalars.contains($0)) }) else {
+            throw PolicyError("ValidationError", "RoleSessionName must be 2 to 64 characters of letters, digits and +=,.@-_")
+        }
+    }
+
     static func id(_ prefix: String) -> String {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
         return prefix + String((0..<17).map { _ in alphabet.randomElement()! })

@@ -1,5 +1,6 @@
 import Foundation
 import IAMCore
+import NimbusAuth
 import NimbusRuntime
 import NimbusStack
 import ServiceLifecycle
@@ -10,11 +11,13 @@ import ServiceLifecycle
 public struct IAMNodeService: NodeService {
     let engine: IAMEngine
     let configuration: NodeConfiguration
+    let credentials: CredentialAuthority
 
     public static let actionNames: Set<String> = [
         "iam:CreatePolicy", "iam:GetPolicy", "iam:ListPolicies", "iam:DeletePolicy", "iam:CreateRole", "iam:GetRole",
         "iam:ListRoles", "iam:DeleteRole", "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
         "iam:SimulatePrincipalPolicy",
+        "sts:AssumeRole", "sts:GetServiceCredentials", "sts:GetSigningKey", "sts:GetCallerIdentity", NimbusAction.policyVersion,
     ]
 
     public init(configuration: NodeConfiguration) throws {
@@ -24,14 +27,76 @@ public struct IAMNodeService: NodeService {
         var registry = IAMRegistry(account: configuration.cluster.account)
         registry.restore(policies: policies, roles: roles)
         engine = IAMEngine(registry: registry, store: store)
+        credentials = try CredentialAuthority(dataDirectory: configuration.dataDirectory, account: configuration.cluster.account)
     }
 
     public var actions: Set<String> { Self.actionNames }
+
+    public func localAuthority() -> (any Authority)? { LocalAuthority(credentials: credentials, engine: engine) }
+
+    /// AssumeRole acts on the role; everything else here is authorized on "*" (IAM actions on
+    /// policies and roles: root only in practice, since no lab role is granted iam:*).
+    public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? {
+        request.header.action == "sts:AssumeRole" ? JSONFields.topLevelString("RoleArn", in: request.body) : nil
+    }
+
+    /// Temporary credentials last 5 s (Nimbus, for tests; AWS: 900 s) to 12 h.
+    static func duration(_ seconds: Int?, default fallback: Int) throws -> Int64 {
+        let value = seconds ?? fallback
+        guard (5...43_200).contains(value) else {
+            throw WireError(.validationException, "1 validation error detected: Value '\(value)' at 'durationSeconds' failed to satisfy constraint: Member must have value between 5 and 43200")
+        }
+        return Int64(value) * 1000
+    }
 
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
         switch request.header.action {
+        case NimbusAction.policyVersion:
+            return Data("{\"PolicyVersion\":\(await engine.policyVersion)}".utf8)
+        case "sts:GetCallerIdentity":
+            let principal = request.principal ?? "anonymous"
+            return try encoder.encode(["Arn": principal, "Account": configuration.cluster.account])
+        case "sts:AssumeRole":
+            let r = try request.decode(AssumeRoleRequest.self)
+            let lifetime = try Self.duration(r.DurationSeconds, default: configuration.cluster.iam.credentialSeconds)
+            try IAMRegistry.validateSessionName(r.RoleSessionName)
+            let role = try await engine.read { reg throws -> Role in
+                guard let role = reg.role(forPrincipal: r.RoleArn) else {
+                    throw PolicyError("NoSuchEntity", "The role \(r.RoleArn) cannot be found.")
+                }
+                guard try reg.mayAssume(role.name, service: r.ServicePrincipal) else {
+                    throw PolicyError("AccessDenied", "\(r.ServicePrincipal) is not authorized to perform: sts:AssumeRole on resource: \(role.arn) (the role's trust policy does not admit it)")
+                }
+                return role
+            }
+            let session = "arn:aws:sts::\(configuration.cluster.account):assumed-role/\(role.name)/\(r.RoleSessionName)"
+            let issued = credentials.tokens.issue(principal: session, expiration: CredentialSource.nowMillis() + lifetime)
+            runtime.logger.info("assumed role", metadata: ["role": "\(role.name)", "session": "\(r.RoleSessionName)", "service": "\(r.ServicePrincipal)",
+                                                          "by": "\(request.principal ?? "-")"])
+            return try encoder.encode(AssumeRoleResponse(Credentials: CredentialsShape(issued),
+                                                         AssumedRoleUser: .init(Arn: session, AssumedRoleId: "\(role.roleId):\(r.RoleSessionName)")))
+        case "sts:GetServiceCredentials":
+            // Nimbus: credentials for a platform node acting as its AWS service (sqs.amazonaws.com, ...).
+            let r = try request.decode(ServiceCredentialsRequest.self)
+            guard PlatformPrincipals.isServicePrincipal(r.ServicePrincipal) else {
+                throw WireError(.validationException, "\(r.ServicePrincipal) is not a service principal (NAME.amazonaws.com)")
+            }
+            let lifetime = try Self.duration(r.DurationSeconds, default: configuration.cluster.iam.credentialSeconds)
+            let issued = credentials.tokens.issue(principal: r.ServicePrincipal, expiration: CredentialSource.nowMillis() + lifetime)
+            return try encoder.encode(["Credentials": CredentialsShape(issued)])
+        case "sts:GetSigningKey":
+            // Nimbus: what a node needs to verify signatures for its own service, never the secret.
+            let r = try request.decode(SigningKeyRequest.self)
+            let caller = request.principal ?? ""
+            guard caller == PlatformPrincipals.root(account: configuration.cluster.account) || caller == "\(r.Service).amazonaws.com" else {
+                throw WireError(.accessDenied, "User: \(caller) is not authorized to perform: sts:GetSigningKey for service \(r.Service)")
+            }
+            let material = try credentials.material(accessKeyId: r.AccessKeyId, sessionToken: r.SessionToken, day: r.Day, service: r.Service,
+                                                    nowMillis: CredentialSource.nowMillis())
+            let key = material.key.withUnsafeBytes { Data($0).base64EncodedString() }
+            return try encoder.encode(SigningKeyResponse(Principal: material.principal, SigningKey: key, Expiration: material.expiration))
         case "iam:CreatePolicy":
             let r = try request.decode(CreatePolicyRequest.self)
             let p = try await engine.perform { reg, now, changes in
@@ -104,6 +169,12 @@ public struct IAMNodeService: NodeService {
         }
     }
 
+    struct AssumeRoleResponse: Encodable {
+        struct User: Encodable { var Arn: String; var AssumedRoleId: String }
+        var Credentials: CredentialsShape
+        var AssumedRoleUser: User
+    }
+    struct SigningKeyResponse: Encodable { var Principal: String; var SigningKey: String; var Expiration: Int64? }
     struct ListPolicies: Codable { var Policies: [PolicyShape]; var IsTruncated = false }
     struct ListRoles: Codable { var Roles: [RoleShape]; var IsTruncated = false }
     struct ListAttached: Codable { var AttachedPolicies: [AttachedPolicy]; var IsTruncated = false }

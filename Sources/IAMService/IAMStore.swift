@@ -48,6 +48,9 @@ final class IAMStore: Sendable {
 actor IAMEngine {
     private var registry: IAMRegistry
     private let store: IAMStore
+    /// Bumped on every change to policies, roles or attachments; nodes drop cached decisions when
+    /// it moves. Starts at the start time (µs), so a restarted IAM node never repeats a version.
+    private(set) var policyVersion = Int64(Date().timeIntervalSince1970 * 1_000_000)
 
     init(registry: IAMRegistry, store: IAMStore) {
         self.registry = registry
@@ -58,6 +61,7 @@ actor IAMEngine {
         var changes: [IAMChange] = []
         let result = try operation(&registry, Int64(Date().timeIntervalSince1970 * 1000), &changes)
         try await store.commit(changes)
+        if !changes.isEmpty { policyVersion += 1 }
         return result
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NimbusAuth
 import NimbusRuntime
 import QueueCore
 import Synchronization
@@ -102,12 +103,30 @@ struct QueueBench: AsyncParsableCommand {
     @Option var concurrency = 64
     @Option(help: "Port for the broker under test.")
     var port = 17_302
+    @Option(help: "IAM enforcement: off (nothing signed or checked) or on (an IAM node beside the broker; every request signed with the root credentials, verified and authorized through the caches).")
+    var iam = "off"
 
     func run() async throws {
-        let node = try StandaloneNode(kind: "queue", port: port)
+        let enforce = iam == "on"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-bench-queue-\(getpid())")
+        let yaml = "stack: \"\"\niam: {enforce: \(enforce)}\nservices:\n  queue: { endpoint: tcp://127.0.0.1:\(port) }\n  iam: { endpoint: tcp://127.0.0.1:\(port + 1) }\n"
+        let iamNode = enforce ? try StandaloneNode(kind: "iam", port: port + 1, directory: directory, yaml: yaml) : nil
+        defer { iamNode?.stop() }
+        if let iamNode {
+            // What the supervisor does for a supervised broker: service credentials for sqs.amazonaws.com.
+            let admin = try NimbusClient.standalone(name: "bench-admin", credentials: CredentialSource(file: CredentialSource.file(dataDirectory: directory, name: "root")))
+            struct Answer: Decodable { var Credentials: NimbusAuth.Credentials }
+            let issued = try await iamNode.firstAnswer(admin, "sts:GetServiceCredentials", Data(#"{"ServicePrincipal":"sqs.amazonaws.com"}"#.utf8))
+            try CredentialSource.write(try JSONDecoder().decode(Answer.self, from: issued).Credentials,
+                                       to: CredentialSource.file(dataDirectory: directory, name: "queue"))
+            await admin.close()
+        }
+        let node = try StandaloneNode(kind: "queue", port: port, directory: directory, yaml: yaml)
         defer { node.stop() }
         let endpoint = node.endpoint
-        let client = try NimbusClient.standalone(name: "bench-client")
+        let credentials = enforce ? CredentialSource(file: CredentialSource.file(dataDirectory: directory, name: "root")) : nil
+        let client = try NimbusClient.standalone(name: "bench-client", credentials: credentials)
+        print("IAM enforcement: \(enforce ? "on" : "off")")
         let create = try JSONEncoder().encode(["QueueName": "bench"])
         let url = try JSONDecoder().decode(QueueURLResponse.self, from: try await node.firstAnswer(client, SQSAction.createQueue, create)).QueueUrl
         let body = #"{"item": "latex gloves", "customerID": "12345", "note": "a typical order body of a few hundred bytes, padded with text to about that size ......................................................................................"}"#
@@ -133,11 +152,11 @@ struct StandaloneNode {
     let directory: URL
     let endpoint: String
 
-    init(kind: String, port: Int) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-bench-\(kind)-\(getpid())")
+    init(kind: String, port: Int, directory shared: URL? = nil, yaml: String? = nil) throws {
+        directory = shared ?? FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-bench-\(kind)-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let config = directory.appendingPathComponent("nimbus.yaml")
-        try "stack: \"\"\nservices:\n  \(kind): { endpoint: tcp://127.0.0.1:\(port) }\n".write(to: config, atomically: true, encoding: .utf8)
+        let config = directory.appendingPathComponent("nimbus-\(kind).yaml")
+        try (yaml ?? "stack: \"\"\niam: {enforce: false}\nservices:\n  \(kind): { endpoint: tcp://127.0.0.1:\(port) }\n").write(to: config, atomically: true, encoding: .utf8)
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("nimbus-\(kind)")
         pid = try ProcessSpawner.spawn(binary.path, ["--config", config.path, "--data-dir", directory.path],

@@ -125,7 +125,8 @@ struct Health: AsyncParsableCommand {
             } else {
                 throw CLIError("\(name) is not a process name")
             }
-            let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config)
+            let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config,
+                                                credentials: CredentialSource(file: CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")))
             let data = try await client.request(NimbusAction.health, to: endpoint, timeout: .seconds(1), attempts: 2)
             print(String(decoding: data, as: UTF8.self))
             await client.close()

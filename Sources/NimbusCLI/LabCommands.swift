@@ -9,7 +9,8 @@ import NimbusRuntime
 
 /// A request to one service of the cluster, with the standalone client closed afterwards.
 func ask(_ located: LocatedConfig, _ action: String, to kind: ServiceKind, _ body: Data, timeout: Duration = .seconds(5)) async throws -> Data {
-    let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config)
+    let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config,
+                                                credentials: CredentialSource(file: CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")))
     defer { Task { await client.close() } }
     do {
         return try await client.request(action, to: kind, body: body, timeout: timeout, attempts: 1)
@@ -55,7 +56,8 @@ struct Invoke: AsyncParsableCommand {
             case (let other?, nil): throw CLIError("unknown template \(other); use sqs or dynamodb-update")
             default: throw CLIError("give exactly one of --template and --event")
             }
-            let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config)
+            let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config,
+                                                credentials: CredentialSource(file: CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")))
             let answer = try await client.request("lambda:Invoke", to: kind, instance: index, body: body, timeout: .seconds(10), attempts: 1)
             await client.close()
             let object = try JSONSerialization.jsonObject(with: answer) as? [String: Any] ?? [:]

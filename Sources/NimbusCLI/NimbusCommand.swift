@@ -43,7 +43,8 @@ struct Control {
 
     init(_ located: LocatedConfig) throws {
         self.located = located
-        client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config)
+        client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config,
+                                                credentials: CredentialSource(file: CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")))
     }
 
     var endpoint: String { located.config.supervisor.endpoint.description }

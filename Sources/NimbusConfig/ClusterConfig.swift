@@ -18,8 +18,31 @@ public struct ClusterConfig: Sendable, Equatable {
     public var table = TableSettings()
     public var gateway = GatewaySettings()
     public var notifier = NotifierSettings()
+    public var iam = IAMSettings()
 
     public init() {}
+
+    /// Authentication and authorization between processes (docs/architecture.md, "Credentials").
+    public struct IAMSettings: Sendable, Equatable {
+        /// Verify signatures and check IAM policies on every request. Off: requests are still
+        /// signed, but nobody checks (the bench compares both).
+        public var enforce: Bool = true
+        /// Lifetime of the temporary credentials the supervisor obtains for each process; they are
+        /// rewritten when a third of it is left.
+        public var credentialSeconds: Int = 3600
+        /// How long a node trusts a cached authorization decision; a policy change observed through
+        /// the IAM node's policy version drops the cache at once.
+        public var decisionCacheSeconds: Double = 5
+        /// Largest difference allowed between a request's timestamp and the receiver's clock; signed
+        /// requests are remembered this long against replay.
+        public var signatureSkewSeconds: Int = 300
+        /// The role each workload process runs as (the lab's execution roles).
+        public var roles: [String: String] = [
+            "gateway": "APIGateway-SQS",
+            "ingest-worker": "Lambda-SQS-DynamoDB",
+            "stream-worker": "Lambda-DynamoDBStreams-SNS",
+        ]
+    }
 
     /// The table node (DynamoDB and DynamoDB Streams).
     public struct TableSettings: Sendable, Equatable {
@@ -243,6 +266,12 @@ public struct ClusterConfig: Sendable, Equatable {
         if !(base.hasPrefix("http://") || base.hasPrefix("https://")) || URL(string: notifier.publicBaseURL)?.host == nil {
             throw ConfigError("notifier.publicBaseURL must be an http(s) URL, not \"\(notifier.publicBaseURL)\"")
         }
+        if iam.credentialSeconds < 5 || iam.credentialSeconds > 43_200 { throw ConfigError("iam.credentialSeconds must be 5...43200") }
+        if iam.decisionCacheSeconds < 0 { throw ConfigError("iam.decisionCacheSeconds must not be negative") }
+        if iam.signatureSkewSeconds < 1 { throw ConfigError("iam.signatureSkewSeconds must be positive") }
+        for kind in iam.roles.keys where ServiceKind(rawValue: kind) == nil {
+            throw ConfigError("iam.roles.\(kind) is not a service kind")
+        }
         if notifier.mailSinkDirectory.isEmpty { throw ConfigError("notifier.mailSinkDirectory must not be empty") }
     }
 
@@ -266,6 +295,15 @@ private struct ConfigFile: Decodable {
     var table: Table?
     var gateway: Gateway?
     var notifier: Notifier?
+    var iam: IAM?
+
+    struct IAM: Decodable {
+        var enforce: Bool?
+        var credentialSeconds: Int?
+        var decisionCacheSeconds: Double?
+        var signatureSkewSeconds: Int?
+        var roles: [String: String]?
+    }
 
     struct Notifier: Decodable {
         var smtpHost: String?
@@ -358,6 +396,13 @@ private struct ConfigFile: Decodable {
             if let v = s.bind { settings.bind = v }
             if let v = s.instances { settings.instances = v }
             c.services[kind] = settings
+        }
+        if let i = iam {
+            if let v = i.enforce { c.iam.enforce = v }
+            if let v = i.credentialSeconds { c.iam.credentialSeconds = v }
+            if let v = i.decisionCacheSeconds { c.iam.decisionCacheSeconds = v }
+            if let v = i.signatureSkewSeconds { c.iam.signatureSkewSeconds = v }
+            if let v = i.roles { c.iam.roles.merge(v) { $1 } }
         }
         if let n = notifier {
             if let v = n.smtpHost { c.notifier.smtpHost = v }

@@ -74,3 +74,19 @@ public enum ServiceKind: String, CaseIterable, Codable, Sendable, Hashable, Comp
         return (kind, index)
     }
 }
+
+extension ServiceKind {
+    /// The AWS service principal this kind plays: the platform's own identity for its internal
+    /// calls, and the principal a role's trust policy must admit for the kind to assume the role.
+    /// nil for the IAM node (the authority itself signs nothing) and the mail sink (speaks SMTP).
+    public var servicePrincipal: String? {
+        switch self {
+        case .queue: return "sqs.amazonaws.com"
+        case .table: return "dynamodb.amazonaws.com"
+        case .notifier: return "sns.amazonaws.com"
+        case .gateway: return "apigateway.amazonaws.com"
+        case .ingestWorker, .streamWorker: return "lambda.amazonaws.com"
+        case .iam, .mailSink: return nil
+        }
+    }
+}

@@ -9,3 +9,9 @@ public enum NimbusAction {
     public static let kill = "nimbus:Kill"
     public static let stop = "nimbus:Stop"
 }
+
+extension NimbusAction {
+    /// IAM node: the policy version, a counter bumped on every policy, role or attachment change.
+    /// Nodes poll it to drop cached authorization decisions. Unauthenticated: it reveals a number.
+    public static let policyVersion = "nimbus:PolicyVersion"
+}

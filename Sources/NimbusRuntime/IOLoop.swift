@@ -12,6 +12,9 @@ public struct InboundRequest: Sendable {
     public let envelope: Envelope
     public var header: EnvelopeHeader { envelope.header }
     public var body: Data { envelope.body }
+    /// Who sent it, once the runtime has verified its signature (nil for unauthenticated actions or
+    /// when enforcement is off).
+    public internal(set) var principal: String? = nil
 }
 
 /// The one thread of a node that touches ZeroMQ, in the manner of czmq's zactor + zloop: a dedicated
@@ -48,14 +51,18 @@ final class IOLoop: @unchecked Sendable {
     final class OutboundRequest: @unchecked Sendable {
         let id: String
         let endpoint: String
-        let frames: [Data]
+        var frames: [Data]
+        /// Signs the request again for a retry, so the retry carries a fresh timestamp and is not
+        /// taken for a replay of the first attempt.
+        let resign: (@Sendable () -> [Data]?)?
         let timeout: Duration
         var attemptsLeft: Int
         var deadline: ContinuousClock.Instant
         let continuation: CheckedContinuation<Envelope, Error>
 
         init(id: String, endpoint: String, frames: [Data], timeout: Duration, attempts: Int,
-             continuation: CheckedContinuation<Envelope, Error>) {
+             continuation: CheckedContinuation<Envelope, Error>, resign: (@Sendable () -> [Data]?)? = nil) {
+            self.resign = resign
             self.id = id
             self.endpoint = endpoint
             self.frames = frames
@@ -159,12 +166,13 @@ final class IOLoop: @unchecked Sendable {
     /// Sends `envelope` to `endpoint` and waits for the answer with the same id, Lazy Pirate style:
     /// after `timeout` without one, the peer's socket is discarded and reopened and the request sent
     /// again, `attempts` times in all; then it fails with RequestTimeout.
-    func request(_ envelope: Envelope, to endpoint: String, timeout: Duration, attempts: Int) async throws -> Envelope {
+    func request(_ envelope: Envelope, to endpoint: String, timeout: Duration, attempts: Int,
+                 resign: (@Sendable () -> [Data]?)? = nil) async throws -> Envelope {
         let frames = FrameCodec.encode(envelope)
         counters.outboundRequests.increment()
         return try await withCheckedThrowingContinuation { continuation in
             let request = OutboundRequest(id: envelope.header.id, endpoint: endpoint, frames: frames,
-                                          timeout: timeout, attempts: attempts, continuation: continuation)
+                                          timeout: timeout, attempts: attempts, continuation: continuation, resign: resign)
             if !enqueue(.request(request)) {
                 continuation.resume(throwing: WireError(.serviceUnavailable, "\(settings.stamp.name) is shutting down"))
             }
@@ -423,7 +431,10 @@ final class IOLoop: @unchecked Sendable {
     private func reconnect(_ endpoint: String) {
         peers.removeValue(forKey: endpoint)?.close()
         pollerDirty = true
-        for request in pending.values where request.endpoint == endpoint { transmit(request) }
+        for request in pending.values where request.endpoint == endpoint {
+            if let fresh = request.resign?() { request.frames = fresh }
+            transmit(request)
+        }
     }
 
     // MARK: Parent watch and shutdown

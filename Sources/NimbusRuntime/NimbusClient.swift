@@ -11,22 +11,32 @@ public final class NimbusClient: Sendable {
     private let stamp: NodeStamp
     public let cluster: ClusterConfig
     private let ownsLoop: Bool
+    /// Signs every request except the runtime's own `nimbus:*` ones; nil sends them unsigned.
+    public let credentials: CredentialSource?
 
-    init(io: IOLoop, stamp: NodeStamp, cluster: ClusterConfig, ownsLoop: Bool = false) {
+    init(io: IOLoop, stamp: NodeStamp, cluster: ClusterConfig, ownsLoop: Bool = false, credentials: CredentialSource? = nil) {
         self.io = io
         self.stamp = stamp
         self.cluster = cluster
         self.ownsLoop = ownsLoop
+        self.credentials = credentials
     }
 
     /// A client with its own I/O thread, for processes that are not nodes.
-    public static func standalone(name: String, cluster: ClusterConfig = ClusterConfig(), logger: Logger? = nil) throws -> NimbusClient {
+    public static func standalone(name: String, cluster: ClusterConfig = ClusterConfig(), logger: Logger? = nil,
+                                  credentials: CredentialSource? = nil) throws -> NimbusClient {
         let stamp = NodeStamp(name: name, incarnation: UUID().uuidString.lowercased())
         let io = try IOLoop(
             settings: .init(bind: nil, stamp: stamp, actions: [], parentPID: nil, pid: getpid()),
             counters: NodeCounters(), logger: logger ?? Logger(label: name) { _ in SwiftLogNoOpLogHandler() })
         io.start()
-        return NimbusClient(io: io, stamp: stamp, cluster: cluster, ownsLoop: true)
+        return NimbusClient(io: io, stamp: stamp, cluster: cluster, ownsLoop: true, credentials: credentials)
+    }
+
+    /// The same connection, signing as someone else: e.g. a worker's Lambda-internal calls, made
+    /// with the lambda.amazonaws.com identity rather than the function's execution role.
+    public func signing(with credentials: CredentialSource) -> NimbusClient {
+        NimbusClient(io: io, stamp: stamp, cluster: cluster, ownsLoop: false, credentials: credentials)
     }
 
     /// Stops a standalone client's I/O thread; outstanding requests fail with ServiceUnavailable.
@@ -41,8 +51,19 @@ public final class NimbusClient: Sendable {
         _ action: String, to endpoint: String, resource: String? = nil, body: Data = Data("{}".utf8),
         timeout: Duration = .seconds(2), attempts: Int = 3
     ) async throws -> Data {
-        let envelope = Envelope.request(id: Self.newRequestID(), action: action, resource: resource, sender: stamp, body: body)
-        let answer = try await io.request(envelope, to: endpoint, timeout: timeout, attempts: attempts)
+        var envelope = Envelope.request(id: Self.newRequestID(), action: action, resource: resource, sender: stamp, body: body)
+        var resign: (@Sendable () -> [Data]?)?
+        if let credentials, !action.hasPrefix("nimbus:") {
+            // A process may start a moment before the supervisor has written its credentials.
+            if credentials.current() == nil { _ = await credentials.wait(timeout: .seconds(10)) }
+            credentials.sign(&envelope)
+            let unsigned = envelope
+            resign = {
+                var again = unsigned
+                return credentials.sign(&again) ? FrameCodec.encode(again) : nil
+            }
+        }
+        let answer = try await io.request(envelope, to: endpoint, timeout: timeout, attempts: attempts, resign: resign)
         if let error = answer.wireError { throw error }
         return answer.body
     }

@@ -30,6 +30,14 @@ public struct NodeConfiguration: Sendable {
     public var parentPID: Int32?
     /// The cluster's CloudFormation template, when it has one (see `ClusterConfig.stack`).
     public var stackFile: URL?
+    /// What this process signs its requests with; nil sends them unsigned. Default: the file the
+    /// supervisor writes for it, `<data>/credentials/<name>.json`.
+    public var credentials: CredentialSource?
+    /// What the node signs the platform's own calls with (signing-key and decision look-ups at the
+    /// IAM node, a Lambda poller's lease writes): its AWS service principal. For the platform nodes
+    /// the same as `credentials`; for workload processes (gateway, workers, which run as a role) a
+    /// second file, `<data>/credentials/<name>.service.json`.
+    public var platformCredentials: CredentialSource?
 
     public init(cluster: ClusterConfig, name: String, kind: String, bind: String?, dataDirectory: URL, parentPID: Int32? = nil,
                 stackFile: URL? = nil) {
@@ -40,6 +48,14 @@ public struct NodeConfiguration: Sendable {
         self.bind = bind
         self.dataDirectory = dataDirectory
         self.parentPID = parentPID
+        // With enforcement off nobody checks signatures, so nothing signs (and no process waits for
+        // a credentials file that no supervisor writes).
+        guard cluster.iam.enforce else { return }
+        credentials = CredentialSource(file: CredentialSource.file(dataDirectory: dataDirectory, name: name))
+        platformCredentials = credentials
+        if let kind = ServiceKind.parse(instanceName: name)?.kind, cluster.iam.roles[kind.rawValue] != nil {
+            platformCredentials = CredentialSource(file: CredentialSource.file(dataDirectory: dataDirectory, name: "\(name).service"))
+        }
     }
 
     public var logDirectory: URL { dataDirectory.appendingPathComponent("logs") }
@@ -61,9 +77,14 @@ public final class NodeRuntime: Sendable {
     public let counters = NodeCounters()
     /// Requests to other nodes, over this node's I/O thread.
     public let client: NimbusClient
+    /// The same connection signing as the node's AWS service principal (see `platformCredentials`).
+    public let platformClient: NimbusClient
     private let io: IOLoop
     private let service: any NodeService
     private let started = ContinuousClock.now
+    /// Verifies and authorizes every request but the runtime's own `nimbus:*` ones; nil when
+    /// `iam.enforce` is off.
+    public let authorizer: RequestAuthorizer?
 
     public init(configuration: NodeConfiguration, service: any NodeService, logger: Logger) throws {
         self.configuration = configuration
@@ -76,7 +97,18 @@ public final class NodeRuntime: Sendable {
                             actions: service.actions, parentPID: configuration.parentPID, pid: identity.pid,
                             maxInFlight: configuration.maxInFlight),
             counters: counters, logger: logger)
-        client = NimbusClient(io: io, stamp: identity.stamp, cluster: configuration.cluster)
+        client = NimbusClient(io: io, stamp: identity.stamp, cluster: configuration.cluster, credentials: configuration.credentials)
+        if let platform = configuration.platformCredentials, platform !== configuration.credentials {
+            platformClient = client.signing(with: platform)
+        } else {
+            platformClient = client
+        }
+        if configuration.cluster.iam.enforce {
+            authorizer = RequestAuthorizer(settings: configuration.cluster.iam, account: configuration.cluster.account,
+                                           authority: service.localAuthority() ?? RemoteAuthority(client: platformClient), logger: logger)
+        } else {
+            authorizer = nil
+        }
     }
 
     public var cluster: ClusterConfig { configuration.cluster }
@@ -94,6 +126,9 @@ public final class NodeRuntime: Sendable {
             "pid": "\(identity.pid)", "incarnation": "\(identity.incarnation)",
             "endpoint": "\(boundEndpoint ?? "none")",
         ])
+        // Only nodes that answer authorized actions need the policy version.
+        let authorizes = authorizer != nil && service.actions.contains { !$0.hasPrefix("nimbus:") }
+        let policyWatch = authorizes ? Task { await self.watchPolicyVersion() } : nil
         await withDiscardingTaskGroup { group in
             group.addTask { await self.serve() }
             do {
@@ -104,6 +139,7 @@ public final class NodeRuntime: Sendable {
             }
             io.enqueue(.closeInbound)
         }
+        policyWatch?.cancel()
         await io.stop()
         logger.info("\(identity.name) stopped")
     }
@@ -116,7 +152,18 @@ public final class NodeRuntime: Sendable {
         }
     }
 
+    /// Polls the IAM node's policy version once a second, so a detached policy stops working within
+    /// about a second everywhere rather than when each cached decision expires.
+    private func watchPolicyVersion() async {
+        guard let authorizer else { return }
+        while !Task.isCancelled {
+            if let version = try? await authorizer.authority.policyVersion() { authorizer.observe(policyVersion: version) }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
     private func dispatch(_ request: InboundRequest) async {
+        var request = request
         let id = request.header.id
         do {
             let body: Data
@@ -124,6 +171,13 @@ public final class NodeRuntime: Sendable {
                 _ = try request.decode(EmptyRequest.self)
                 body = try await healthReport()
             } else {
+                // The runtime's own actions (health, the supervisor's control socket, the policy
+                // version) are unauthenticated: the supervisor must work before anyone has credentials.
+                if let authorizer, let action = request.header.action, !action.hasPrefix("nimbus:") {
+                    let resource = service.resourceARN(for: request, runtime: self) ?? "*"
+                    request.principal = try await authorizer.authorize(request, resource: resource,
+                                                                       resourcePolicy: await service.resourcePolicy(for: resource))
+                }
                 body = try await service.handle(request, runtime: self)
             }
             io.send(route: request.route, .reply(to: id, sender: identity.stamp, body: body))
@@ -143,7 +197,7 @@ public final class NodeRuntime: Sendable {
             status: "ok", name: identity.name, kind: identity.kind, incarnation: identity.incarnation, pid: identity.pid,
             uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
             startedAt: identity.startedAt.timeIntervalSince1970, endpoint: boundEndpoint,
-            counters: counters.snapshot(), details: await service.healthDetails())
+            counters: counters.snapshot(), details: (await service.healthDetails()).merging(authorizer?.counters.snapshot() ?? [:]) { a, _ in a })
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
         return try encoder.encode(report)

@@ -18,9 +18,24 @@ public protocol NodeService: Sendable {
 
     /// Extra fields for the health reply.
     func healthDetails() async -> [String: String]
+
+    /// The ARN a request acts on, for authorization (`arn:aws:sqs:REGION:ACCOUNT:POC-Queue` for a
+    /// SendMessage naming that queue's URL). nil: the action is on no one resource ("*").
+    /// Called for every request before `handle`: keep it cheap (no full JSON decode).
+    func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String?
+
+    /// The resource's own policy, when it has one (a queue's Policy attribute).
+    func resourcePolicy(for resourceARN: String) async -> ResourcePolicy?
+
+    /// Who decides authorization for this node: nil asks the IAM node (every node but the IAM node).
+    func localAuthority() -> (any Authority)?
 }
 
 extension NodeService {
+    public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? { nil }
+    public func resourcePolicy(for resourceARN: String) async -> ResourcePolicy? { nil }
+    public func localAuthority() -> (any Authority)? { nil }
+
     public func run(runtime: NodeRuntime) async throws {
         try? await gracefulShutdown()
     }

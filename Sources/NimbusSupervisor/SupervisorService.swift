@@ -44,6 +44,20 @@ struct SupervisorService: NodeService {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask {
+                    // Credentials: a pass every 250 ms costs a stat per process; issuing happens
+                    // only for a new process or a third of the lifetime before expiry.
+                    let issuer = CredentialIssuer(client: runtime.client, cluster: runtime.cluster,
+                                                  dataDirectory: runtime.configuration.dataDirectory, logger: runtime.logger)
+                    while runtime.cluster.iam.enforce, !Task.isCancelled {
+                        let processes = await shell.status().compactMap { p -> (name: String, kind: ServiceKind)? in
+                            guard p.state != "stopped", p.state != "failed", let kind = ServiceKind(rawValue: p.kind) else { return nil }
+                            return (p.name, kind)
+                        }
+                        await issuer.refresh(processes: processes)
+                        try? await Task.sleep(for: .milliseconds(250))
+                    }
+                }
+                group.addTask {
                     // Heartbeats are 1 s apart; a 100 ms tick keeps restarts and timeouts prompt.
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .milliseconds(100))

@@ -7,10 +7,15 @@ do {
     let located = try LocatedConfig.load(options.config)
     let cluster = located.config
     let dataDirectory = options.dataDir.map { URL(fileURLWithPath: $0) } ?? located.dataDirectory
-    let configuration = NodeConfiguration(
+    var configuration = NodeConfiguration(
         cluster: cluster, name: "supervisor", kind: "supervisor",
         bind: options.bind ?? (cluster.supervisor.bind ?? cluster.supervisor.endpoint).description,
         dataDirectory: dataDirectory)
+    // The supervisor acts as the account's administrator: the root credentials the IAM node creates.
+    if cluster.iam.enforce {
+        configuration.credentials = CredentialSource(file: CredentialSource.file(dataDirectory: dataDirectory, name: "root"))
+        configuration.platformCredentials = configuration.credentials
+    }
     let binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
     let pidFile = dataDirectory.appendingPathComponent("supervisor.pid")
     try FileManager.default.createDirectory(at: dataDirectory.appendingPathComponent("logs"), withIntermediateDirectories: true)

@@ -37,6 +37,14 @@ public struct NotifierNodeService: NodeService {
 
     public var actions: Set<String> { SNSAction.all }
 
+    /// The topic a request acts on: TopicArn, or the topic of a SubscriptionArn (TOPIC_ARN:ID).
+    public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? {
+        if let topic = JSONFields.topLevelString("TopicArn", in: request.body) { return topic }
+        if let subscription = JSONFields.topLevelString("SubscriptionArn", in: request.body),
+           let cut = subscription.lastIndex(of: ":") { return String(subscription[..<cut]) }
+        return nil
+    }
+
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
         let encoder = JSONEncoder()
         switch request.header.action {

@@ -192,6 +192,9 @@ public struct QueueBroker: Sendable {
     /// The queue's access policy, for the authorizer.
     public func policy(ofQueueNamed name: String) -> String? { queues[name]?.record.attributes.policy }
 
+    /// Every queue's access policy by queue name (queues without one are absent).
+    public var policiesByQueueName: [String: String] { queues.compactMapValues { $0.record.attributes.policy } }
+
     public mutating func deleteQueue(_ url: String, changes: inout [StoreChange]) throws(QueueError) {
         let name = try name(fromURL: url)
         queues[name] = nil

@@ -4,11 +4,21 @@ import NimbusRuntime
 import NimbusStack
 import QueueCore
 import ServiceLifecycle
+import Synchronization
+
+/// The queues' access policies, readable without a hop into the engine: the authorizer asks for a
+/// queue's policy on every request, and the engine's actor is busy with the send path.
+final class QueuePolicies: Sendable {
+    private let byName = Mutex<[String: String]>([:])
+    func policy(_ name: String) -> String? { byName.withLock { $0[name] } }
+    func replace(_ all: [String: String]) { byName.withLock { $0 = all } }
+}
 
 /// The queue broker as a Nimbus node: SQS's actions in SQS's JSON shapes, over the runtime.
 public struct QueueNodeService: NodeService {
     let engine: QueueEngine
     let configuration: NodeConfiguration
+    let policies = QueuePolicies()
 
     /// Opens (or creates) the broker's database under the data directory and loads it.
     public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "queue")) throws {
@@ -17,10 +27,37 @@ public struct QueueNodeService: NodeService {
         let (queues, messages) = try store.load()
         var broker = QueueBroker(region: configuration.cluster.region, account: configuration.cluster.account)
         broker.restore(queues: queues, messages: messages, now: QueueEngine.now())
+        policies.replace(broker.policiesByQueueName)
         engine = QueueEngine(broker: broker, store: store, logger: logger)
     }
 
     public var actions: Set<String> { SQSAction.all }
+
+    /// The queue a request names: its QueueUrl, or its QueueName (CreateQueue, GetQueueUrl);
+    /// ListQueues is on no one queue.
+    public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? {
+        let cluster = configuration.cluster
+        if let url = JSONFields.topLevelString("QueueUrl", in: request.body) {
+            // https://sqs.REGION.amazonaws.com/ACCOUNT/NAME
+            let parts = url.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count >= 2 else { return nil }
+            return SQSNames.arn(region: cluster.region, account: String(parts[parts.count - 2]), name: String(parts[parts.count - 1]))
+        }
+        if let name = JSONFields.topLevelString("QueueName", in: request.body) {
+            return SQSNames.arn(region: cluster.region, account: cluster.account, name: name)
+        }
+        return nil
+    }
+
+    public func resourcePolicy(for resourceARN: String) async -> ResourcePolicy? {
+        guard let name = resourceARN.split(separator: ":", omittingEmptySubsequences: false).last, resourceARN.hasPrefix("arn:aws:sqs:") else { return nil }
+        return policies.policy(String(name)).map(ResourcePolicy.init(text:))
+    }
+
+    /// After anything that may create, change or delete a queue policy.
+    private func refreshPolicies() async {
+        policies.replace(await engine.read { broker, _ in broker.policiesByQueueName })
+    }
 
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
         let sender = request.header.sender?.name ?? configuration.cluster.account
@@ -31,6 +68,7 @@ public struct QueueNodeService: NodeService {
             let url = try await engine.perform { broker, now, changes in
                 try broker.createQueue(r.QueueName, attributes: r.Attributes ?? [:], tags: r.tags ?? [:], now: now, changes: &changes)
             }
+            await refreshPolicies()
             return try encoder.encode(QueueURLResponse(QueueUrl: url))
         case SQSAction.getQueueUrl:
             let r = try request.decode(GetQueueUrlRequest.self)
@@ -49,6 +87,7 @@ public struct QueueNodeService: NodeService {
         case SQSAction.setQueueAttributes:
             let r = try request.decode(SetQueueAttributesRequest.self)
             try await engine.perform { broker, now, changes in try broker.setQueueAttributes(r.QueueUrl, r.Attributes, now: now, changes: &changes) }
+            await refreshPolicies()
             return Data("{}".utf8)
         case SQSAction.sendMessage:
             let r = try request.decode(SendMessageRequest.self)
@@ -101,6 +140,7 @@ public struct QueueNodeService: NodeService {
         case SQSAction.deleteQueue:
             let r = try request.decode(QueueURLRequest.self)
             try await engine.perform { broker, _, changes in try broker.deleteQueue(r.QueueUrl, changes: &changes) }
+            await refreshPolicies()
             return Data("{}".utf8)
         default:
             throw WireError(.invalidAction, "\(request.header.action ?? "") is not an SQS action")
@@ -109,6 +149,7 @@ public struct QueueNodeService: NodeService {
 
     public func run(runtime: NodeRuntime) async throws {
         do { try await applyStack() } catch { runtime.logger.error("stack: \(error)") }
+        await refreshPolicies()
         // Retention: drop expired messages every minute until shutdown.
         try? await cancelWhenGracefulShutdown {
             while !Task.isCancelled {

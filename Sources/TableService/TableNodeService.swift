@@ -17,6 +17,18 @@ public struct TableNodeService: NodeService {
         "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:ListStreams", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords",
     ]
 
+    /// The table or stream a request acts on: StreamArn, else the table its ShardIterator reads
+    /// (`table/NAME/stream/*`: the iterator names the table, not the stream label), else TableName.
+    /// BatchWriteItem and BatchGetItem may touch several tables and are authorized on "*".
+    public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? {
+        let base = "arn:aws:dynamodb:\(configuration.cluster.region):\(configuration.cluster.account):table/"
+        if let stream = JSONFields.topLevelString("StreamArn", in: request.body) { return stream }
+        if let text = JSONFields.topLevelString("ShardIterator", in: request.body) {
+            return ShardIterator(text).map { base + $0.table + "/stream/*" }
+        }
+        return JSONFields.topLevelString("TableName", in: request.body).map { base + $0 }
+    }
+
     public init(configuration: NodeConfiguration) throws {
         self.configuration = configuration
         self.shards = configuration.cluster.table.streamShards

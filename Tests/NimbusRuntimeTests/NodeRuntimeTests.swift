@@ -35,7 +35,7 @@ final class RunningNode: Sendable {
     let endpoint: String
 
     init(service: any NodeService = EchoService()) throws {
-        let config = NodeConfiguration(cluster: ClusterConfig(), name: "test-node", kind: "test", bind: "tcp://127.0.0.1:*",
+        let config = NodeConfiguration(cluster: ClusterConfig.unauthenticatedForTests, name: "test-node", kind: "test", bind: "tcp://127.0.0.1:*",
                                        dataDirectory: URL(fileURLWithPath: NSTemporaryDirectory()))
         runtime = try NodeRuntime(configuration: config, service: service, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         endpoint = runtime.boundEndpoint!
@@ -227,7 +227,7 @@ final class GateService: NodeService {
 @Suite struct BackpressureTests {
     @Test func beyondMaxInFlightRequestsAreRefusedAtOnceAndServedAgainLater() async throws {
         let service = GateService()
-        var config = NodeConfiguration(cluster: ClusterConfig(), name: "busy-node", kind: "test", bind: "tcp://127.0.0.1:*",
+        var config = NodeConfiguration(cluster: ClusterConfig.unauthenticatedForTests, name: "busy-node", kind: "test", bind: "tcp://127.0.0.1:*",
                                        dataDirectory: URL(fileURLWithPath: NSTemporaryDirectory()))
         config.maxInFlight = 3
         let runtime = try NodeRuntime(configuration: config, service: service,
@@ -250,5 +250,14 @@ final class GateService: NodeService {
         await client.close()
         server.cancel()
         await server.value
+    }
+}
+
+extension ClusterConfig {
+    /// These tests are about dispatch, not IAM: no signatures checked (signing is NimbusAuthTests').
+    static var unauthenticatedForTests: ClusterConfig {
+        var config = ClusterConfig()
+        config.iam.enforce = false
+        return config
     }
 }

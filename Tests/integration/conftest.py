@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import random
@@ -199,11 +200,70 @@ def new_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
 
-class NimbusClient:
-    """A minimal Nimbus protocol client over one DEALER (or REQ) socket."""
+# --------------------------------------------------------------------------------------------
+# request signing (docs/protocol.md, "Authentication"), written from the doc
+# --------------------------------------------------------------------------------------------
 
-    def __init__(self, endpoint: str, socket_type: int = zmq.DEALER):
+SIGNING_ALGORITHM = "NIMBUS1-HMAC-SHA256"
+# data directory of each cluster by its base port: a client signs with that cluster's root
+# credentials (``<data>/credentials/root.json``, made by the IAM node at first start)
+CLUSTER_DATA: dict[int, Path] = {}
+
+
+def canonical_form(header: dict, auth: dict, body: bytes) -> bytes:
+    sender = header.get("sender") or {}
+    fields = [SIGNING_ALGORITHM, str(auth["timestamp"]), auth["accessKeyId"], auth.get("sessionToken") or "",
+              header.get("action") or "", header.get("resource") or "", header["id"], sender.get("name") or "",
+              sender.get("incarnation") or "", hashlib.sha256(body).hexdigest()]
+    out = b""
+    for field_value in fields:
+        raw = field_value.encode("utf-8")
+        out += str(len(raw)).encode() + b":" + raw + b"\n"
+    return out
+
+
+def signing_key(secret: str, timestamp_ms: int, service: str) -> bytes:
+    day = time.strftime("%Y%m%d", time.gmtime(timestamp_ms / 1000))
+    k_date = hmac.new(("NIMBUS1" + secret).encode(), day.encode(), hashlib.sha256).digest()
+    return hmac.new(k_date, service.encode(), hashlib.sha256).digest()
+
+
+def sign_header(header: dict, body: bytes, credentials: dict, timestamp_ms: int | None = None) -> dict:
+    """Adds ``auth`` to a request header (returns it)."""
+    ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    auth = {"accessKeyId": credentials["AccessKeyId"], "timestamp": ts}
+    if credentials.get("SessionToken"):
+        auth["sessionToken"] = credentials["SessionToken"]
+    key = signing_key(credentials["SecretAccessKey"], ts, header["action"].split(":", 1)[0])
+    auth["signature"] = hmac.new(key, canonical_form(header, auth, body), hashlib.sha256).hexdigest()
+    header["auth"] = auth
+    return header
+
+
+def root_credentials_for(endpoint: str) -> dict | None:
+    """The root credentials of the cluster ``endpoint`` belongs to, when known and present."""
+    try:
+        port = int(endpoint.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return None
+    for base, data in CLUSTER_DATA.items():
+        if base <= port < base + PORT_SPAN:
+            try:
+                return json.loads((data / "credentials" / "root.json").read_text())
+            except (OSError, ValueError):
+                return None
+    return None
+
+
+class NimbusClient:
+    """A minimal Nimbus protocol client over one DEALER (or REQ) socket. Requests are signed with
+    ``credentials`` (default: the cluster's root credentials, when the endpoint is a test
+    cluster's); ``nimbus:*`` requests and those given an explicit ``auth`` are sent as they are."""
+
+    def __init__(self, endpoint: str, socket_type: int = zmq.DEALER, credentials: dict | None = None, sign: bool = True):
         self.endpoint = endpoint
+        self.credentials = credentials
+        self.sign = sign
         self.socket = zmq_context().socket(socket_type)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.connect(endpoint)
@@ -245,7 +305,13 @@ class NimbusClient:
         if action is not None:
             header["action"] = action
         header.update(extra)
-        self.send_frames([PROTOCOL_TAG, json.dumps(header).encode(), json.dumps(body if body is not None else {}).encode()])
+        body_bytes = json.dumps(body if body is not None else {}).encode()
+        if self.sign and kind == "request" and isinstance(action, str) and not action.startswith("nimbus:") \
+                and "auth" not in header and isinstance(header.get("id"), str):
+            credentials = self.credentials or root_credentials_for(self.endpoint)
+            if credentials:
+                sign_header(header, body_bytes, credentials)
+        self.send_frames([PROTOCOL_TAG, json.dumps(header).encode(), body_bytes])
         return id
 
     def request(self, action: str, body: Any = None, timeout: float = 2.0, **extra: Any) -> tuple[dict, Any]:
@@ -319,8 +385,8 @@ class SQSError(Exception):
 class SQS:
     """An SQS client over one DEALER socket to the queue broker (one per thread)."""
 
-    def __init__(self, endpoint: str):
-        self.client = NimbusClient(endpoint)
+    def __init__(self, endpoint: str, credentials: dict | None = None):
+        self.client = NimbusClient(endpoint, credentials=credentials)
 
     def close(self) -> None:
         self.client.close()
@@ -409,6 +475,7 @@ class Cluster:
     known_pids: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        CLUSTER_DATA[self.base] = self.directory / "data"
         self.config = self.directory / "nimbus.yaml"
         self.config.write_text(self.yaml())
 

@@ -1,0 +1,203 @@
+import Crypto
+import Foundation
+import IAMCore
+import Logging
+import NimbusAuth
+import NimbusConfig
+import NimbusProtocol
+import Synchronization
+
+/// The IAM authority as the runtime needs it: signing material for an access key, decisions for
+/// assumed roles, and the policy version (a counter the IAM node bumps on every policy, role or
+/// attachment change). Every node asks the IAM node over the wire (`RemoteAuthority`); the IAM
+/// node answers itself.
+public protocol Authority: Sendable {
+    /// Throws `WireError` InvalidClientTokenId / ExpiredToken for keys it does not honour.
+    func signingMaterial(accessKeyId: String, sessionToken: String?, day: String, service: String) async throws -> SigningMaterial
+    func decide(principal: String, action: String, resource: String, resourcePolicy: String?) async throws -> Decision
+    func policyVersion() async throws -> Int64
+}
+
+/// A resource's own policy (the queue's Policy attribute), as the service that owns it reports it.
+public struct ResourcePolicy: Sendable {
+    public var text: String
+    public init(text: String) { self.text = text }
+}
+
+/// Authentication and authorization of every request a node receives, in one place: the runtime
+/// calls `authorize` before the service sees the request.
+///
+///   signature  → verifier (skew, expiry, HMAC, replay) with signing material cached per
+///                (access key, session token, day, service) until the credentials expire
+///   decision   → cached per (principal, action, resource, resource-policy text) for
+///                `decisionCacheSeconds`, dropped at once when the IAM node's policy version moves
+///
+/// so a steady stream of requests costs two SHA-256/HMAC computations and two dictionary lookups,
+/// with no round trip to the IAM node.
+public final class RequestAuthorizer: Sendable {
+    let account: String
+    let authority: any Authority
+    let verifier: RequestVerifier
+    let logger: Logger
+    private let clock: @Sendable () -> Int64
+    private let signingCache: Mutex<ExpiringCache<SigningMaterial>>
+    private let decisions: Mutex<ExpiringCache<Decision>>
+    private let parsedPolicies = Mutex<[String: PolicyDocument]>([:])
+    public let counters = AuthCounters()
+
+    public init(settings: ClusterConfig.IAMSettings, account: String, authority: any Authority, logger: Logger,
+                clock: @escaping @Sendable () -> Int64 = CredentialSource.nowMillis) {
+        self.account = account
+        self.authority = authority
+        self.logger = logger
+        self.clock = clock
+        verifier = RequestVerifier(skewMillis: Int64(settings.signatureSkewSeconds) * 1000)
+        // Signing material is good until the credentials expire; 15 minutes bounds how long a key
+        // the IAM node stops honouring (a rotated root key) is still accepted.
+        signingCache = Mutex(ExpiringCache(ttlMillis: 900_000))
+        decisions = Mutex(ExpiringCache(ttlMillis: Int64(settings.decisionCacheSeconds * 1000)))
+    }
+
+    /// Checks one request; returns the caller's principal, or throws the AWS error to answer with.
+    public func authorize(_ request: InboundRequest, resource: String, resourcePolicy: ResourcePolicy?) async throws -> String {
+        let header = request.header
+        let action = header.action ?? ""
+        let now = clock()
+        let auth: RequestAuth
+        switch verifier.precheck(header, nowMillis: now) {
+        case .failure(let error): throw denied(error, header)
+        case .success(let value): auth = value
+        }
+        let day = RequestSigning.day(ofMillis: auth.timestamp)
+        let service = RequestSigning.service(of: action)
+        let materialKey = auth.accessKeyId + "|" + (auth.sessionToken ?? "") + "|" + day + "|" + service
+        let material: SigningMaterial
+        if let cached = signingCache.withLock({ $0.value(materialKey, nowMillis: now) }) {
+            material = cached
+        } else {
+            counters.signingLookups.add(1, ordering: .relaxed)
+            do {
+                material = try await authority.signingMaterial(accessKeyId: auth.accessKeyId, sessionToken: auth.sessionToken, day: day, service: service)
+            } catch let error as WireError where [ErrorCode.invalidClientTokenId.rawValue, ErrorCode.expiredToken.rawValue].contains(error.code) {
+                throw denied(error, header)
+            }
+            signingCache.withLock { $0.store(materialKey, material, nowMillis: now, expires: material.expiration) }
+        }
+        let principal: String
+        switch verifier.verify(header, body: request.body, auth: auth, material: material, nowMillis: now) {
+        case .failure(let error): throw denied(error, header)
+        case .success(let value): principal = value
+        }
+
+        let decisionKey = principal + "|" + action + "|" + resource + "|" + (resourcePolicy?.text ?? "")
+        let decision: Decision
+        if let cached = decisions.withLock({ $0.value(decisionKey, nowMillis: now) }) {
+            decision = cached
+        } else {
+            counters.decisionLookups.add(1, ordering: .relaxed)
+            let policyDocument = resourcePolicy.flatMap(parsed)
+            if let local = PlatformPrincipals.localDecision(principal: principal, account: account, action: action, resource: resource,
+                                                            resourcePolicy: policyDocument) {
+                decision = local
+            } else {
+                decision = try await authority.decide(principal: principal, action: action, resource: resource, resourcePolicy: resourcePolicy?.text)
+            }
+            decisions.withLock { $0.store(decisionKey, decision, nowMillis: now) }
+        }
+        guard decision.isAllowed else {
+            counters.denied.add(1, ordering: .relaxed)
+            var reason = ""
+            if case .explicitDeny = decision { reason = " with an explicit deny" }
+            let error = WireError(.accessDenied, "User: \(principal) is not authorized to perform: \(action) on resource: \(resource)\(reason)")
+            logger.warning("access denied", metadata: ["principal": "\(principal)", "action": "\(action)", "resource": "\(resource)",
+                                                      "decision": "\(decision)", "id": "\(header.id)"])
+            throw error
+        }
+        return principal
+    }
+
+    /// Learns the IAM node's policy version: a change drops every cached decision.
+    public func observe(policyVersion: Int64) {
+        if decisions.withLock({ $0.observe(version: policyVersion) }) {
+            logger.debug("policy version \(policyVersion): decision cache dropped")
+        }
+    }
+
+    private func parsed(_ policy: ResourcePolicy) -> PolicyDocument? {
+        if let document = parsedPolicies.withLock({ $0[policy.text] }) { return document }
+        guard let document = try? PolicyDocument(json: policy.text) else { return nil }
+        parsedPolicies.withLock { cache in
+            if cache.count > 256 { cache.removeAll() }
+            cache[policy.text] = document
+        }
+        return document
+    }
+
+    private func denied(_ error: WireError, _ header: EnvelopeHeader) -> WireError {
+        counters.rejected.add(1, ordering: .relaxed)
+        logger.warning("request rejected", metadata: ["code": "\(error.code)", "action": "\(header.action ?? "")", "id": "\(header.id)",
+                                                     "accessKeyId": "\(header.auth?.accessKeyId ?? "-")"])
+        return error
+    }
+}
+
+public final class AuthCounters: Sendable {
+    public let signingLookups = Atomic<Int>(0)
+    public let decisionLookups = Atomic<Int>(0)
+    public let denied = Atomic<Int>(0)
+    public let rejected = Atomic<Int>(0)
+
+    public func snapshot() -> [String: String] {
+        ["authSigningLookups": "\(signingLookups.load(ordering: .relaxed))", "authDecisionLookups": "\(decisionLookups.load(ordering: .relaxed))",
+         "authDenied": "\(denied.load(ordering: .relaxed))", "authRejected": "\(rejected.load(ordering: .relaxed))"]
+    }
+}
+
+/// The IAM node over the wire, with this node's own credentials.
+struct RemoteAuthority: Authority {
+    let client: NimbusClient
+
+    struct SigningKeyAnswer: Decodable {
+        var Principal: String
+        var SigningKey: String
+        var Expiration: Int64?
+    }
+
+    func signingMaterial(accessKeyId: String, sessionToken: String?, day: String, service: String) async throws -> SigningMaterial {
+        var body: [String: String] = ["AccessKeyId": accessKeyId, "Day": day, "Service": service]
+        body["SessionToken"] = sessionToken
+        let data = try await client.request("sts:GetSigningKey", to: .iam, body: try JSONEncoder().encode(body))
+        let answer = try JSONDecoder().decode(SigningKeyAnswer.self, from: data)
+        guard let key = Data(base64Encoded: answer.SigningKey) else { throw WireError(.internalFailure, "unreadable signing key from iam") }
+        return SigningMaterial(principal: answer.Principal, key: SymmetricKey(data: key), expiration: answer.Expiration)
+    }
+
+    struct Simulation: Encodable {
+        var PolicySourceArn: String
+        var ActionNames: [String]
+        var ResourceArns: [String]
+        var ResourcePolicy: String?
+    }
+
+    struct SimulationAnswer: Decodable {
+        struct Result: Decodable { var EvalDecision: String; var MatchedStatementSid: String? }
+        var EvaluationResults: [Result]
+    }
+
+    func decide(principal: String, action: String, resource: String, resourcePolicy: String?) async throws -> Decision {
+        let body = try JSONEncoder().encode(Simulation(PolicySourceArn: principal, ActionNames: [action], ResourceArns: [resource],
+                                                       ResourcePolicy: resourcePolicy))
+        let answer = try JSONDecoder().decode(SimulationAnswer.self, from: try await client.request("iam:SimulatePrincipalPolicy", to: .iam, body: body))
+        switch answer.EvaluationResults.first?.EvalDecision {
+        case "allowed": return .allow
+        case "explicitDeny": return .explicitDeny(sid: answer.EvaluationResults.first?.MatchedStatementSid)
+        default: return .implicitDeny
+        }
+    }
+
+    struct VersionAnswer: Decodable { var PolicyVersion: Int64 }
+
+    func policyVersion() async throws -> Int64 {
+        try JSONDecoder().decode(VersionAnswer.self, from: try await client.request(NimbusAction.policyVersion, to: .iam, timeout: .seconds(1), attempts: 1)).PolicyVersion
+    }
+}
