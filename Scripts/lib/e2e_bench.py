@@ -28,7 +28,9 @@ sys.path.insert(0, str(ROOT / "Tests" / "integration"))
 
 import requests  # noqa: E402
 
-from conftest import SQS, queue_url, start_cluster, stop_cluster, wait_for_queue, wait_until  # noqa: E402
+from conftest import (  # noqa: E402
+    SQS, create_topic_subscriber_queue, queue_url, start_cluster, stop_cluster, wait_for_queue, wait_until,
+)
 
 
 class Receiver(threading.Thread):
@@ -86,8 +88,7 @@ def main() -> int:
         try:
             wait_for_queue(cluster)
             with SQS(cluster.endpoint("queue")) as queue:
-                queue("sqs:CreateQueue", {"QueueName": "bench-subscriber"})
-            arn = "arn:aws:sqs:us-east-1:000000000000:bench-subscriber"
+                arn = create_topic_subscriber_queue(queue, "bench-subscriber")
             assert cluster.nimbus("subscribe", "sqs", arn).returncode == 0
             confirm_email(cluster, "bench@example.com")
             receiver = Receiver(cluster.endpoint("queue"), queue_url("bench-subscriber"))

@@ -50,14 +50,15 @@ public struct GatewayNodeService: NodeService {
             }
         }
         // The links in SNS confirmation and notification mails (the notifier builds them on
-        // notifier.publicBaseURL): a click confirms or ends a subscription.
+        // notifier.publicBaseURL): a click confirms or ends a subscription. Forwarded with API
+        // Gateway's service identity, not the POC-API role: the links are public in AWS too.
         router.get("/sns/confirm") { request, _ in
             await Self.subscriptionLink(request, action: "sns:ConfirmSubscription", required: ["TopicArn", "Token"],
-                                        done: "Subscription confirmed!", client: runtime.client, logger: runtime.logger)
+                                        done: "Subscription confirmed!", client: runtime.platformClient, logger: runtime.logger)
         }
         router.get("/sns/unsubscribe") { request, _ in
             await Self.subscriptionLink(request, action: "sns:Unsubscribe", required: ["SubscriptionArn"],
-                                        done: "Subscription removed!", client: runtime.client, logger: runtime.logger)
+                                        done: "Subscription removed!", client: runtime.platformClient, logger: runtime.logger)
         }
         router.get("/health") { _, _ in
             Self.json(.ok, #"{"status":"ok","name":"\#(runtime.identity.name)","incarnation":"\#(runtime.identity.incarnation)"}"#)

@@ -32,6 +32,11 @@ public enum PlatformPrincipals {
     /// definition: CloudFormation's work in AWS, done here with the Lambda service's identity.
     static let stackResolution = #"{"Sid":"NimbusStackResolution","Effect":"Allow","Action":["dynamodb:ListStreams","dynamodb:DescribeTable"],"Resource":"arn:aws:dynamodb:*:*:table/*"}"#
 
+    /// The links in SNS mails, which the gateway serves on SNS's behalf: in AWS they are public (the
+    /// token, or the subscription ARN, is the credential), so API Gateway's service identity may
+    /// forward exactly these two actions.
+    static let subscriptionLinks = #"{"Sid":"NimbusSubscriptionLinks","Effect":"Allow","Action":["sns:ConfirmSubscription","sns:Unsubscribe"],"Resource":"arn:aws:sns:*:*:*"}"#
+
     static let servicePolicies: [String: PolicyDocument] = {
         func document(_ statements: [String]) -> PolicyDocument {
             try! PolicyDocument(json: #"{"Version":"2012-10-17","Statement":["# + statements.joined(separator: ",") + "]}")
@@ -41,7 +46,7 @@ public enum PlatformPrincipals {
             "dynamodb.amazonaws.com": document([platformBase]),
             "sns.amazonaws.com": document([platformBase]),
             "lambda.amazonaws.com": document([platformBase, lambdaInternal, stackResolution]),
-            "apigateway.amazonaws.com": document([platformBase]),
+            "apigateway.amazonaws.com": document([platformBase, subscriptionLinks]),
         ]
     }()
 

@@ -13,7 +13,6 @@ final class DeliverySenders: Sendable {
     /// One client per SMTP connection; a mail goes over the one of its lane.
     let smtp: [SMTPClient]
     let fromAddress: String
-    private let queueURLs = Mutex<[String: String]>([:])
 
     init(smtp: [SMTPClient], fromAddress: String) {
         self.smtp = smtp
@@ -36,27 +35,12 @@ final class DeliverySenders: Sendable {
     }
 
     private func sendToQueue(_ delivery: Delivery, client: NimbusClient) async throws {
-        guard let arn = ARN(delivery.endpoint) else { throw SenderError("not an SQS queue ARN: \(delivery.endpoint)") }
-        let name = arn.resource
-        let url: String
-        if let cached = queueURLs.withLock({ $0[name] }) {
-            url = cached
-        } else {
-            let answer = try await client.request("sqs:GetQueueUrl", to: .queue, body: try JSONEncoder().encode(["QueueName": name]))
-            guard let found = (try? JSONDecoder().decode([String: String].self, from: answer))?["QueueUrl"] else {
-                throw SenderError("sqs:GetQueueUrl gave no QueueUrl for \(name)")
-            }
-            url = found
-            queueURLs.withLock { $0[name] = found }
-        }
-        do {
-            _ = try await client.request("sqs:SendMessage", to: .queue,
-                                         body: try JSONEncoder().encode(["QueueUrl": url, "MessageBody": delivery.body]))
-        } catch let error as WireError {
-            // The queue may have been deleted (and perhaps made again): look its URL up afresh next time.
-            queueURLs.withLock { $0[name] = nil }
-            throw error
-        }
+        guard let arn = ARN(delivery.endpoint), arn.service == "sqs" else { throw SenderError("not an SQS queue ARN: \(delivery.endpoint)") }
+        // The URL follows from the ARN: no GetQueueUrl, which a queue's policy for SNS does not grant
+        // (AWS's SNS needs only sqs:SendMessage on the subscribed queue).
+        let url = "https://sqs.\(arn.region).amazonaws.com/\(arn.account)/\(arn.resource)"
+        _ = try await client.request("sqs:SendMessage", to: .queue,
+                                     body: try JSONEncoder().encode(["QueueUrl": url, "MessageBody": delivery.body]))
     }
 
     private func post(_ delivery: Delivery) async throws {

@@ -635,3 +635,13 @@ def pytest_sessionfinish(session, exitstatus):
     if _context is not None:
         _context.destroy(linger=0)
         _context = None
+
+
+def create_topic_subscriber_queue(sqs: "SQS", name: str) -> str:
+    """A queue POC-Topic may deliver to: as in AWS, its access policy must let sns.amazonaws.com send
+    (the notifier delivers with SNS's service identity). Returns the queue's ARN."""
+    arn = queue_arn(name)
+    policy = {"Version": "2012-10-17", "Statement": [{"Sid": "topic-delivery", "Effect": "Allow",
+              "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage", "Resource": arn}]}
+    sqs("sqs:CreateQueue", {"QueueName": name, "Attributes": {"Policy": json.dumps(policy)}})
+    return arn

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import requests
 
-from conftest import SQS, STACK_FILE, queue_url, start_cluster, stop_cluster, wait_for_queue, wait_until
+from conftest import (
+    SQS, STACK_FILE, create_topic_subscriber_queue, queue_url, start_cluster, stop_cluster, wait_for_queue, wait_until,
+)
 
 LAB_BODY = '{"item": "latex gloves", "customerID": "12345"}'
 ORDER_NAMESPACE = "nimbus:POC-Lambda-1:order:"
@@ -141,8 +143,8 @@ def test_a_second_stream_worker_takes_over_the_shard_of_a_killed_one(tmp_path: P
         assert c.nimbus("scale", "stream-worker=2").returncode == 0
         wait_for_queue(c)
         with SQS(c.endpoint("queue")) as queue:
-            queue("sqs:CreateQueue", {"QueueName": "watch"})
-        assert c.nimbus("subscribe", "sqs", "arn:aws:sqs:us-east-1:000000000000:watch").returncode == 0
+            arn = create_topic_subscriber_queue(queue, "watch")
+        assert c.nimbus("subscribe", "sqs", arn).returncode == 0
 
         def post(n: int) -> None:
             assert requests.post(c.http_url + "/orders", data=json.dumps({"n": n}).encode(), timeout=5).status_code == 200

@@ -78,7 +78,7 @@ class MailSink:
         # The sink is a cluster node: its SMTP port and folder come from the notifier section of the
         # config, its control socket from --bind (a free port next to the SMTP one).
         config = self.log.with_suffix(".yaml")
-        config.write_text(f"dataDirectory: {self.directory.parent}\n"
+        config.write_text(f"dataDirectory: {self.directory.parent}\niam: {{enforce: false}}\n"
                           f"notifier: {{smtpHost: {HOST}, smtpPort: {self.port}, mailSinkDirectory: {json.dumps(str(self.directory))}}}\n")
         self.process = Process([str(NIMBUS_BIN / "nimbus-mail-sink"), "--config", str(config), "--bind", f"tcp://{HOST}:{self.port + 1}",
                                 "--log-stderr"], self.log)
@@ -118,6 +118,9 @@ class Notifier:
             f"gateway: {{http: \"{HOST}:{base + 6}\"}}",
             f"notifier: {{smtpHost: {HOST}, smtpPort: {smtp_port}, fromAddress: orders@nimbus.test, "
             f"publicBaseURL: \"http://{HOST}:{base + 6}\"}}",
+            # A lone notifier, no IAM node to sign against: SNS's semantics are tested here,
+            # authorization in test_authz.py and test_pipeline.py.
+            "iam: {enforce: false}",
         ]) + "\n")
         self.process: Process | None = None
 

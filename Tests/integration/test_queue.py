@@ -23,7 +23,7 @@ import requests
 
 from conftest import (
     PROTOCOL_TAG, SQS, md5_hex, md5_of_attributes, new_id, process_by_name, queue_arn, queue_url,
-    wait_for_queue, wait_until,
+    root_credentials_for, sign_header, wait_for_queue, wait_until,
 )
 
 # The gateway durability test reads POC-Queue itself: no ingest worker (POC-Lambda-1) may consume it.
@@ -761,10 +761,12 @@ def test_unknown_action(sqs):
 
 def test_malformed_bodies(sqs):
     client = sqs.client
+    credentials = root_credentials_for(client.endpoint)
     for raw in [b"not json", b"{\"QueueUrl\": ", b"[1, 2]", b"\"string\"", b"null", b"\xff\xfe"]:
         request_id = new_id("raw")
-        client.send_frames([PROTOCOL_TAG, json.dumps({"kind": "request", "id": request_id,
-                                                      "action": "sqs:SendMessage"}).encode(), raw])
+        # Signed, so the request gets past authentication to the body check.
+        header = sign_header({"kind": "request", "id": request_id, "action": "sqs:SendMessage"}, raw, credentials)
+        client.send_frames([PROTOCOL_TAG, json.dumps(header).encode(), raw])
         header, body = client.recv(timeout=5)
         assert header["id"] == request_id and header["kind"] == "error", (raw, header, body)
         assert body["code"] == "SerializationException", (raw, body)
