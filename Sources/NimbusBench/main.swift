@@ -75,8 +75,11 @@ struct RuntimeBench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // The bare runtime: no IAM node here (the queue bench measures authorization on and off).
+        var cluster = ClusterConfig()
+        cluster.iam.enforce = false
         let node = try NodeRuntime(
-            configuration: NodeConfiguration(cluster: ClusterConfig(), name: "bench-node", kind: "bench",
+            configuration: NodeConfiguration(cluster: cluster, name: "bench-node", kind: "bench",
                                              bind: "tcp://127.0.0.1:*", dataDirectory: URL(fileURLWithPath: NSTemporaryDirectory())),
             service: EchoService(), logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
         let endpoint = node.boundEndpoint!

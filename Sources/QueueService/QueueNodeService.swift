@@ -39,9 +39,9 @@ public struct QueueNodeService: NodeService {
         let cluster = configuration.cluster
         if let url = JSONFields.topLevelString("QueueUrl", in: request.body) {
             // https://sqs.REGION.amazonaws.com/ACCOUNT/NAME
-            let parts = url.split(separator: "/", omittingEmptySubsequences: false)
-            guard parts.count >= 2 else { return nil }
-            return SQSNames.arn(region: cluster.region, account: String(parts[parts.count - 2]), name: String(parts[parts.count - 1]))
+            guard let slash = url.lastIndex(of: "/"), let accountSlash = url[..<slash].lastIndex(of: "/") else { return nil }
+            return SQSNames.arn(region: cluster.region, account: String(url[url.index(after: accountSlash)..<slash]),
+                                name: String(url[url.index(after: slash)...]))
         }
         if let name = JSONFields.topLevelString("QueueName", in: request.body) {
             return SQSNames.arn(region: cluster.region, account: cluster.account, name: name)
@@ -50,8 +50,8 @@ public struct QueueNodeService: NodeService {
     }
 
     public func resourcePolicy(for resourceARN: String) async -> ResourcePolicy? {
-        guard let name = resourceARN.split(separator: ":", omittingEmptySubsequences: false).last, resourceARN.hasPrefix("arn:aws:sqs:") else { return nil }
-        return policies.policy(String(name)).map(ResourcePolicy.init(text:))
+        guard resourceARN.hasPrefix("arn:aws:sqs:"), let colon = resourceARN.lastIndex(of: ":") else { return nil }
+        return policies.policy(String(resourceARN[resourceARN.index(after: colon)...])).map(ResourcePolicy.init(text:))
     }
 
     /// After anything that may create, change or delete a queue policy.

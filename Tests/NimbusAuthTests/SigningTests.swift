@@ -222,7 +222,11 @@ import NimbusProtocol
         #expect(JSONFields.topLevelString("QueueUrl", in: body) == "https://q/000000000000/POC-Queue")
         #expect(JSONFields.topLevelString("Missing", in: body) == nil)
         #expect(JSONFields.topLevelString("N", in: body) == nil)
-        // Escapes fall back to JSONDecoder, which reads them exactly.
+        // Simple escapes are read here; \u escapes fall back to JSONDecoder. Both agree with it.
+        for raw in [#"{"QueueUrl":"a\/b"}"#, #"{"QueueUrl":"q\"\\\/\n\t"}"#, #"{"QueueUrl":"\u00e9\/x"}"#, #"{"QueueUrl":"bad \x"}"#] {
+            let expected = (try? JSONDecoder().decode([String: String].self, from: Data(raw.utf8)))?["QueueUrl"]
+            #expect(JSONFields.topLevelString("QueueUrl", in: Data(raw.utf8)) == expected, "\(raw)")
+        }
         #expect(JSONFields.topLevelString("QueueUrl", in: Data(#"{"QueueUrl":"a\/b"}"#.utf8)) == "a/b")
         // A key given twice is JSONDecoder's call (whatever it decides, the service decides the same).
         #expect(JSONFields.topLevelString("QueueUrl", in: Data(#"{"QueueUrl":"a","QueueUrl":"b"}"#.utf8)) != "a" ||
