@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "NimbusConfigTests", dependencies: ["NimbusConfig"]),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"]),
         .testTarget(name: "NimbusRuntimeTests", dependencies: ["NimbusRuntime"]),
-        .testTarget(name: "QueueCoreTests", dependencies: ["QueueCore"]),
+        .testTarget(name: "QueueCoreTests", dependencies: ["QueueCore", "NimbusProtocol"]),
         .testTarget(name: "NimbusStackTests", dependencies: ["NimbusStack"]),
         .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),
         .testTarget(name: "NimbusAuthTests", dependencies: ["NimbusAuth", "NimbusProtocol", "IAMCore"]),
@@ -136,7 +136,7 @@ let package = Package(
         ),
         .target(name: "MailSink"),
         .executableTarget(name: "NimbusMailSink", dependencies: ["MailSink", "NimbusRuntime", "NimbusProtocol"]),
-        .testTarget(name: "NotifierCoreTests", dependencies: ["NotifierCore"]),
+        .testTarget(name: "NotifierCoreTests", dependencies: ["NotifierCore", "NimbusProtocol"]),
         .testTarget(name: "NotifierServiceTests", dependencies: ["NotifierService", "MailSink"]),
     ] + serviceExecutables.map { .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"] + (serviceLibraries[$0.target] ?? [])) }
 )

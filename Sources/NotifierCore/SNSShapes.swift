@@ -1,17 +1,5 @@
 import Foundation
-
-/// A message attribute as Publish takes it (SNS's JSON shape).
-public struct MessageAttributeValue: Codable, Sendable, Equatable {
-    public var DataType: String
-    public var StringValue: String?
-    public var BinaryValue: String?
-
-    public init(DataType: String, StringValue: String? = nil, BinaryValue: String? = nil) {
-        self.DataType = DataType
-        self.StringValue = StringValue
-        self.BinaryValue = BinaryValue
-    }
-}
+import NimbusProtocol
 
 /// What Publish (and each PublishBatch entry) asks for, before validation.
 public struct PublishInput: Sendable, Equatable {

@@ -1,5 +1,6 @@
 import Foundation
 import NotifierCore
+import NimbusProtocol
 
 /// SNS's action names, as IAM policies spell them.
 enum SNSAction {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NimbusProtocol
 
 enum Digests {
     static func md5Hex(_ bytes: some DataProtocol) -> String {

@@ -1,6 +1,7 @@
 import DequeModule
 import Foundation
 import HeapModule
+import NimbusProtocol
 
 /// SQS standard-queue semantics as a pure state machine: no clock, no disk, no sockets. Every method
 /// takes the time (epoch ms) and appends what must become durable to `changes`; the shell commits

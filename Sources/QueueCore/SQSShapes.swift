@@ -4,18 +4,6 @@ import NimbusProtocol
 // Request and response bodies in SQS's JSON protocol shapes (botocore's sqs 2012-11-05 model),
 // as they travel in the payload frame of `sqs:*` requests.
 
-public struct MessageAttributeValue: Codable, Equatable, Sendable {
-    public var DataType: String
-    public var StringValue: String?
-    /// Base64, as in SQS's JSON protocol.
-    public var BinaryValue: String?
-    public init(DataType: String, StringValue: String? = nil, BinaryValue: String? = nil) {
-        self.DataType = DataType
-        self.StringValue = StringValue
-        self.BinaryValue = BinaryValue
-    }
-}
-
 public struct CreateQueueRequest: Codable, Sendable {
     public var QueueName: String
     public var Attributes: [String: String]?

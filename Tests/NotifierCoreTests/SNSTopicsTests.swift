@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import NotifierCore
+import NimbusProtocol
 
 /// A deterministic entropy source, so tokens and ids are reproducible.
 final class Counter: @unchecked Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import QueueCore
+import NimbusProtocol
 
 /// A broker with a hand-moved clock and the changes it asks to persist.
 struct BrokerHarness {
