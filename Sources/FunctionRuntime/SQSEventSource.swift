@@ -74,6 +74,7 @@ struct SQSEventSource: Sendable {
         var batch: [ReceivedMessage] = []
         let deadline = ContinuousClock.now + .milliseconds(Int(mapping.maximumBatchingWindowSeconds * 1000))
         repeat {
+            try Task.checkCancellation()  // the node is stopping: leave the long-poll loop
             let remaining = deadline - ContinuousClock.now
             let wait = batch.isEmpty ? waitSeconds : max(0, min(waitSeconds, Int(remaining.components.seconds)))
             let request = Receive(QueueUrl: url, MaxNumberOfMessages: min(10, mapping.batchSize - batch.count), WaitTimeSeconds: wait)

@@ -12,8 +12,9 @@ struct StreamEventSource: Sendable {
     let invoker: FunctionInvoker
     let leases: StreamLeases
     let logger: Logger
-    /// How often an idle shard is read again (DynamoDB Streams has no long poll).
-    var idlePoll = Duration.milliseconds(5)
+    /// How long a GetRecords of an idle shard waits for a record (Nimbus's long-poll extension;
+    /// DynamoDB Streams itself has none), well inside a lease renewal period.
+    var longPollMilliseconds = 1_000
     /// How often a worker without a shard's lease tries to take it (the holder may have died).
     var leaseRetry = Duration.seconds(2)
 
@@ -70,15 +71,16 @@ struct StreamEventSource: Sendable {
         var lastRenewal = ContinuousClock.now
         var attempts = 0
         while !Task.isCancelled {
-            let page = try await invoker.services.call("dynamodb:GetRecords", GetRecords(ShardIterator: iterator, Limit: min(1000, mapping.batchSize)),
-                                                       as: RecordsPage.self)
+            let page = try await invoker.services.call(
+                "dynamodb:GetRecords",
+                GetRecords(ShardIterator: iterator, Limit: min(1000, mapping.batchSize), WaitTimeMilliseconds: longPollMilliseconds),
+                as: RecordsPage.self, timeout: .milliseconds(longPollMilliseconds + 3_000))
             if page.Records.isEmpty {
                 iterator = page.NextShardIterator
                 if ContinuousClock.now - lastRenewal > .seconds(leases.duration / 3) {
                     guard try await leases.checkpoint(key, sequence: nil) else { return }
                     lastRenewal = .now
                 }
-                try await Task.sleep(for: idlePoll)
                 continue
             }
             let event = DynamoDBStreamEvent(Records: page.Records)
@@ -172,6 +174,7 @@ struct StreamEventSource: Sendable {
 private struct GetRecords: Encodable {
     var ShardIterator: String
     var Limit: Int
+    var WaitTimeMilliseconds: Int
 }
 
 private struct RecordsPage: Decodable {

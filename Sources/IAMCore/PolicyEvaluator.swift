@@ -70,11 +70,12 @@ public enum PolicyEvaluator {
     }
 
     /// Actions match case-insensitively with wildcards. SQS: a permission for SendMessage,
-    /// DeleteMessage or ChangeMessageVisibility also covers its Batch form.
+    /// DeleteMessage or ChangeMessageVisibility also covers its Batch form; SNS: sns:Publish covers
+    /// PublishBatch (which has no IAM action of its own).
     static func actionMatches(_ pattern: String, _ action: String) -> Bool {
         if Glob.matches(pattern, action, caseInsensitive: true) { return true }
         let lower = action.lowercased()
-        for batch in ["sqs:sendmessagebatch", "sqs:deletemessagebatch", "sqs:changemessagevisibilitybatch"] where lower == batch {
+        for batch in ["sqs:sendmessagebatch", "sqs:deletemessagebatch", "sqs:changemessagevisibilitybatch", "sns:publishbatch"] where lower == batch {
             return Glob.matches(pattern, String(action.dropLast("Batch".count)), caseInsensitive: true)
         }
         return false

@@ -204,6 +204,21 @@ struct TableBench: AsyncParsableCommand {
             _ = try await client.request("dynamodb:PutItem", to: node.endpoint, body: body, timeout: .seconds(10), attempts: 1)
         }
         print(put.report("table PutItem + stream record (durable), concurrency \(concurrency)", unit: "items/s"))
+        let single = try await measure(concurrency: 1, perTask: min(2_000, items)) {
+            let id = counter.next()
+            let body = Data(#"{"TableName":"bench","Item":{"orderID":{"S":"o-\#(id)"},"order":{"S":"{\"item\": \"latex gloves\"}"}}}"#.utf8)
+            _ = try await client.request("dynamodb:PutItem", to: node.endpoint, body: body, timeout: .seconds(10), attempts: 1)
+        }
+        print(single.report("table PutItem + stream record (durable), one client", unit: "items/s"))
+        let batchConcurrency = max(1, concurrency / 4)
+        let batches = try await measure(concurrency: batchConcurrency, perTask: max(1, items / 25 / batchConcurrency), count: 25) {
+            let puts = (0..<25).map { _ in
+                #"{"PutRequest":{"Item":{"orderID":{"S":"b-\#(counter.next())"},"order":{"S":"{\"item\": \"latex gloves\"}"}}}}"#
+            }
+            let body = Data((#"{"RequestItems":{"bench":["# + puts.joined(separator: ",") + "]}}").utf8)
+            _ = try await client.request("dynamodb:BatchWriteItem", to: node.endpoint, body: body, timeout: .seconds(10), attempts: 1)
+        }
+        print(batches.report("table BatchWriteItem x25 + stream records (durable), concurrency \(batchConcurrency)", unit: "items/s"))
         let streams = try JSONSerialization.jsonObject(with: try await client.request("dynamodb:ListStreams", to: node.endpoint)) as! [String: Any]
         let arn = ((streams["Streams"] as! [[String: String]]).first!)["StreamArn"]!
         let iteratorBody = try JSONSerialization.data(withJSONObject: ["StreamArn": arn, "ShardId": "shardId-00000000000000000000-00000000", "ShardIteratorType": "TRIM_HORIZON"])
@@ -211,7 +226,7 @@ struct TableBench: AsyncParsableCommand {
         var latencies: [Double] = []
         var total = 0
         let start = ContinuousClock.now
-        while total < items {
+        while true {
             let t0 = ContinuousClock.now
             let page = try JSONSerialization.jsonObject(with: try await client.request(
                 "dynamodb:GetRecords", to: node.endpoint, body: try JSONSerialization.data(withJSONObject: ["ShardIterator": iterator, "Limit": 1000]),

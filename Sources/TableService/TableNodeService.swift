@@ -203,7 +203,13 @@ public struct TableNodeService: NodeService {
             if iterator.after < (try engine.store.trimmedThrough(table: iterator.table, shard: iterator.shard)) {
                 throw Self.trimmedError(String(iterator.after + 1))
             }
-            let (records, last) = try engine.store.records(table: iterator.table, shard: iterator.shard, after: iterator.after, limit: limit)
+            var (records, last) = try engine.store.records(table: iterator.table, shard: iterator.shard, after: iterator.after, limit: limit)
+            let wait = r.WaitTimeMilliseconds ?? 0
+            guard (0...20_000).contains(wait) else { throw TableError.validation("WaitTimeMilliseconds must be between 0 and 20000") }
+            if records.isEmpty && wait > 0 {
+                await engine.waitForRecords(table: iterator.table, shard: iterator.shard, after: iterator.after, timeout: .milliseconds(wait))
+                (records, last) = try engine.store.records(table: iterator.table, shard: iterator.shard, after: iterator.after, limit: limit)
+            }
             let next = ShardIterator(table: iterator.table, shard: iterator.shard, after: last, issued: TableEngine.now())
             // The stored records are already in GetRecords' shape: spliced in as bytes, not re-encoded.
             var out = Data("{\"Records\":[".utf8)

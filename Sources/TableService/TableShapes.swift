@@ -65,7 +65,9 @@ struct GetShardIteratorRequest: Codable, Sendable {
     var ShardIteratorType: String
     var SequenceNumber: String?
 }
-struct GetRecordsRequest: Codable, Sendable { var ShardIterator: String; var Limit: Int? }
+/// `WaitTimeMilliseconds` is a Nimbus extension (DynamoDB Streams has no long poll): with no record
+/// to return, the answer waits up to that long for one to be written (0..20,000; default 0).
+struct GetRecordsRequest: Codable, Sendable { var ShardIterator: String; var Limit: Int?; var WaitTimeMilliseconds: Int? }
 
 /// A shard iterator: where to read next, opaque to clients, valid 15 minutes.
 struct ShardIterator: Codable, Sendable {

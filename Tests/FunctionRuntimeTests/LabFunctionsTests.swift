@@ -57,6 +57,18 @@ final class FakeServices: ServiceCalling {
             }
             let (_, new) = try tables.withLock { t in try t.updateItem(w.TableName, key: w.Key!, update: update.expression, condition: condition, now: 1, changes: &changes) }
             return try JSONEncoder().encode(["Attributes": new ?? [:]])
+        case "sns:PublishBatch":
+            struct Batch: Decodable { var TopicArn: String; var PublishBatchRequestEntries: [[String: String]] }
+            let batch = try JSONDecoder().decode(Batch.self, from: body)
+            var failed: [[String: String]] = []
+            for entry in batch.PublishBatchRequestEntries {
+                if failing.withLock({ $0.contains(entry["MessageDeduplicationId"] ?? "") }) {
+                    failed.append(["Id": entry["Id"]!, "Code": "InternalError", "Message": "injected"])
+                } else {
+                    published.withLock { $0.append(entry.merging(["TopicArn": batch.TopicArn]) { a, _ in a }) }
+                }
+            }
+            return try JSONEncoder().encode(["Successful": [[String: String]](), "Failed": failed])
         case "sns:Publish":
             let p = try JSONDecoder().decode([String: String].self, from: body)
             if failing.withLock({ $0.contains(p["MessageDeduplicationId"] ?? "") }) { throw WireError(.internalFailure, "injected") }

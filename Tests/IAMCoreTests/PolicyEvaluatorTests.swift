@@ -62,6 +62,8 @@ let cases: [Case] = [
     lab("stream worker reads records", streamRole, "dynamodb:GetRecords", streamARN, .allow),
     lab("stream worker gets shard iterators", streamRole, "dynamodb:GetShardIterator", streamARN, .allow),
     lab("stream worker publishes", streamRole, "sns:Publish", topicARN, .allow),
+    lab("stream worker publishes in batches (sns:Publish covers PublishBatch)", streamRole, "sns:PublishBatch", topicARN, .allow),
+    lab("ingest worker cannot publish in batches either", ingestRole, "sns:PublishBatch", topicARN, .implicitDeny),
     lab("gateway pushes logs", gatewayRole, "logs:PutLogEvents", "arn:aws:logs:us-east-1:000000000000:log-group:x", .allow),
     // Each misuse is denied.
     lab("ingest worker cannot publish", ingestRole, "sns:Publish", topicARN, .implicitDeny),

@@ -214,3 +214,31 @@ def test_sharded_stream_and_trimming(tmp_path):
             assert fresh and int(fresh[-1]["dynamodb"]["SequenceNumber"]) > int(s0[-1]["dynamodb"]["SequenceNumber"])
     finally:
         stop_cluster(c)
+
+
+def test_get_records_long_poll_wakes_on_the_next_record(cluster):
+    """Nimbus's GetRecords extension WaitTimeMilliseconds: an empty shard's answer waits for the next
+    record instead of coming back empty (the stream workers use it instead of polling)."""
+    import threading
+    import time
+
+    with table(cluster) as client:
+        arn = wait_until(lambda: _describe(client), timeout=10, message="orders table exists")["LatestStreamArn"]
+        latest = client("dynamodb:GetShardIterator", {"StreamArn": arn, "ShardId": SHARD, "ShardIteratorType": "LATEST"})["ShardIterator"]
+        assert client("dynamodb:GetRecords", {"ShardIterator": latest, "WaitTimeMilliseconds": 200})["Records"] == []
+        assert client.error("dynamodb:GetRecords", {"ShardIterator": latest, "WaitTimeMilliseconds": 20_001}) == "ValidationException"
+        got: dict = {}
+
+        def poll() -> None:
+            with table(cluster) as poller:
+                started = time.monotonic()
+                got["page"] = poller("dynamodb:GetRecords", {"ShardIterator": latest, "WaitTimeMilliseconds": 20_000}, timeout=30)
+                got["seconds"] = time.monotonic() - started
+
+        reader = threading.Thread(target=poll)
+        reader.start()
+        time.sleep(0.3)  # let the poll start waiting; were it late, it would find the record at once
+        put(client, "long-poll-1", "x")
+        reader.join(timeout=30)
+    assert [r["dynamodb"]["Keys"]["orderID"]["S"] for r in got["page"]["Records"]] == ["long-poll-1"]
+    assert got["seconds"] < 10, "woken by the write, not by the 20 s timeout"
