@@ -71,9 +71,10 @@ extension FunctionDefinition {
             let isStream = arn.contains(":dynamodb:")
             var mapping = EventSourceMapping(eventSourceARN: arn, batchSize: isStream ? 100 : 10)
             if let v = p["BatchSize"] { mapping.batchSize = Int(try number(v, resolver, "BatchSize")) }
-            let maxBatch = isStream ? 10_000 : 10_000
-            guard (1...maxBatch).contains(mapping.batchSize) else {
-                throw FunctionDefinitionError(description: "\(resource.logicalID): BatchSize must be 1..\(maxBatch)")
+            // Lambda's limit for both SQS and stream sources (here a stream batch holds at most the 1,000
+            // records of one GetRecords call).
+            guard (1...10_000).contains(mapping.batchSize) else {
+                throw FunctionDefinitionError(description: "\(resource.logicalID): BatchSize must be 1..10000")
             }
             if let v = p["Enabled"] { mapping.enabled = try resolver.string(v).lowercased() != "false" }
             if let v = p["MaximumBatchingWindowInSeconds"] {

@@ -5,7 +5,6 @@ import FoundationNetworking
 import NimbusProtocol
 import NimbusRuntime
 import NotifierCore
-import Synchronization
 
 /// Carries one delivery to its endpoint: email and email-json through SMTP, sqs through the queue
 /// node (`sqs:SendMessage`), http/https as a POST. Throws when the endpoint did not take it.
