@@ -77,6 +77,15 @@ struct Up: AsyncParsableCommand {
             print("  \(kind.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)) \(located.config.endpoint(kind))  (\(kind.labName))")
         }
         print("logs: \(control.logDirectory.path)   data: \(located.dataDirectory.path)")
+        let config = located.config
+        print("REST API (POC-API): POST http://\(config.gateway.http)/  (or /orders)")
+        if config.instances(.mailSink) > 0 {
+            let mail = config.notifier.mailSinkDirectory.hasPrefix("/") ? config.notifier.mailSinkDirectory
+                : located.dataDirectory.appendingPathComponent(config.notifier.mailSinkDirectory).path
+            print("mail: SMTP sink on \(config.notifier.smtpHost):\(config.notifier.smtpPort), every mail a file in \(mail)")
+        } else {
+            print("mail: through \(config.notifier.smtpHost):\(config.notifier.smtpPort)")
+        }
         await control.client.close()
     }
 }
