@@ -17,22 +17,15 @@ struct SQSEventSource: Sendable {
     var waitSeconds = 5
 
     func run() async {
-        let queueName = String(mapping.eventSourceARN.split(separator: ":").last ?? "")
-        guard let url = await resolveURL(queueName) else { return }
+        // The URL follows from the ARN, as for Lambda's own poller: no GetQueueUrl call, which the
+        // execution role is not granted (the lab's Lambda-Read-SQS has no sqs:GetQueueUrl).
+        guard let url = ARN(mapping.eventSourceARN)?.sqsQueueURL else {
+            logger.error("event source \(mapping.eventSourceARN) is not an SQS queue ARN")
+            return
+        }
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<mapping.concurrency { group.addTask { await poll(url: url) } }
         }
-    }
-
-    /// The queue's URL, from its ARN (what Lambda's poller does internally): no GetQueueUrl call,
-    /// which the execution role is not granted (the lab's Lambda-Read-SQS has no sqs:GetQueueUrl).
-    private func resolveURL(_ queueName: String) async -> String? {
-        let parts = mapping.eventSourceARN.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 6 else {
-            logger.error("event source \(mapping.eventSourceARN) is not an SQS queue ARN")
-            return nil
-        }
-        return SQSNames.url(region: String(parts[3]), account: String(parts[4]), name: queueName)
     }
 
     private func poll(url: String) async {

@@ -23,4 +23,11 @@ public struct ARN: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "arn:\(partition):\(service):\(region):\(account):\(resource)" }
+
+    /// The URL of the SQS queue this ARN names (nil for any other resource): callers that hold a
+    /// queue's ARN (event sources, SNS deliveries) need no sqs:GetQueueUrl round trip.
+    public var sqsQueueURL: String? {
+        guard service == "sqs", !resource.isEmpty, !resource.contains(":") else { return nil }
+        return "https://sqs.\(region).amazonaws.com/\(account)/\(resource)"
+    }
 }

@@ -34,10 +34,9 @@ final class DeliverySenders: Sendable {
     }
 
     private func sendToQueue(_ delivery: Delivery, client: NimbusClient) async throws {
-        guard let arn = ARN(delivery.endpoint), arn.service == "sqs" else { throw SenderError("not an SQS queue ARN: \(delivery.endpoint)") }
         // The URL follows from the ARN: no GetQueueUrl, which a queue's policy for SNS does not grant
         // (AWS's SNS needs only sqs:SendMessage on the subscribed queue).
-        let url = "https://sqs.\(arn.region).amazonaws.com/\(arn.account)/\(arn.resource)"
+        guard let url = ARN(delivery.endpoint)?.sqsQueueURL else { throw SenderError("not an SQS queue ARN: \(delivery.endpoint)") }
         _ = try await client.request("sqs:SendMessage", to: .queue,
                                      body: try JSONEncoder().encode(["QueueUrl": url, "MessageBody": delivery.body]))
     }

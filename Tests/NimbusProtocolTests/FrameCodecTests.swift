@@ -117,6 +117,8 @@ import NimbusProtocol
         #expect(arn.description == "arn:aws:dynamodb:us-east-1:000000000000:table/orders/stream/2026-11-26T00:00:00.000")
         #expect(ARN("arn:aws:iam::000000000000:role/APIGateway-SQS")?.region == "")
         #expect(ARN("not-an-arn") == nil)
+        #expect(ARN("arn:aws:sqs:us-east-1:000000000000:POC-Queue")?.sqsQueueURL == "https://sqs.us-east-1.amazonaws.com/000000000000/POC-Queue")
+        #expect(ARN("arn:aws:sns:us-east-1:000000000000:POC-Topic")?.sqsQueueURL == nil)
         #expect(ARN("arn:aws:sqs") == nil)
     }
 }

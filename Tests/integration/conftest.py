@@ -645,3 +645,19 @@ def create_topic_subscriber_queue(sqs: "SQS", name: str) -> str:
               "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage", "Resource": arn}]}
     sqs("sqs:CreateQueue", {"QueueName": name, "Attributes": {"Policy": json.dumps(policy)}})
     return arn
+
+
+def scan_all(client: "SQS", table: str = "orders") -> list[dict]:
+    """Every item of a table, following LastEvaluatedKey (bounded)."""
+    items: list[dict] = []
+    start = None
+    for _ in range(1000):
+        request: dict[str, Any] = {"TableName": table}
+        if start:
+            request["ExclusiveStartKey"] = start
+        page = client("dynamodb:Scan", request)
+        items += page["Items"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return items
+    raise AssertionError(f"scanning {table} did not end")

@@ -11,7 +11,8 @@ from pathlib import Path
 import requests
 
 from conftest import (
-    SQS, STACK_FILE, create_topic_subscriber_queue, queue_url, start_cluster, stop_cluster, wait_for_queue, wait_until,
+    SQS, STACK_FILE, create_topic_subscriber_queue, queue_url, scan_all, start_cluster, stop_cluster, wait_for_queue,
+    wait_until,
 )
 
 LAB_BODY = '{"item": "latex gloves", "customerID": "12345"}'
@@ -25,20 +26,6 @@ def order_id(message_id: str) -> str:
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     return str(uuid.UUID(bytes=bytes(digest)))
-
-
-def scan_all(client: SQS, table: str = "orders") -> list[dict]:
-    items, start = [], None
-    for _ in range(1000):  # bounded
-        request = {"TableName": table}
-        if start:
-            request["ExclusiveStartKey"] = start
-        page = client("dynamodb:Scan", request)
-        items += page["Items"]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return items
-    raise AssertionError("scan did not end")
 
 
 def get_order(client: SQS, oid: str) -> dict | None:

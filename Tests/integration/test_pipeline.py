@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import SQS, STACK_FILE, process_by_name, start_cluster, stop_cluster, wait_for_queue, wait_until
+from conftest import SQS, STACK_FILE, process_by_name, scan_all, start_cluster, stop_cluster, wait_for_queue, wait_until
 
 LAB_BODY = '{"item": "latex gloves", "customerID": "12345"}'
 
@@ -132,18 +132,8 @@ def test_a_thousand_orders_survive_killed_workers_and_notifier(tmp_path: Path):
         assert all(n >= 1 for n in killed.values()), killed
 
         with SQS(c.endpoint("table")) as table:
-            def rows() -> list[dict]:
-                items, start = [], None
-                for _ in range(100):
-                    request = {"TableName": "orders", **({"ExclusiveStartKey": start} if start else {})}
-                    page = table("dynamodb:Scan", request)
-                    items += page["Items"]
-                    start = page.get("LastEvaluatedKey")
-                    if not start:
-                        return items
-                raise AssertionError("scan did not end")
-            wait_until(lambda: len(rows()) >= 1000, timeout=120, message="1,000 rows")
-            items = rows()
+            wait_until(lambda: len(scan_all(table)) >= 1000, timeout=120, message="1,000 rows")
+            items = scan_all(table)
         assert len(items) == 1000
         assert sorted(i["order"]["S"] for i in items) == sorted(bodies), "every order once"
         wait_until(lambda: len(notifications(c, "chaos@example.com")) >= 1000, timeout=120, message="1,000 emails")
