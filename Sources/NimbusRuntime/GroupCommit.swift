@@ -31,7 +31,12 @@ public final class GroupCommitter<Change: Sendable>: Sendable {
     }
 
     /// Returns once `changes` are durable (at once when there are none).
-    public func commit(_ changes: [Change]) async throws {
+    ///
+    /// `nonisolated(nonsending)`: the body runs on the caller's executor, so an actor's changes are
+    /// queued before the actor is released. A plain async method would first hop to the global
+    /// executor, letting a later operation of the same actor queue its changes first: a table's
+    /// stream record 972 could then be on disk before 971, and a reader that saw 972 skipped 971.
+    nonisolated(nonsending) public func commit(_ changes: [Change]) async throws {
         guard !changes.isEmpty else { return }
         try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, Error>) in
             let batch = state.withLock { s -> ([Change], [CheckedContinuation<Void, Error>])? in
