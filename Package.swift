@@ -116,7 +116,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "NimbusBench",
-            dependencies: ["NimbusRuntime", "NimbusAuth", "QueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NimbusRuntime", "NimbusAuth", "IAMCore", "QueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
         .testTarget(name: "NimbusProtocolTests", dependencies: ["NimbusProtocol"]),
@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(name: "QueueCoreTests", dependencies: ["QueueCore", "NimbusProtocol"]),
         .testTarget(name: "NimbusStackTests", dependencies: ["NimbusStack"]),
         .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),
-        .testTarget(name: "NimbusAuthTests", dependencies: ["NimbusAuth", "NimbusProtocol", "IAMCore"]),
+        .testTarget(name: "NimbusAuthTests", dependencies: ["NimbusAuth", "NimbusProtocol", "IAMCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TableCoreTests", dependencies: ["TableCore"]),
         .testTarget(name: "FunctionRuntimeTests", dependencies: ["FunctionRuntime", "LabFunctions", "NimbusStack", "TableCore", "NimbusProtocol"]),
         .target(name: "NotifierCore", dependencies: ["NimbusProtocol"]),

@@ -95,7 +95,7 @@ public struct IAMNodeService: NodeService {
             }
             let material = try credentials.material(accessKeyId: r.AccessKeyId, sessionToken: r.SessionToken, day: r.Day, service: r.Service,
                                                     nowMillis: CredentialSource.nowMillis())
-            let key = material.key.withUnsafeBytes { Data($0).base64EncodedString() }
+            let key = material.key.symmetric.withUnsafeBytes { Data($0).base64EncodedString() }
             return try encoder.encode(SigningKeyResponse(Principal: material.principal, SigningKey: key, Expiration: material.expiration))
         case "iam:CreatePolicy":
             let r = try request.decode(CreatePolicyRequest.self)

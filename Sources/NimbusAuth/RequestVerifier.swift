@@ -24,11 +24,11 @@ extension ErrorCode {
 /// derived from the secret (never the secret), whose it is, and until when it is good.
 public struct SigningMaterial: Sendable {
     public var principal: String
-    public var key: SymmetricKey
+    public var key: SigningKey
     /// Milliseconds since the epoch; nil for long-term credentials.
     public var expiration: Int64?
 
-    public init(principal: String, key: SymmetricKey, expiration: Int64?) {
+    public init(principal: String, key: SigningKey, expiration: Int64?) {
         self.principal = principal
         self.key = key
         self.expiration = expiration
@@ -66,9 +66,7 @@ public final class RequestVerifier: Sendable {
         if let expiration = material.expiration, nowMillis >= expiration {
             return .failure(WireError(.expiredToken, "The security token included in the request is expired"))
         }
-        let canonical = RequestSigning.canonicalForm(header: header, auth: auth, bodyDigestHex: RequestSigning.bodyDigestHex(body))
-        let expected = RequestSigning.signature(key: material.key, canonical: canonical)
-        guard RequestSigning.constantTimeEquals(expected, auth.signature) else {
+        guard RequestSigning.isValid(signature: auth.signature, key: material.key, header: header, auth: auth, body: body) else {
             return .failure(WireError(.signatureDoesNotMatch,
                 "The request signature we calculated does not match the signature you provided. Check your Secret Access Key and signing method."))
         }
@@ -88,7 +86,13 @@ public final class RequestVerifier: Sendable {
 struct ReplayGuard {
     let windowMillis: Int64
     let bucketMillis: Int64
-    private var buckets: [Int64: Set<String>] = [:]
+    private var buckets: [Int64: Set<Nonce>] = [:]
+
+    struct Nonce: Hashable {
+        var key: String
+        var id: String
+        var timestamp: Int64
+    }
     private(set) var count = 0
 
     init(windowMillis: Int64) {
@@ -100,8 +104,13 @@ struct ReplayGuard {
     mutating func insert(key: String, id: String, timestamp: Int64, nowMillis: Int64) -> Bool {
         forget(before: nowMillis - windowMillis)
         let bucket = timestamp / bucketMillis
-        let nonce = key + "\u{1}" + id + "\u{1}" + String(timestamp)
-        let inserted = buckets[bucket, default: []].insert(nonce).inserted
+        if buckets[bucket] == nil {
+            // Sized like the newest bucket so far: a busy node does not rehash its way up.
+            var fresh = Set<Nonce>()
+            fresh.reserveCapacity(buckets.max { $0.key < $1.key }?.value.count ?? 0)
+            buckets[bucket] = fresh
+        }
+        let inserted = buckets[bucket]!.insert(Nonce(key: key, id: id, timestamp: timestamp)).inserted
         if inserted { count += 1 }
         return inserted
     }
@@ -119,10 +128,10 @@ struct ReplayGuard {
 /// A small TTL cache with an injected clock, and a version: when the version the owner learns
 /// changes (a policy or attachment changed at the IAM node), everything cached is dropped.
 /// Used for authorization decisions and signing material.
-public struct ExpiringCache<Value: Sendable>: Sendable {
+public struct ExpiringCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     public let ttlMillis: Int64
     public let capacity: Int
-    private var entries: [String: (value: Value, expires: Int64)] = [:]
+    private var entries: [Key: (value: Value, expires: Int64)] = [:]
     public private(set) var version: Int64 = -1
 
     public init(ttlMillis: Int64, capacity: Int = 100_000) {
@@ -132,13 +141,13 @@ public struct ExpiringCache<Value: Sendable>: Sendable {
 
     public var count: Int { entries.count }
 
-    public func value(_ key: String, nowMillis: Int64) -> Value? {
+    public func value(_ key: Key, nowMillis: Int64) -> Value? {
         guard let entry = entries[key], entry.expires > nowMillis else { return nil }
         return entry.value
     }
 
     /// Stores `value` until `now + ttl` (or `expires`, when sooner).
-    public mutating func store(_ key: String, _ value: Value, nowMillis: Int64, expires: Int64? = nil) {
+    public mutating func store(_ key: Key, _ value: Value, nowMillis: Int64, expires: Int64? = nil) {
         if entries.count >= capacity { evictExpired(nowMillis) }
         // Still full of live entries: start over rather than grow without bound.
         if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }

@@ -17,8 +17,13 @@ public final class CredentialSource: Sendable {
         var credentials: Credentials?
         var modified: Date?
         var lastCheck: ContinuousClock.Instant?
-        /// Derived signing keys by "day|service": one HMAC chain per day and service, not per request.
-        var keys: [String: SymmetricKey] = [:]
+        /// Derived signing keys by day and service: one HMAC chain per day and service, not per request.
+        var keys: [KeyScope: SigningKey] = [:]
+    }
+
+    private struct KeyScope: Hashable {
+        var day: Int64
+        var service: String
     }
 
     public init(file: URL) {
@@ -73,12 +78,11 @@ public final class CredentialSource: Sendable {
     @discardableResult
     public func sign(_ envelope: inout Envelope, nowMillis: Int64 = CredentialSource.nowMillis()) -> Bool {
         guard let credentials = current() else { return false }
-        let day = RequestSigning.day(ofMillis: nowMillis)
         let service = RequestSigning.service(of: envelope.header.action ?? "")
-        let cacheKey = day + "|" + service
-        let key = state.withLock { s -> SymmetricKey in
+        let cacheKey = KeyScope(day: nowMillis / 86_400_000, service: service)
+        let key = state.withLock { s -> SigningKey in
             if let key = s.keys[cacheKey] { return key }
-            let key = RequestSigning.signingKey(secret: credentials.secretAccessKey, day: day, service: service)
+            let key = RequestSigning.signingKey(secret: credentials.secretAccessKey, day: RequestSigning.day(ofMillis: nowMillis), service: service)
             if s.keys.count > 64 { s.keys = [:] }
             s.keys[cacheKey] = key
             return key

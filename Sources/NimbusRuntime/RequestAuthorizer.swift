@@ -19,9 +19,19 @@ public protocol Authority: Sendable {
 }
 
 /// A resource's own policy (the queue's Policy attribute), as the service that owns it reports it.
-public struct ResourcePolicy: Sendable {
-    public var text: String
-    public init(text: String) { self.text = text }
+/// Part of every decision's cache key, so it hashes by a fingerprint taken once (owners keep the
+/// value, not the text): no request hashes a kilobyte of policy.
+public struct ResourcePolicy: Sendable, Hashable {
+    public let text: String
+    private let fingerprint: Int
+
+    public init(text: String) {
+        self.text = text
+        fingerprint = text.hashValue
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(fingerprint) }
+    public static func == (a: ResourcePolicy, b: ResourcePolicy) -> Bool { a.fingerprint == b.fingerprint && a.text == b.text }
 }
 
 /// Authentication and authorization of every request a node receives, in one place: the runtime
@@ -40,8 +50,8 @@ public final class RequestAuthorizer: Sendable {
     let verifier: RequestVerifier
     let logger: Logger
     private let clock: @Sendable () -> Int64
-    private let signingCache: Mutex<ExpiringCache<SigningMaterial>>
-    private let decisions: Mutex<ExpiringCache<Decision>>
+    private let signingCache: Mutex<ExpiringCache<MaterialKey, CachedMaterial>>
+    private let decisions: Mutex<ExpiringCache<DecisionKey, Decision>>
     private let parsedPolicies = Mutex<[String: PolicyDocument]>([:])
     public let counters = AuthCounters()
 
@@ -60,7 +70,10 @@ public final class RequestAuthorizer: Sendable {
 
     /// Checks one request; returns the caller's principal, or throws the AWS error to answer with.
     public func authorize(_ request: InboundRequest, resource: String, resourcePolicy: ResourcePolicy?) async throws -> String {
-        let header = request.header
+        try await authorize(header: request.header, body: request.body, resource: resource, resourcePolicy: resourcePolicy)
+    }
+
+    public func authorize(header: EnvelopeHeader, body: Data, resource: String, resourcePolicy: ResourcePolicy?) async throws -> String {
         let action = header.action ?? ""
         let now = clock()
         let auth: RequestAuth
@@ -68,28 +81,32 @@ public final class RequestAuthorizer: Sendable {
         case .failure(let error): throw denied(error, header)
         case .success(let value): auth = value
         }
-        let day = RequestSigning.day(ofMillis: auth.timestamp)
         let service = RequestSigning.service(of: action)
-        let materialKey = auth.accessKeyId + "|" + (auth.sessionToken ?? "") + "|" + day + "|" + service
+        // Keyed without the session token (each set of temporary credentials has its own access key
+        // id); the token is compared instead of hashed, and a different one is looked up afresh.
+        let materialKey = MaterialKey(accessKeyId: auth.accessKeyId, day: auth.timestamp / 86_400_000, service: service)
         let material: SigningMaterial
-        if let cached = signingCache.withLock({ $0.value(materialKey, nowMillis: now) }) {
-            material = cached
+        if let cached = signingCache.withLock({ $0.value(materialKey, nowMillis: now) }), cached.sessionToken == auth.sessionToken {
+            material = cached.material
         } else {
             counters.signingLookups.add(1, ordering: .relaxed)
             do {
-                material = try await authority.signingMaterial(accessKeyId: auth.accessKeyId, sessionToken: auth.sessionToken, day: day, service: service)
+                material = try await authority.signingMaterial(accessKeyId: auth.accessKeyId, sessionToken: auth.sessionToken,
+                                                               day: RequestSigning.day(ofMillis: auth.timestamp), service: service)
             } catch let error as WireError where [ErrorCode.invalidClientTokenId.rawValue, ErrorCode.expiredToken.rawValue].contains(error.code) {
                 throw denied(error, header)
             }
-            signingCache.withLock { $0.store(materialKey, material, nowMillis: now, expires: material.expiration) }
+            signingCache.withLock {
+                $0.store(materialKey, CachedMaterial(sessionToken: auth.sessionToken, material: material), nowMillis: now, expires: material.expiration)
+            }
         }
         let principal: String
-        switch verifier.verify(header, body: request.body, auth: auth, material: material, nowMillis: now) {
+        switch verifier.verify(header, body: body, auth: auth, material: material, nowMillis: now) {
         case .failure(let error): throw denied(error, header)
         case .success(let value): principal = value
         }
 
-        let decisionKey = principal + "|" + action + "|" + resource + "|" + (resourcePolicy?.text ?? "")
+        let decisionKey = DecisionKey(principal: principal, action: action, resource: resource, policy: resourcePolicy)
         let decision: Decision
         if let cached = decisions.withLock({ $0.value(decisionKey, nowMillis: now) }) {
             decision = cached
@@ -141,6 +158,24 @@ public final class RequestAuthorizer: Sendable {
     }
 }
 
+struct MaterialKey: Hashable, Sendable {
+    var accessKeyId: String
+    var day: Int64
+    var service: String
+}
+
+struct CachedMaterial: Sendable {
+    var sessionToken: String?
+    var material: SigningMaterial
+}
+
+struct DecisionKey: Hashable, Sendable {
+    var principal: String
+    var action: String
+    var resource: String
+    var policy: ResourcePolicy?
+}
+
 public final class AuthCounters: Sendable {
     public let signingLookups = Atomic<Int>(0)
     public let decisionLookups = Atomic<Int>(0)
@@ -169,7 +204,7 @@ struct RemoteAuthority: Authority {
         let data = try await client.request("sts:GetSigningKey", to: .iam, body: try JSONEncoder().encode(body))
         let answer = try JSONDecoder().decode(SigningKeyAnswer.self, from: data)
         guard let key = Data(base64Encoded: answer.SigningKey) else { throw WireError(.internalFailure, "unreadable signing key from iam") }
-        return SigningMaterial(principal: answer.Principal, key: SymmetricKey(data: key), expiration: answer.Expiration)
+        return SigningMaterial(principal: answer.Principal, key: SigningKey(SymmetricKey(data: key)), expiration: answer.Expiration)
     }
 
     struct Simulation: Encodable {

@@ -230,6 +230,27 @@ public enum SQSFastJSON {
         return Data(out)
     }
 
+    /// SendMessage with a queue URL and a body only (what the gateway and the benchmarks send);
+    /// nil for anything else, which JSONDecoder then reads.
+    public static func decodeSendMessage(_ data: Data) -> SendMessageRequest? {
+        guard let m = StringJSON.parse(data)?.members(allowed: ["QueueUrl", "MessageBody"]),
+              let url = m["QueueUrl"]?.string, let body = m["MessageBody"]?.string else { return nil }
+        return SendMessageRequest(QueueUrl: url, MessageBody: body)
+    }
+
+    /// SendMessageBatch whose entries have an id and a body only; nil for anything else.
+    public static func decodeSendMessageBatch(_ data: Data) -> SendMessageBatchRequest? {
+        guard let m = StringJSON.parse(data)?.members(allowed: ["QueueUrl", "Entries"]),
+              let url = m["QueueUrl"]?.string, let items = m["Entries"]?.array else { return nil }
+        var entries: [SendMessageBatchEntry] = []
+        entries.reserveCapacity(items.count)
+        for item in items {
+            guard let e = item.members(allowed: ["Id", "MessageBody"]), let id = e["Id"]?.string, let body = e["MessageBody"]?.string else { return nil }
+            entries.append(SendMessageBatchEntry(Id: id, MessageBody: body))
+        }
+        return SendMessageBatchRequest(QueueUrl: url, Entries: entries)
+    }
+
     public static func encode(_ response: SendMessageResponse) -> Data {
         var out: [UInt8] = []
         out.reserveCapacity(160)

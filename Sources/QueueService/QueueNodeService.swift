@@ -9,9 +9,15 @@ import Synchronization
 /// The queues' access policies, readable without a hop into the engine: the authorizer asks for a
 /// queue's policy on every request, and the engine's actor is busy with the send path.
 final class QueuePolicies: Sendable {
-    private let byName = Mutex<[String: String]>([:])
-    func policy(_ name: String) -> String? { byName.withLock { $0[name] } }
-    func replace(_ all: [String: String]) { byName.withLock { $0 = all } }
+    private let byName = Mutex<[String: ResourcePolicy]>([:])
+    func policy(_ name: String) -> ResourcePolicy? { byName.withLock { $0[name] } }
+    /// Kept as `ResourcePolicy` values, fingerprinted once here rather than on every request.
+    func replace(_ all: [String: String]) { byName.withLock { $0 = all.mapValues(ResourcePolicy.init(text:)) } }
+}
+
+final class ARNsByURL: Sendable {
+    private let cache = Mutex<[String: String]>([:])
+    func withLock<R>(_ body: (inout [String: String]) -> R) -> R { cache.withLock { body(&$0) } }
 }
 
 /// The queue broker as a Nimbus node: SQS's actions in SQS's JSON shapes, over the runtime.
@@ -19,6 +25,8 @@ public struct QueueNodeService: NodeService {
     let engine: QueueEngine
     let configuration: NodeConfiguration
     let policies = QueuePolicies()
+    /// Every request names its queue by URL; the ARN the authorizer needs is built once per URL.
+    let arnsByURL = ARNsByURL()
 
     /// Opens (or creates) the broker's database under the data directory and loads it.
     public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "queue")) throws {
@@ -38,10 +46,16 @@ public struct QueueNodeService: NodeService {
     public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? {
         let cluster = configuration.cluster
         if let url = JSONFields.topLevelString("QueueUrl", in: request.body) {
+            if let arn = arnsByURL.withLock({ $0[url] }) { return arn }
             // https://sqs.REGION.amazonaws.com/ACCOUNT/NAME
             guard let slash = url.lastIndex(of: "/"), let accountSlash = url[..<slash].lastIndex(of: "/") else { return nil }
-            return SQSNames.arn(region: cluster.region, account: String(url[url.index(after: accountSlash)..<slash]),
-                                name: String(url[url.index(after: slash)...]))
+            let arn = SQSNames.arn(region: cluster.region, account: String(url[url.index(after: accountSlash)..<slash]),
+                                   name: String(url[url.index(after: slash)...]))
+            arnsByURL.withLock { cache in
+                if cache.count >= 1024 { cache.removeAll() }
+                cache[url] = arn
+            }
+            return arn
         }
         if let name = JSONFields.topLevelString("QueueName", in: request.body) {
             return SQSNames.arn(region: cluster.region, account: cluster.account, name: name)
@@ -51,7 +65,7 @@ public struct QueueNodeService: NodeService {
 
     public func resourcePolicy(for resourceARN: String) async -> ResourcePolicy? {
         guard resourceARN.hasPrefix("arn:aws:sqs:"), let colon = resourceARN.lastIndex(of: ":") else { return nil }
-        return policies.policy(String(resourceARN[resourceARN.index(after: colon)...])).map(ResourcePolicy.init(text:))
+        return policies.policy(String(resourceARN[resourceARN.index(after: colon)...]))
     }
 
     /// After anything that may create, change or delete a queue policy.
@@ -90,14 +104,14 @@ public struct QueueNodeService: NodeService {
             await refreshPolicies()
             return Data("{}".utf8)
         case SQSAction.sendMessage:
-            let r = try request.decode(SendMessageRequest.self)
+            let r = try SQSFastJSON.decodeSendMessage(request.body) ?? request.decode(SendMessageRequest.self)
             let sent = try await engine.perform { broker, now, changes in
                 try broker.sendMessage(r.QueueUrl, .init(body: r.MessageBody, delaySeconds: r.DelaySeconds, attributes: r.MessageAttributes),
                                        senderId: sender, now: now, changes: &changes)
             }
             return SQSFastJSON.encode(sent)
         case SQSAction.sendMessageBatch:
-            let r = try request.decode(SendMessageBatchRequest.self)
+            let r = try SQSFastJSON.decodeSendMessageBatch(request.body) ?? request.decode(SendMessageBatchRequest.self)
             let sent = try await engine.perform { broker, now, changes in
                 try broker.sendMessageBatch(r.QueueUrl, r.Entries, senderId: sender, now: now, changes: &changes)
             }

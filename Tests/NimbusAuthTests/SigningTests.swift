@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import IAMCore
 import Testing
@@ -36,13 +37,30 @@ import NimbusProtocol
         var e = request()
         e.header.resource = "arn:aws:sqs:us-east-1:000000000000:POC-Queue"
         let auth = RequestAuth(accessKeyId: "AKIA1", sessionToken: "tok", timestamp: 42, signature: "")
-        let text = String(decoding: RequestSigning.canonicalForm(header: e.header, auth: auth, bodyDigestHex: "ab"), as: UTF8.self)
-        #expect(text == "19:NIMBUS1-HMAC-SHA256\n2:42\n5:AKIA1\n3:tok\n15:sqs:SendMessage\n44:arn:aws:sqs:us-east-1:000000000000:POC-Queue\n3:r-1\n7:gateway\n3:abc\n2:ab\n")
+        e.body = Data(#"{"a":"é"}"#.utf8)
+        let text = String(decoding: RequestSigning.canonicalForm(header: e.header, auth: auth, body: e.body), as: UTF8.self)
+        #expect(text == "19:NIMBUS1-HMAC-SHA256\n2:42\n5:AKIA1\n3:tok\n15:sqs:SendMessage\n44:arn:aws:sqs:us-east-1:000000000000:POC-Queue\n3:r-1\n7:gateway\n3:abc\n10:{\"a\":\"é\"}\n")
         // A newline moved from one field into the next makes a different canonical form.
         var shifted = e
         shifted.header.id = "r-1\n7:gateway"
         shifted.header.sender = NodeStamp(name: "", incarnation: "abc")
-        #expect(RequestSigning.canonicalForm(header: shifted.header, auth: auth, bodyDigestHex: "ab") != RequestSigning.canonicalForm(header: e.header, auth: auth, bodyDigestHex: "ab"))
+        #expect(RequestSigning.canonicalForm(header: shifted.header, auth: auth, body: e.body) != RequestSigning.canonicalForm(header: e.header, auth: auth, body: e.body))
+    }
+
+    @Test func theSignatureIsTheHMACOfTheCanonicalForm() {
+        // The MAC reads the body in place and copies a pre-keyed HMAC state; it must equal a plain
+        // HMAC over the whole canonical form (what another implementation computes).
+        var e = request()
+        RequestSigning.sign(&e, with: credentials, nowMillis: now)
+        let auth = e.header.auth!
+        let key = RequestSigning.signingKey(secret: credentials.secretAccessKey, day: RequestSigning.day(ofMillis: now), service: "sqs")
+        let plain = HMAC<SHA256>.authenticationCode(for: RequestSigning.canonicalForm(header: e.header, auth: auth, body: e.body), using: key.symmetric)
+        #expect(auth.signature == RequestSigning.hex(plain))
+        // The same key signs twice alike: the shared keyed state is not consumed by a use.
+        var again = request()
+        RequestSigning.sign(&again, with: credentials, key: key, nowMillis: now)
+        RequestSigning.sign(&again, with: credentials, key: key, nowMillis: now)
+        #expect(again.header.auth?.signature == auth.signature)
     }
 
     @Test func dayIsTheUTCDateOfTheTimestamp() {
@@ -155,7 +173,7 @@ import NimbusProtocol
 
 @Suite struct DecisionCacheTests {
     @Test func entriesLiveForTheTTL() {
-        var cache = ExpiringCache<Decision>(ttlMillis: 5_000)
+        var cache = ExpiringCache<String, Decision>(ttlMillis: 5_000)
         cache.store("p|sqs:SendMessage|q", .allow, nowMillis: 1_000)
         #expect(cache.value("p|sqs:SendMessage|q", nowMillis: 5_999) == .allow)
         #expect(cache.value("p|sqs:SendMessage|q", nowMillis: 6_000) == nil)
@@ -163,14 +181,14 @@ import NimbusProtocol
     }
 
     @Test func anEarlierExpiryWins() {
-        var cache = ExpiringCache<Decision>(ttlMillis: 5_000)
+        var cache = ExpiringCache<String, Decision>(ttlMillis: 5_000)
         cache.store("k", .implicitDeny, nowMillis: 0, expires: 2_000)
         #expect(cache.value("k", nowMillis: 1_999) == .implicitDeny)
         #expect(cache.value("k", nowMillis: 2_000) == nil)
     }
 
     @Test func aNewPolicyVersionDropsEverything() {
-        var cache = ExpiringCache<Decision>(ttlMillis: 60_000)
+        var cache = ExpiringCache<String, Decision>(ttlMillis: 60_000)
         let first = cache.observe(version: 7)
         #expect(first)
         cache.store("k", .allow, nowMillis: 0)
@@ -183,7 +201,7 @@ import NimbusProtocol
     }
 
     @Test func capacityIsBounded() {
-        var cache = ExpiringCache<Decision>(ttlMillis: 1_000, capacity: 3)
+        var cache = ExpiringCache<String, Decision>(ttlMillis: 1_000, capacity: 3)
         for i in 0..<3 { cache.store("k\(i)", .allow, nowMillis: 0) }
         cache.store("k3", .allow, nowMillis: 2_000)  // the first three have expired: evicted
         #expect(cache.count == 1)

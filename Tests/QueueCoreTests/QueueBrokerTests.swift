@@ -324,3 +324,33 @@ struct BrokerHarness {
         #expect(back.Failed.isEmpty)
     }
 }
+
+@Suite struct SQSFastDecodeTests {
+    @Test func sendShapesReadLikeJSONDecoder() throws {
+        let single = Data(#"{"QueueUrl":"https:\/\/sqs.us-east-1.amazonaws.com\/000000000000\/POC-Queue","MessageBody":"{\"item\": \"latex gloves\"}"}"#.utf8)
+        let fast = try #require(SQSFastJSON.decodeSendMessage(single))
+        let slow = try JSONDecoder().decode(SendMessageRequest.self, from: single)
+        #expect(fast.QueueUrl == slow.QueueUrl)
+        #expect(fast.MessageBody == slow.MessageBody)
+
+        let batch = Data(#"{"QueueUrl":"q","Entries":[{"Id":"a","MessageBody":"x"},{"MessageBody":"y","Id":"b"}]}"#.utf8)
+        let fastBatch = try #require(SQSFastJSON.decodeSendMessageBatch(batch))
+        #expect(fastBatch.Entries.map(\.Id) == ["a", "b"])
+        #expect(fastBatch.Entries.map(\.MessageBody) == ["x", "y"])
+    }
+
+    @Test(arguments: [
+        #"{"QueueUrl":"q","MessageBody":"x","DelaySeconds":5}"#,   // a number: JSONDecoder's
+        #"{"QueueUrl":"q"}"#,                                       // missing body: JSONDecoder's error
+        #"{"QueueUrl":"q","MessageBody":"x","Extra":"y"}"#,         // unknown member
+        #"{"QueueUrl":"q","MessageBody":["x"]}"#,                   // wrong type
+    ])
+    func anythingElseFallsBack(text: String) {
+        #expect(SQSFastJSON.decodeSendMessage(Data(text.utf8)) == nil)
+    }
+
+    @Test func batchEntriesWithMoreThanIdAndBodyFallBack() {
+        #expect(SQSFastJSON.decodeSendMessageBatch(Data(#"{"QueueUrl":"q","Entries":[{"Id":"a","MessageBody":"x","DelaySeconds":1}]}"#.utf8)) == nil)
+        #expect(SQSFastJSON.decodeSendMessageBatch(Data(#"{"QueueUrl":"q","Entries":"x"}"#.utf8)) == nil)
+    }
+}

@@ -214,10 +214,9 @@ def canonical_form(header: dict, auth: dict, body: bytes) -> bytes:
     sender = header.get("sender") or {}
     fields = [SIGNING_ALGORITHM, str(auth["timestamp"]), auth["accessKeyId"], auth.get("sessionToken") or "",
               header.get("action") or "", header.get("resource") or "", header["id"], sender.get("name") or "",
-              sender.get("incarnation") or "", hashlib.sha256(body).hexdigest()]
+              sender.get("incarnation") or ""]
     out = b""
-    for field_value in fields:
-        raw = field_value.encode("utf-8")
+    for raw in [f.encode("utf-8") for f in fields] + [body]:
         out += str(len(raw)).encode() + b":" + raw + b"\n"
     return out
 
