@@ -90,27 +90,39 @@ public final class MailSinkServer: @unchecked Sendable {
         var tv = timeval(tv_sec: 300, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var session = SMTPSession()
         guard write(fd, session.greeting) else { return }
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16_384)
         while true {
-            while let newline = buffer.firstIndex(of: 10) {
-                var line = Array(buffer[..<newline])
-                buffer.removeSubrange(...newline)
+            // Replies to every complete line at hand go out in one write: a pipelining client
+            // (RFC 2920) sends MAIL, RCPT and DATA together and gets their three replies together.
+            var replies = ""
+            var consumed = 0
+            defer { if !replies.isEmpty { _ = write(fd, replies, terminated: false) } }
+            while let newline = buffer[consumed...].firstIndex(of: 10) {
+                var line = Array(buffer[consumed..<newline])
+                consumed = newline + 1
                 if line.last == 13 { line.removeLast() }
                 for output in session.receive(line: line) {
                     switch output {
-                    case .reply(let text): guard write(fd, text) else { return }
+                    case .reply(let text): replies += text + "\r\n"
                     case .message(let message):
                         do { try store(message) } catch {
                             // Could not keep it: tell the client to try again later rather than lose it.
-                            _ = write(fd, "451 4.3.0 Cannot store message: \(error)")
+                            replies += "451 4.3.0 Cannot store message: \(error)\r\n"
                             return
                         }
                     case .close: return
                     }
                 }
+            }
+            buffer.removeSubrange(..<consumed)
+            if !replies.isEmpty {
+                guard write(fd, replies, terminated: false) else { return }
+                replies = ""
             }
             // A "line" that never ends is garbage: drop the client instead of growing without bound.
             if buffer.count > SMTPSession.maxMessageBytes { _ = write(fd, "500 5.5.2 Line too long"); return }
@@ -121,8 +133,8 @@ public final class MailSinkServer: @unchecked Sendable {
         }
     }
 
-    private func write(_ fd: Int32, _ text: String) -> Bool {
-        let bytes = Array((text + "\r\n").utf8)
+    private func write(_ fd: Int32, _ text: String, terminated: Bool = true) -> Bool {
+        let bytes = Array((terminated ? text + "\r\n" : text).utf8)
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

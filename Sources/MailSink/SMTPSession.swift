@@ -62,7 +62,7 @@ public struct SMTPSession: Sendable {
         switch verb {
         case "EHLO":
             reset()
-            return [.reply("250-\(hostname)\r\n250-8BITMIME\r\n250-SIZE \(Self.maxMessageBytes)\r\n250 AUTH PLAIN LOGIN")]
+            return [.reply("250-\(hostname)\r\n250-8BITMIME\r\n250-PIPELINING\r\n250-SIZE \(Self.maxMessageBytes)\r\n250 AUTH PLAIN LOGIN")]
         case "HELO":
             reset()
             return [.reply("250 \(hostname)")]

@@ -167,21 +167,7 @@ public enum RequestSigning {
         let days = Int(millis / 86_400_000)
         // Every request asks; nearly all of them for today.
         if let text = lastDay.withLock({ $0.day == days ? $0.text : nil }) { return text }
-        // Civil-from-days (Howard Hinnant): no DateFormatter.
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func pad(_ n: Int, _ width: Int) -> String {
-            let s = String(n)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
-        let text = pad(y, 4) + pad(m, 2) + pad(d, 2)
+        let text = UTCTime.compactDate(days: days)
         lastDay.withLock { $0 = (days, text) }
         return text
     }

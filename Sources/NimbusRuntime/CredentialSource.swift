@@ -101,7 +101,9 @@ public final class CredentialSource: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let temporary = folder.appendingPathComponent(".\(file.lastPathComponent).\(getpid()).tmp")
-        FileManager.default.createFile(atPath: temporary.path, contents: try encoder.encode(credentials), attributes: [.posixPermissions: 0o600])
+        guard FileManager.default.createFile(atPath: temporary.path, contents: try encoder.encode(credentials), attributes: [.posixPermissions: 0o600]) else {
+            throw WireError(.internalFailure, "cannot write \(temporary.path)")
+        }
         guard rename(temporary.path, file.path) == 0 else {
             throw WireError(.internalFailure, "cannot write \(file.path): \(String(cString: strerror(errno)))")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import NimbusProtocol
 
 /// One mail as it goes over SMTP's DATA: RFC 5322 headers, a UTF-8 plain-text body with CRLF line
 /// ends, dot-stuffed (RFC 5321 4.5.2) so a line holding only "." cannot end the message early.
@@ -44,8 +45,20 @@ public struct MailMessage: Sendable, Equatable {
 
     /// Splits on any line break (CRLF, CR or LF), so the wire gets CRLF only.
     static func lines(of text: String) -> [String] {
-        text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
-            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var lines: [String] = []
+        let utf8 = text.utf8
+        var start = utf8.startIndex, i = utf8.startIndex
+        while i != utf8.endIndex {
+            let byte = utf8[i]
+            guard byte == 0x0A || byte == 0x0D else { i = utf8.index(after: i); continue }
+            lines.append(String(Substring(utf8[start..<i])))
+            var next = utf8.index(after: i)
+            if byte == 0x0D, next != utf8.endIndex, utf8[next] == 0x0A { next = utf8.index(after: next) }
+            start = next
+            i = next
+        }
+        lines.append(String(Substring(utf8[start..<utf8.endIndex])))
+        return lines
     }
 
     public static func dotStuffed(_ line: String) -> String { line.hasPrefix(".") ? "." + line : line }
@@ -58,11 +71,5 @@ public struct MailMessage: Sendable, Equatable {
     }
 
     /// `Tue, 01 Jul 2026 12:00:00 +0000`.
-    public static func rfc5322Date(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss Z"
-        return formatter.string(from: date)
-    }
+    public static func rfc5322Date(_ date: Date) -> String { UTCTime.rfc5322(seconds: date.timeIntervalSince1970) }
 }

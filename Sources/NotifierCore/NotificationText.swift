@@ -81,11 +81,7 @@ public enum NotificationText {
     }
 
     /// `2026-07-01T12:00:00.123Z`, as SNS writes timestamps.
-    public static func iso8601(_ seconds: Double) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: seconds))
-    }
+    public static func iso8601(_ seconds: Double) -> String { UTCTime.iso8601(seconds: seconds) }
 
     static func quoted(_ text: String) -> String {
         var out = ""

@@ -408,8 +408,13 @@ public struct SNSTopics: Sendable {
 
     /// Outbox entries due at `now`, oldest first, leaving out `excluding` (those being sent).
     public func dueDeliveries(now: Double, limit: Int, excluding: Set<String> = []) -> [Delivery] {
-        Array(outbox.values.filter { $0.dueAt <= now && !excluding.contains($0.id) }
-            .sorted { ($0.dueAt, $0.createdAt, $0.id) < ($1.dueAt, $1.createdAt, $1.id) }.prefix(limit))
+        // Orders keys, not deliveries: a Delivery is a large value and a busy outbox holds thousands.
+        var due: [(dueAt: Double, createdAt: Double, id: String)] = []
+        for (id, delivery) in outbox where delivery.dueAt <= now && !excluding.contains(id) {
+            due.append((delivery.dueAt, delivery.createdAt, id))
+        }
+        due.sort { ($0.dueAt, $0.createdAt, $0.id) < ($1.dueAt, $1.createdAt, $1.id) }
+        return due.prefix(limit).compactMap { outbox[$0.id] }
     }
 
     /// When the earliest outbox entry not in `excluding` falls due, if any.

@@ -27,18 +27,74 @@ final class DeliverySenders: Sendable {
             try await smtp[lane % smtp.count].send(MailMessage(from: fromAddress, fromName: delivery.senderName, to: delivery.endpoint, subject: delivery.subject,
                                             body: delivery.body, messageID: "\(delivery.id)@\(domain)", date: Date()))
         case .sqs:
-            try await sendToQueue(delivery, client: client)
+            if let failure = await sendToQueue([delivery], client: client)[delivery.id] { throw SenderError(failure) }
         case .http, .https:
             try await post(delivery)
         }
     }
 
-    private func sendToQueue(_ delivery: Delivery, client: NimbusClient) async throws {
-        // The URL follows from the ARN: no GetQueueUrl, which a queue's policy for SNS does not grant
-        // (AWS's SNS needs only sqs:SendMessage on the subscribed queue).
-        guard let url = ARN(delivery.endpoint)?.sqsQueueURL else { throw SenderError("not an SQS queue ARN: \(delivery.endpoint)") }
-        _ = try await client.request("sqs:SendMessage", to: .queue,
-                                     body: try JSONEncoder().encode(["QueueUrl": url, "MessageBody": delivery.body]))
+    /// Deliveries to one queue, up to ten at a time in one `sqs:SendMessageBatch` (each still a
+    /// message of its own in the queue, as SNS sends them). The URL follows from the ARN: no
+    /// GetQueueUrl, which a queue's policy for SNS does not grant (AWS's SNS needs only
+    /// sqs:SendMessage on the subscribed queue, and SendMessageBatch is authorized as SendMessage). Returns the failure of each delivery
+    /// that did not get in, by delivery id; a failed request fails them all.
+    func sendToQueue(_ deliveries: [Delivery], client: NimbusClient) async -> [String: String] {
+        guard let first = deliveries.first else { return [:] }
+        guard let url = ARN(first.endpoint)?.sqsQueueURL else {
+            return Dictionary(deliveries.map { ($0.id, "not an SQS queue ARN: \($0.endpoint)") }, uniquingKeysWith: { a, _ in a })
+        }
+        var body: [UInt8] = []
+        JSONText.append("{\"QueueUrl\":", to: &body)
+        JSONText.appendString(url, to: &body)
+        JSONText.append(",\"Entries\":[", to: &body)
+        for (index, delivery) in deliveries.enumerated() {
+            if index > 0 { body.append(0x2C) }
+            JSONText.append("{\"Id\":", to: &body)
+            JSONText.appendString(String(index), to: &body)
+            JSONText.append(",\"MessageBody\":", to: &body)
+            JSONText.appendString(delivery.body, to: &body)
+            body.append(0x7D)
+        }
+        JSONText.append("]}", to: &body)
+        struct Answer: Decodable {
+            struct Sent: Decodable { var Id: String }
+            struct Failed: Decodable { var Id: String; var Code: String; var Message: String }
+            var Successful: [Sent]
+            var Failed: [Failed]
+        }
+        let answer: Answer
+        do {
+            answer = try JSONDecoder().decode(Answer.self, from: try await client.request("sqs:SendMessageBatch", to: .queue, body: Data(body)))
+        } catch {
+            return Dictionary(deliveries.map { ($0.id, "\(error)") }, uniquingKeysWith: { a, _ in a })
+        }
+        let sent = Set(answer.Successful.map(\.Id))
+        let refused = Dictionary(answer.Failed.map { ($0.Id, "\($0.Code): \($0.Message)") }, uniquingKeysWith: { a, _ in a })
+        var failures: [String: String] = [:]
+        for (index, delivery) in deliveries.enumerated() where !sent.contains(String(index)) {
+            failures[delivery.id] = refused[String(index)] ?? "the queue node did not report this entry"
+        }
+        return failures
+    }
+
+    /// Splits one queue's deliveries into SendMessageBatch requests: ten entries, and under SQS's
+    /// 1 MiB a batch (a larger body goes alone, and the queue node says what is wrong with it).
+    static func queueBatches(_ deliveries: [Delivery], maxBytes: Int = 1_048_576) -> [[Delivery]] {
+        var batches: [[Delivery]] = []
+        var current: [Delivery] = []
+        var bytes = 0
+        for delivery in deliveries {
+            let size = delivery.body.utf8.count
+            if !current.isEmpty, current.count == 10 || bytes + size > maxBytes {
+                batches.append(current)
+                current = []
+                bytes = 0
+            }
+            current.append(delivery)
+            bytes += size
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
     }
 
     private func post(_ delivery: Delivery) async throws {

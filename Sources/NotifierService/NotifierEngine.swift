@@ -50,18 +50,35 @@ actor NotifierEngine {
         topics.nextDueAt(excluding: sending).map { max(0, $0 - Self.now()) }
     }
 
+    /// An attempt's result: nil error for delivered; `permanent` when the endpoint refused for good.
+    struct Outcome: Sendable {
+        var id: String
+        var error: String?
+        var permanent = false
+    }
+
     /// Reports an attempt. The outbox row goes only once the outcome is durable, so a crash before
     /// that sends the delivery again (at least once, never lost). Returns true when a failure made
     /// the delivery be given up.
     @discardableResult
     func report(_ id: String, error: String?, permanent: Bool = false) async throws -> Bool {
-        sending.remove(id)
+        try await report([Outcome(id: id, error: error, permanent: permanent)])[0]
+    }
+
+    /// Reports several attempts in one commit; for each, whether it was given up.
+    func report(_ outcomes: [Outcome]) async throws -> [Bool] {
         var changes: [NotifierChange] = []
-        var gaveUp = false
-        if let error {
-            gaveUp = topics.deliveryFailed(id, error: error, permanent: permanent, now: Self.now(), changes: &changes)
-        } else {
-            topics.deliverySucceeded(id, now: Self.now(), changes: &changes)
+        var gaveUp: [Bool] = []
+        gaveUp.reserveCapacity(outcomes.count)
+        let now = Self.now()
+        for outcome in outcomes {
+            sending.remove(outcome.id)
+            if let error = outcome.error {
+                gaveUp.append(topics.deliveryFailed(outcome.id, error: error, permanent: outcome.permanent, now: now, changes: &changes))
+            } else {
+                topics.deliverySucceeded(outcome.id, now: now, changes: &changes)
+                gaveUp.append(false)
+            }
         }
         try await committer.commit(changes)
         return gaveUp

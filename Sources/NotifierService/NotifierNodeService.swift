@@ -166,7 +166,13 @@ public struct NotifierNodeService: NodeService {
                         }
                     }
                 }
-                for delivery in due where delivery.deliveryProtocol != .email && delivery.deliveryProtocol != .emailJSON {
+                // Queue deliveries go ten to a SendMessageBatch per queue: one request and one
+                // commit at the queue node instead of ten.
+                let queued = Dictionary(grouping: due.filter { $0.deliveryProtocol == .sqs }, by: \.endpoint)
+                for batch in queued.values.flatMap({ DeliverySenders.queueBatches($0) }) {
+                    group.addTask { await attemptQueueBatch(batch, runtime: runtime) }
+                }
+                for delivery in due where delivery.deliveryProtocol == .http || delivery.deliveryProtocol == .https {
                     group.addTask { await attempt(delivery, runtime: runtime) }
                 }
             }
@@ -189,16 +195,31 @@ public struct NotifierNodeService: NodeService {
         }
         do {
             let gaveUp = try await engine.report(delivery.id, error: failure, permanent: permanent)
-            if let failure {
-                let what = "\(delivery.kind.rawValue) \(delivery.messageId) to \(delivery.deliveryProtocol.rawValue) \(delivery.endpoint)"
-                if gaveUp {
-                    runtime.logger.error("gave up \(what) after \(delivery.attempts + 1) attempts: \(failure)")
-                } else {
-                    runtime.logger.warning("\(what) failed (attempt \(delivery.attempts + 1)), will retry: \(failure)")
-                }
-            }
+            if let failure { logOutcome(delivery, failure: failure, gaveUp: gaveUp, runtime: runtime) }
         } catch {
             runtime.logger.error("recording the outcome of delivery \(delivery.id) failed: \(error)")
+        }
+    }
+
+    func attemptQueueBatch(_ deliveries: [Delivery], runtime: NodeRuntime) async {
+        let failures = await senders.sendToQueue(deliveries, client: runtime.client)
+        do {
+            let gaveUp = try await engine.report(deliveries.map { NotifierEngine.Outcome(id: $0.id, error: failures[$0.id]) })
+            for (delivery, given) in zip(deliveries, gaveUp) {
+                guard let failure = failures[delivery.id] else { continue }
+                logOutcome(delivery, failure: failure, gaveUp: given, runtime: runtime)
+            }
+        } catch {
+            runtime.logger.error("recording the outcomes of \(deliveries.count) queue deliveries failed: \(error)")
+        }
+    }
+
+    private func logOutcome(_ delivery: Delivery, failure: String, gaveUp: Bool, runtime: NodeRuntime) {
+        let what = "\(delivery.kind.rawValue) \(delivery.messageId) to \(delivery.deliveryProtocol.rawValue) \(delivery.endpoint)"
+        if gaveUp {
+            runtime.logger.error("gave up \(what) after \(delivery.attempts + 1) attempts: \(failure)")
+        } else {
+            runtime.logger.warning("\(what) failed (attempt \(delivery.attempts + 1)), will retry: \(failure)")
         }
     }
 

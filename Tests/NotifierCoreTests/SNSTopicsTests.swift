@@ -530,6 +530,13 @@ final class Counter: @unchecked Sendable {
         #expect(payload.hasSuffix("\r\n\r\nline 1\r\n..hidden\r\n...two\r\nlast\r\n..\r\n"))
         #expect(!payload.replacingOccurrences(of: "\r\n", with: "").contains("\n"))
     }
+
+    @Test func linesSplitOnEveryKindOfLineBreak() {
+        #expect(MailMessage.lines(of: "a\r\nb\rc\nd") == ["a", "b", "c", "d"])
+        #expect(MailMessage.lines(of: "\n\r\n\r") == ["", "", "", ""])
+        #expect(MailMessage.lines(of: "") == [""])
+        #expect(MailMessage.lines(of: "ünï\r\ncødé 🚀\r") == ["ünï", "cødé 🚀", ""])
+    }
 }
 
 @Suite struct PermanentFailureTests {

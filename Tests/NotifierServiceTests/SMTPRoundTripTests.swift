@@ -79,3 +79,97 @@ import NotifierCore
         }
     }
 }
+
+/// A scripted SMTP server on a thread: records the commands it gets and answers per a rule, to see
+/// both of the client's paths (with and without PIPELINING) and how refusals leave the connection.
+final class ScriptedSMTPServer: @unchecked Sendable {
+    let port: Int
+    private let listener: Int32
+    private let lock = NSLock()
+    private var received: [String] = []
+    var commands: [String] { lock.withLock { received } }
+
+    init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        listener = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(fd, 4)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func start(pipelining: Bool, refuseRecipient: String) {
+        let fd = listener
+        Thread { [self] in
+            let client = accept(fd, nil, nil)
+            guard client >= 0 else { return }
+            defer { close(client) }
+            func say(_ text: String) { _ = text.utf8CString.withUnsafeBufferPointer { send(client, $0.baseAddress, $0.count - 1, Int32(MSG_NOSIGNAL)) } }
+            say("220 scripted\r\n")
+            var buffer: [UInt8] = []
+            var inData = false
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = recv(client, &chunk, chunk.count, 0)
+                if n <= 0 { return }
+                buffer += chunk[..<n]
+                while let newline = buffer.firstIndex(of: 10) {
+                    let line = String(decoding: buffer[..<newline].filter { $0 != 13 }, as: UTF8.self)
+                    buffer.removeSubrange(...newline)
+                    if inData {
+                        if line == "." { inData = false; say("250 queued\r\n") }
+                        continue
+                    }
+                    lock.withLock { received.append(line) }
+                    let verb = line.prefix(4).uppercased()
+                    switch verb {
+                    case "EHLO": say(pipelining ? "250-scripted\r\n250 PIPELINING\r\n" : "250 scripted\r\n")
+                    case "MAIL": say("250 ok\r\n")
+                    case "RCPT": say(line.contains(refuseRecipient) ? "550 no such user\r\n" : "250 ok\r\n")
+                    case "DATA":
+                        let refused = lock.withLock { received.last(where: { $0.hasPrefix("RCPT") })?.contains(refuseRecipient) ?? false }
+                        if refused { say("554 no valid recipients\r\n") } else { inData = true; say("354 go on\r\n") }
+                    case "RSET": say("250 reset\r\n")
+                    case "QUIT": say("221 bye\r\n"); return
+                    default: say("500 what\r\n")
+                    }
+                }
+            }
+        }.start()
+    }
+
+    deinit { close(listener) }
+}
+
+@Suite(.serialized) struct SMTPPipeliningTests {
+    func mail(to: String) -> MailMessage {
+        MailMessage(from: "no-reply@nimbus.local", to: to, subject: "s", body: "b", messageID: "\(to)@nimbus.local", date: Date())
+    }
+
+    @Test(arguments: [true, false])
+    func aRefusedRecipientIsPermanentAndTheConnectionGoesOn(pipelining: Bool) async throws {
+        let server = ScriptedSMTPServer()
+        server.start(pipelining: pipelining, refuseRecipient: "nobody@")
+        let client = SMTPClient(settings: .init(host: "127.0.0.1", port: server.port, timeoutSeconds: 5))
+        do {
+            try await client.send(mail(to: "nobody@example.com"))
+            Issue.record("a refused recipient was taken")
+        } catch let error as SMTPError {
+            #expect(error.permanent)
+            #expect(error.description.contains("550"))
+        }
+        try await client.send(mail(to: "me@example.com"))
+        await client.close()
+        let verbs = server.commands.map { String($0.prefix(4)) }
+        // One connection throughout; after the refusal, RSET, then the next mail.
+        #expect(verbs.filter { $0 == "EHLO" }.count == 1)
+        #expect(verbs == (pipelining
+            ? ["EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA", "QUIT"]
+            : ["EHLO", "MAIL", "RCPT", "RSET", "MAIL", "RCPT", "DATA", "QUIT"]))
+    }
+}

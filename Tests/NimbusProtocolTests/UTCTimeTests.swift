@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+@testable import NimbusProtocol
+
+/// The computed timestamps must read exactly as Foundation's formatters write them.
+@Suite struct UTCTimeTests {
+    static let instants: [Double] = [0, 0.001, 59.999, 951_782_400, 951_868_799.5, 1_704_067_199.999, 1_795_705_841.123, 4_102_444_800.25,
+                                     -1, -86_400.5]
+        + (0..<200).map { Double($0) * 7_919_123.457 }
+
+    @Test(arguments: instants)
+    func iso8601MatchesFoundation(seconds: Double) {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let ours = UTCTime.iso8601(seconds: seconds)
+        // Foundation rounds the fraction to the nearest millisecond, we truncate: compare to the millisecond below.
+        let truncated = (seconds * 1000).rounded(.down) / 1000
+        #expect(ours == formatter.string(from: Date(timeIntervalSince1970: truncated)))
+    }
+
+    @Test(arguments: instants)
+    func rfc5322MatchesFoundation(seconds: Double) {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss Z"
+        #expect(UTCTime.rfc5322(seconds: seconds) == formatter.string(from: Date(timeIntervalSince1970: seconds.rounded(.down))))
+    }
+
+    @Test func compactDates() {
+        #expect(UTCTime.compactDate(days: 0) == "19700101")
+        #expect(UTCTime.compactDate(days: 11_016) == "20000229")
+        #expect(UTCTime.compactDate(days: -1) == "19691231")
+    }
+}
