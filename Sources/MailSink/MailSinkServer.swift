@@ -154,12 +154,13 @@ public final class MailSinkServer: @unchecked Sendable {
     /// final "250" sends again, with the same Message-ID), and the copy is collapsed here.
     func store(_ message: SMTPSession.Message) throws {
         let messageID = Self.messageID(message.data)
+        let folder = directory.path + "/"
         for recipient in message.recipients {
             let safe = String(recipient.map { $0.isLetter || $0.isNumber || "@._-+".contains($0) ? $0 : "_" }.prefix(100))
             let name: String
             if let messageID {
                 name = "\(safe)-\(String(Self.fnv1a(messageID + "\u{0}" + recipient), radix: 16)).eml"
-                if FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path) {
+                if access(folder + name, F_OK) == 0 {
                     lock.withLock { duplicateCount += 1 }
                     continue
                 }
@@ -169,25 +170,34 @@ public final class MailSinkServer: @unchecked Sendable {
                 name = "\(stamp)-\(getpid())-\(n)-\(safe).eml"
             }
             let header = "X-Nimbus-Rcpt: \(Self.oneLine(recipient))\r\nX-Nimbus-Mail-From: \(Self.oneLine(message.from))\r\n"
-            let temporary = directory.appendingPathComponent(".tmp-\(name)")
-            try (Data(header.utf8) + Data(message.data)).write(to: temporary)
-            guard rename(temporary.path, directory.appendingPathComponent(name).path) == 0 else {
+            let temporary = folder + ".tmp-" + name
+            try (Data(header.utf8) + Data(message.data)).write(to: URL(fileURLWithPath: temporary))
+            guard rename(temporary, folder + name) == 0 else {
                 let reason = String(cString: strerror(errno))
-                try? FileManager.default.removeItem(at: temporary)
+                unlink(temporary)
                 throw SinkError("rename: \(reason)")
             }
         }
     }
 
-    /// The Message-ID header's value, from the header section.
+    /// The Message-ID header's value, from the header section (lines end in CRLF; an empty line
+    /// ends the headers).
     static func messageID(_ data: [UInt8]) -> String? {
-        let text = String(decoding: data.prefix(64 * 1024), as: UTF8.self)
-        for line in text.split(separator: "\r\n", omittingEmptySubsequences: false) {
-            if line.isEmpty { return nil }  // end of the headers
-            if line.lowercased().hasPrefix("message-id:") {
-                let value = line.dropFirst("message-id:".count).trimmingCharacters(in: .whitespaces)
-                return value.isEmpty ? nil : value
+        let name = Array("message-id:".utf8)
+        var start = 0
+        let end = min(data.count, 64 * 1024)
+        while start < end {
+            var stop = start
+            while stop + 1 < end, !(data[stop] == 0x0D && data[stop + 1] == 0x0A) { stop += 1 }
+            if stop + 1 >= end { stop = end }
+            if stop == start { return nil }  // end of the headers
+            if stop - start >= name.count, (0..<name.count).allSatisfy({ i in data[start + i] | 0x20 == name[i] | 0x20 }) {
+                var from = start + name.count, to = stop
+                while from < to, data[from] == 0x20 || data[from] == 0x09 { from += 1 }
+                while to > from, data[to - 1] == 0x20 || data[to - 1] == 0x09 { to -= 1 }
+                return from < to ? String(decoding: data[from..<to], as: UTF8.self) : nil
             }
+            start = stop + 2
         }
         return nil
     }

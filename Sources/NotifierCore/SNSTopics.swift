@@ -328,6 +328,13 @@ public struct SNSTopics: Sendable {
         case nil:
             return ValidatedMessage(defaultText: message, perProtocol: [:])
         case "json":
+            // The usual message (the lab's {"default": ...}) is strings only: read without Foundation.
+            if let members = StringJSON.parse(Data(message.utf8))?.members(allowed: Self.messageStructureKeys),
+               let defaultText = members["default"]?.string, members.values.allSatisfy({ $0.string != nil }) {
+                var perProtocol: [String: String] = [:]
+                for p in DeliveryProtocol.allCases { perProtocol[p.rawValue] = members[p.rawValue]?.string }
+                return ValidatedMessage(defaultText: defaultText, perProtocol: perProtocol)
+            }
             guard let data = message.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data) else {
                 throw SNSError.invalid("Message Structure - JSON message body failed to parse")
             }
@@ -350,6 +357,8 @@ public struct SNSTopics: Sendable {
             throw SNSError.invalid("MessageStructure Reason: must be \"json\", not \"\(other)\"")
         }
     }
+
+    static let messageStructureKeys: Set<String> = Set(["default"] + DeliveryProtocol.allCases.map(\.rawValue))
 
     static func validate(attributes: [String: MessageAttributeValue]) throws {
         if attributes.count > 10 { throw SNSError.invalid("MessageAttributes Reason: at most 10 message attributes") }
@@ -483,10 +492,18 @@ public struct SNSTopics: Sendable {
         "\(publicBaseURL)/sns/unsubscribe?SubscriptionArn=\(Self.queryEscape(subscriptionArn))"
     }
 
+    /// Percent-encodes all but RFC 3986's unreserved characters (ASCII letters, digits, `-._~`).
     static func queryEscape(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)...Unicode.Scalar(127)))
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count * 2)
+        for byte in text.utf8 {
+            switch byte {
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, 0x2D, 0x2E, 0x5F, 0x7E: out.append(byte)
+            default: out.append(contentsOf: [0x25, hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A confirmation token: 256 random bits in hex (AWS's are long opaque strings too).

@@ -81,7 +81,7 @@ final class NotifierStore: Sendable {
                     try db.execute(sql: "DELETE FROM subscriptions WHERE arn = ?", arguments: [arn])
                 case .putDelivery(let d):
                     try db.cachedStatement(sql: "INSERT OR REPLACE INTO outbox (id, due_at, record) VALUES (?, ?, ?)")
-                        .execute(arguments: [d.id, d.dueAt, try encoder.encode(d)])
+                        .execute(arguments: [d.id, d.dueAt, d.jsonData()])
                 case .deleteDelivery(let id):
                     try db.cachedStatement(sql: "DELETE FROM outbox WHERE id = ?").execute(arguments: [id])
                 case .logOutcome(let o):

@@ -550,3 +550,21 @@ final class Counter: @unchecked Sendable {
         #expect(sns.outbox.isEmpty && sns.failedCount == 1)
     }
 }
+
+@Suite struct HandWrittenEncodingTests {
+    @Test(arguments: [nil, "550 \"no\" such user\n\u{1}"])
+    func aDeliveryRowReadsBackAsJSONDecoderSeesIt(lastError: String?) throws {
+        let delivery = Delivery(id: "d-1", kind: .notification, messageId: "m", topicArn: "arn:aws:sns:us-east-1:000000000000:POC-Topic",
+                                subscriptionArn: "arn:aws:sns:us-east-1:000000000000:POC-Topic:s", deliveryProtocol: .emailJSON,
+                                endpoint: "me@example.com", subject: "Ünïcødé ✓", body: "{\"default\":\"x\"}\r\n\\ 🚀", senderName: "",
+                                attempts: 3, createdAt: 1_795_705_841.123_456, dueAt: 0.1 + 0.2, lastError: lastError)
+        #expect(try JSONDecoder().decode(Delivery.self, from: delivery.jsonData()) == delivery)
+    }
+
+    @Test func queryEscapeKeepsOnlyUnreservedCharacters() {
+        let unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
+        for text in ["arn:aws:sns:us-east-1:000000000000:POC-Topic", "a b&c=d/e?f#g%h+i", "ünï 🚀", "", "-._~"] {
+            #expect(SNSTopics.queryEscape(text) == text.addingPercentEncoding(withAllowedCharacters: unreserved))
+        }
+    }
+}

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import MailSink
+@testable import MailSink
 import NotifierCore
 @testable import NotifierService
 
@@ -171,5 +171,22 @@ final class ScriptedSMTPServer: @unchecked Sendable {
         #expect(verbs == (pipelining
             ? ["EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA", "QUIT"]
             : ["EHLO", "MAIL", "RCPT", "RSET", "MAIL", "RCPT", "DATA", "QUIT"]))
+    }
+}
+
+@Suite struct SinkMessageIDTests {
+    func id(_ text: String) -> String? { MailSinkServer.messageID(Array(text.utf8)) }
+
+    @Test func theHeaderIsFoundInAnyCaseAndTrimmed() {
+        #expect(id("Subject: s\r\nMessage-ID: <abc@nimbus.local>\r\n\r\nbody") == "<abc@nimbus.local>")
+        #expect(id("message-id:\t <x@y>  \r\nTo: a\r\n\r\n") == "<x@y>")
+        #expect(id("MESSAGE-ID: <z>") == "<z>")
+    }
+
+    @Test func noneInTheHeadersIsNone() {
+        #expect(id("Subject: s\r\n\r\nMessage-ID: <in-the-body>\r\n") == nil)
+        #expect(id("Message-ID:   \r\n\r\n") == nil)
+        #expect(id("") == nil)
+        #expect(id("X-Message-ID: <not-it>\r\n\r\n") == nil)
     }
 }
