@@ -375,7 +375,9 @@ public struct QueueBroker: Sendable {
     /// queue instead. An empty answer means the shell may wait (long poll).
     public mutating func receive(_ name: String, _ options: ReceiveOptions, now: Int64, nonce: () -> UInt64,
                                  changes: inout [StoreChange]) -> [ReceivedMessage] {
-        guard var q = queues[name] else { return [] }
+        // Taken out of the dictionary while it changes: a copy left behind would make the first
+        // write copy every message of the queue (copy-on-write), on every receive.
+        guard var q = queues.removeValue(forKey: name) else { return [] }
         let attributes = q.record.attributes
         let hide = Int64(options.visibilityTimeout ?? attributes.visibilityTimeout) * 1000
         let retention = Int64(attributes.messageRetentionPeriod) * 1000

@@ -251,6 +251,57 @@ public enum SQSFastJSON {
         return SendMessageBatchRequest(QueueUrl: url, Entries: entries)
     }
 
+    /// DeleteMessageBatch whose entries have an id and a receipt handle only; nil for anything else.
+    public static func decodeDeleteMessageBatch(_ data: Data) -> HandleBatchRequest? {
+        guard let m = StringJSON.parse(data)?.members(allowed: ["QueueUrl", "Entries"]),
+              let url = m["QueueUrl"]?.string, let items = m["Entries"]?.array else { return nil }
+        var entries: [BatchHandleEntry] = []
+        entries.reserveCapacity(items.count)
+        for item in items {
+            guard let e = item.members(allowed: ["Id", "ReceiptHandle"]), let id = e["Id"]?.string,
+                  let handle = e["ReceiptHandle"]?.string else { return nil }
+            entries.append(BatchHandleEntry(Id: id, ReceiptHandle: handle, VisibilityTimeout: nil))
+        }
+        return HandleBatchRequest(QueueUrl: url, Entries: entries)
+    }
+
+    /// ReceiveMessage's answer when no message carries message attributes (which take the general
+    /// path); system attributes are a map of strings.
+    public static func encode(_ response: ReceiveMessageResponse) -> Data? {
+        guard response.Messages.allSatisfy({ $0.MessageAttributes == nil }) else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(16 + response.Messages.reduce(0) { $0 + $1.Body.utf8.count + 400 })
+        JSONText.append("{\"Messages\":[", to: &out)
+        for (i, m) in response.Messages.enumerated() {
+            if i > 0 { out.append(0x2C) }
+            JSONText.append("{\"MessageId\":", to: &out)
+            JSONText.appendString(m.MessageId, to: &out)
+            JSONText.append(",\"ReceiptHandle\":", to: &out)
+            JSONText.appendString(m.ReceiptHandle, to: &out)
+            JSONText.append(",\"MD5OfBody\":", to: &out)
+            JSONText.appendString(m.MD5OfBody, to: &out)
+            JSONText.append(",\"Body\":", to: &out)
+            JSONText.appendString(m.Body, to: &out)
+            if let attributes = m.Attributes {
+                JSONText.append(",\"Attributes\":{", to: &out)
+                for (j, (name, value)) in attributes.sorted(by: { $0.key < $1.key }).enumerated() {
+                    if j > 0 { out.append(0x2C) }
+                    JSONText.appendString(name, to: &out)
+                    out.append(0x3A)
+                    JSONText.appendString(value, to: &out)
+                }
+                out.append(0x7D)
+            }
+            if let md5 = m.MD5OfMessageAttributes {
+                JSONText.append(",\"MD5OfMessageAttributes\":", to: &out)
+                JSONText.appendString(md5, to: &out)
+            }
+            out.append(0x7D)
+        }
+        JSONText.append("]}", to: &out)
+        return Data(out)
+    }
+
     public static func encode(_ response: SendMessageResponse) -> Data {
         var out: [UInt8] = []
         out.reserveCapacity(160)

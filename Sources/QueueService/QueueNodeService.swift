@@ -126,13 +126,14 @@ public struct QueueNodeService: NodeService {
             let receive = options
             let (name, wait) = try await engine.read { broker, _ in try broker.validateReceive(r.QueueUrl, receive, waitSeconds: r.WaitTimeSeconds) }
             let messages = try await engine.receive(name, receive, wait: wait)
-            return try encoder.encode(ReceiveMessageResponse(Messages: messages))
+            let response = ReceiveMessageResponse(Messages: messages)
+            return try SQSFastJSON.encode(response) ?? encoder.encode(response)
         case SQSAction.deleteMessage:
             let r = try request.decode(DeleteMessageRequest.self)
             try await engine.perform { broker, _, changes in try broker.deleteMessage(r.QueueUrl, receiptHandle: r.ReceiptHandle, changes: &changes) }
             return Data("{}".utf8)
         case SQSAction.deleteMessageBatch:
-            let r = try request.decode(HandleBatchRequest.self)
+            let r = try SQSFastJSON.decodeDeleteMessageBatch(request.body) ?? request.decode(HandleBatchRequest.self)
             return try encoder.encode(try await engine.perform { broker, _, changes in
                 try broker.deleteMessageBatch(r.QueueUrl, r.Entries, changes: &changes)
             })

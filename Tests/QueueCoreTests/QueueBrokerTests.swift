@@ -354,3 +354,26 @@ struct BrokerHarness {
         #expect(SQSFastJSON.decodeSendMessageBatch(Data(#"{"QueueUrl":"q","Entries":"x"}"#.utf8)) == nil)
     }
 }
+
+@Suite struct SQSFastReceivePathTests {
+    @Test func aReceiveAnswerReadsBackAsJSONDecoderSeesIt() throws {
+        let messages = [
+            ReceivedMessage(MessageId: "m1", ReceiptHandle: "r1", MD5OfBody: "x", Body: "{\"item\": \"latex gloves\"} ünï 🚀\n",
+                            Attributes: ["SentTimestamp": "1", "ApproximateReceiveCount": "2"], MD5OfMessageAttributes: nil, MessageAttributes: nil),
+            ReceivedMessage(MessageId: "m2", ReceiptHandle: "r2", MD5OfBody: "y", Body: "", Attributes: nil, MD5OfMessageAttributes: "z",
+                            MessageAttributes: nil),
+        ]
+        let data = try #require(SQSFastJSON.encode(ReceiveMessageResponse(Messages: messages)))
+        #expect(try JSONDecoder().decode(ReceiveMessageResponse.self, from: data).Messages == messages)
+        var withAttributes = messages[0]
+        withAttributes.MessageAttributes = ["k": .init(DataType: "String", StringValue: "v")]
+        #expect(SQSFastJSON.encode(ReceiveMessageResponse(Messages: [withAttributes])) == nil)
+    }
+
+    @Test func deleteBatchesReadLikeJSONDecoder() throws {
+        let body = Data(#"{"QueueUrl":"q","Entries":[{"Id":"0","ReceiptHandle":"abc"},{"ReceiptHandle":"def","Id":"1"}]}"#.utf8)
+        let fast = try #require(SQSFastJSON.decodeDeleteMessageBatch(body))
+        #expect(fast.QueueUrl == "q" && fast.Entries.map(\.Id) == ["0", "1"] && fast.Entries.map(\.ReceiptHandle) == ["abc", "def"])
+        #expect(SQSFastJSON.decodeDeleteMessageBatch(Data(#"{"QueueUrl":"q","Entries":[{"Id":"0","ReceiptHandle":"a","VisibilityTimeout":5}]}"#.utf8)) == nil)
+    }
+}
