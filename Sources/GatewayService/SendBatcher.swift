@@ -59,7 +59,7 @@ actor SendBatcher {
             let reply = try await client.request(
                 SQSAction.sendMessageBatch, to: endpoint, body: try SQSFastJSON.encode(request) ?? JSONEncoder().encode(request),
                 timeout: timeout, attempts: 1)
-            let response = try JSONDecoder().decode(SendMessageBatchResponse.self, from: reply)
+            let response = try SQSFastJSON.decodeSendMessageBatchResponse(reply) ?? JSONDecoder().decode(SendMessageBatchResponse.self, from: reply)
             var successes: [String: SendMessageBatchResultEntry] = [:]
             for s in response.Successful { successes[s.Id] = s }
             var failures: [String: BatchResultErrorEntry] = [:]

@@ -251,6 +251,25 @@ public enum SQSFastJSON {
         return SendMessageBatchRequest(QueueUrl: url, Entries: entries)
     }
 
+    /// SendMessageBatch's answer when every entry got in (strings only); nil for anything else.
+    public static func decodeSendMessageBatchResponse(_ data: Data) -> SendMessageBatchResponse? {
+        guard let m = StringJSON.parse(data)?.members(allowed: ["Successful", "Failed"]),
+              let items = m["Successful"]?.array, m["Failed"]?.array?.isEmpty == true else { return nil }
+        var successful: [SendMessageBatchResultEntry] = []
+        successful.reserveCapacity(items.count)
+        for item in items {
+            guard let e = item.members(allowed: ["Id", "MessageId", "MD5OfMessageBody", "MD5OfMessageAttributes"]),
+                  let id = e["Id"]?.string, let messageID = e["MessageId"]?.string, let md5 = e["MD5OfMessageBody"]?.string else { return nil }
+            var md5Attributes: String?
+            if let value = e["MD5OfMessageAttributes"] {
+                guard let text = value.string else { return nil }
+                md5Attributes = text
+            }
+            successful.append(SendMessageBatchResultEntry(Id: id, MessageId: messageID, MD5OfMessageBody: md5, MD5OfMessageAttributes: md5Attributes))
+        }
+        return SendMessageBatchResponse(Successful: successful, Failed: [])
+    }
+
     /// DeleteMessageBatch whose entries have an id and a receipt handle only; nil for anything else.
     public static func decodeDeleteMessageBatch(_ data: Data) -> HandleBatchRequest? {
         guard let m = StringJSON.parse(data)?.members(allowed: ["QueueUrl", "Entries"]),

@@ -318,10 +318,16 @@ struct BrokerHarness {
 
         let one = SendMessageResponse(MessageId: "id", MD5OfMessageBody: "md5", MD5OfMessageAttributes: nil)
         #expect(try JSONDecoder().decode(SendMessageResponse.self, from: SQSFastJSON.encode(one)) == one)
-        let batch = SendMessageBatchResponse(Successful: [.init(Id: "m0", MessageId: "x", MD5OfMessageBody: "y", MD5OfMessageAttributes: "z")], Failed: [])
-        let back = try JSONDecoder().decode(SendMessageBatchResponse.self, from: try #require(SQSFastJSON.encode(batch)))
+        let batch = SendMessageBatchResponse(Successful: [.init(Id: "m0", MessageId: "x", MD5OfMessageBody: "y", MD5OfMessageAttributes: "z"),
+                                                          .init(Id: "m1", MessageId: "x1", MD5OfMessageBody: "y1", MD5OfMessageAttributes: nil)], Failed: [])
+        let encoded = try #require(SQSFastJSON.encode(batch))
+        let back = try JSONDecoder().decode(SendMessageBatchResponse.self, from: encoded)
         #expect(back.Successful == batch.Successful)
         #expect(back.Failed.isEmpty)
+        // ... and the hand-written reader gives the same; an answer with failures is JSONDecoder's.
+        #expect(SQSFastJSON.decodeSendMessageBatchResponse(encoded)?.Successful == batch.Successful)
+        let failed = Data(#"{"Successful":[],"Failed":[{"Id":"m0","SenderFault":true,"Code":"InvalidParameterValue","Message":"no"}]}"#.utf8)
+        #expect(SQSFastJSON.decodeSendMessageBatchResponse(failed) == nil)
     }
 }
 
