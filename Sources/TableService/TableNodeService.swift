@@ -75,7 +75,7 @@ public struct TableNodeService: NodeService {
             description.TableStatus = "DELETING"
             return try encoder.encode(["TableDescription": description])
         case "dynamodb:UpdateItem":
-            let r = try decode(request, WriteRequest.self)
+            let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
             guard let text = r.UpdateExpression else {
                 throw TableError.validation("UpdateItem needs an UpdateExpression (AttributeUpdates is not supported)")
@@ -111,18 +111,18 @@ public struct TableNodeService: NodeService {
         case "dynamodb:ListTables":
             return try encoder.encode(["TableNames": await engine.read { t in t.allTables.map(\.name) }])
         case "dynamodb:PutItem":
-            let r = try decode(request, WriteRequest.self)
+            let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let item = r.Item else { throw TableError.validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null") }
             let condition = try r.ConditionExpression.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues) }
             let old = try await engine.perform { t, now, changes in try t.putItem(r.TableName, item, condition: condition, now: now, changes: &changes) }
             return try encoder.encode(r.ReturnValues == "ALL_OLD" && old != nil ? ["Attributes": old!] : [:])
         case "dynamodb:GetItem":
-            let r = try decode(request, WriteRequest.self)
+            let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
             let item = try await engine.read { t in try t.getItem(r.TableName, key: key) }
             return try encoder.encode(item.map { ["Item": $0] } ?? [:])
         case "dynamodb:DeleteItem":
-            let r = try decode(request, WriteRequest.self)
+            let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
             let condition = try r.ConditionExpression.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues) }
             let old = try await engine.perform { t, now, changes in try t.deleteItem(r.TableName, key: key, condition: condition, now: now, changes: &changes) }

@@ -1,4 +1,5 @@
 import Foundation
+import NimbusProtocol
 import TableCore
 
 // DynamoDB and DynamoDB Streams bodies, in botocore's dynamodb / dynamodbstreams model shapes.
@@ -48,13 +49,57 @@ struct TableDescription: Codable, Sendable {
 
 struct WriteRequest: Codable, Sendable {
     var TableName: String
-    var Item: Item?
-    var Key: Item?
-    var ConditionExpression: String?
-    var UpdateExpression: String?
-    var ExpressionAttributeNames: [String: String]?
-    var ExpressionAttributeValues: [String: AttributeValue]?
-    var ReturnValues: String?
+    var Item: Item? = nil
+    var Key: Item? = nil
+    var ConditionExpression: String? = nil
+    var UpdateExpression: String? = nil
+    var ExpressionAttributeNames: [String: String]? = nil
+    var ExpressionAttributeValues: [String: AttributeValue]? = nil
+    var ReturnValues: String? = nil
+}
+
+extension WriteRequest {
+    static let members: Set<String> = ["TableName", "Item", "Key", "ConditionExpression", "UpdateExpression", "ExpressionAttributeNames",
+                                       "ExpressionAttributeValues", "ReturnValues"]
+
+    /// A write request made only of strings, maps and lists (the usual PutItem), read without
+    /// JSONDecoder; nil for anything else or anything invalid, which JSONDecoder then reads (and
+    /// reports on).
+    static func fast(_ data: Data) -> WriteRequest? {
+        guard let m = StringJSON.parse(data)?.members(allowed: members), let table = m["TableName"]?.string else { return nil }
+        var request = WriteRequest(TableName: table)
+        for key in ["ConditionExpression", "UpdateExpression", "ReturnValues"] {
+            guard let value = m[key] else { continue }
+            guard let text = value.string else { return nil }
+            switch key {
+            case "ConditionExpression": request.ConditionExpression = text
+            case "UpdateExpression": request.UpdateExpression = text
+            default: request.ReturnValues = text
+            }
+        }
+        if let item = m["Item"] {
+            guard let value = DynamoJSON.item(item) else { return nil }
+            request.Item = value
+        }
+        if let key = m["Key"] {
+            guard let value = DynamoJSON.item(key) else { return nil }
+            request.Key = value
+        }
+        if let names = m["ExpressionAttributeNames"] {
+            guard case .object(let pairs) = names else { return nil }
+            var out: [String: String] = [:]
+            for (name, value) in pairs {
+                guard let text = value.string else { return nil }
+                out[name] = text
+            }
+            request.ExpressionAttributeNames = out
+        }
+        if let values = m["ExpressionAttributeValues"] {
+            guard let value = DynamoJSON.item(values) else { return nil }
+            request.ExpressionAttributeValues = value
+        }
+        return request
+    }
 }
 
 struct StreamArnRequest: Codable, Sendable { var StreamArn: String }

@@ -53,13 +53,14 @@ final class TableStore: Sendable {
                     try db.execute(sql: "DELETE FROM records WHERE table_name = ?", arguments: [name])
                     try db.execute(sql: "DELETE FROM trims WHERE table_name = ?", arguments: [name])
                 case .putItem(let table, let key, let item):
-                    try db.execute(sql: "INSERT OR REPLACE INTO items (table_name, key, json) VALUES (?, ?, ?)", arguments: [table, key, try encoder.encode(item)])
+                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO items (table_name, key, json) VALUES (?, ?, ?)")
+                        .execute(arguments: [table, key, DynamoJSON.encode(item)])
                 case .deleteItem(let table, let key):
-                    try db.execute(sql: "DELETE FROM items WHERE table_name = ? AND key = ?", arguments: [table, key])
+                    try db.cachedStatement(sql: "DELETE FROM items WHERE table_name = ? AND key = ?").execute(arguments: [table, key])
                 case .appendRecord(let table, let record):
-                    try db.execute(sql: "INSERT INTO records (table_name, shard, seq, created, json) VALUES (?, ?, ?, ?, ?)",
-                                   arguments: [table, record.shard, Int64(Self.counter(record.dynamodb.SequenceNumber)),
-                                               record.dynamodb.ApproximateCreationDateTime, try encoder.encode(record)])
+                    try db.cachedStatement(sql: "INSERT INTO records (table_name, shard, seq, created, json) VALUES (?, ?, ?, ?, ?)")
+                        .execute(arguments: [table, record.shard, Int64(Self.counter(record.dynamodb.SequenceNumber)),
+                                             record.dynamodb.ApproximateCreationDateTime, record.jsonData()])
                 }
             }
         }
