@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A parsed DynamoDB condition expression: comparisons (= <> < <= > >=), BETWEEN, IN, the functions
 /// attribute_exists, attribute_not_exists, attribute_type, begins_with, contains and size, combined
@@ -66,7 +67,21 @@ public enum ConditionParser {
         }
     }
 
+    /// Tokens of expressions seen lately: a busy writer sends the same few expressions (the lab's
+    /// `attribute_not_exists(orderID)` on every order), and tokenizing by Character is not cheap.
+    private static let recentTokens = Mutex<[String: [String]]>([:])
+
     static func tokenize(_ text: String) throws(TableError) -> [String] {
+        if let tokens = recentTokens.withLock({ $0[text] }) { return tokens }
+        let tokens = try tokenizeUncached(text)
+        recentTokens.withLock { cache in
+            if cache.count >= 256 { cache.removeAll() }
+            cache[text] = tokens
+        }
+        return tokens
+    }
+
+    private static func tokenizeUncached(_ text: String) throws(TableError) -> [String] {
         var tokens: [String] = []
         let chars = Array(text)
         var i = 0

@@ -273,6 +273,22 @@ public struct Tables: Sendable {
         return Int(hash % UInt64(max(1, shards)))
     }
 
+    /// 128 random bits in lower-case hex, like DynamoDB Streams' event ids.
+    static func newEventID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        for _ in 0..<2 {
+            var bits = generator.next()
+            for _ in 0..<16 {
+                out.append(digits[Int(bits & 0xF)])
+                bits >>= 4
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     private mutating func record(_ d: TableSchema, _ event: String, keys: Item, new: Item?, old: Item?, now: Double,
                                  changes: inout [TableChange]) {
         guard let view = d.streamViewType else { return }
@@ -285,7 +301,7 @@ public struct Tables: Sendable {
         let size = [keys, newImage ?? [:], oldImage ?? [:]].reduce(0) { sum, image in sum + image.reduce(0) { $0 + $1.key.utf8.count + $1.value.size } }
         let sequence = String(shard) + String(repeating: "0", count: 20 - String(next).count) + String(next)
         let record = StreamRecord(
-            eventID: UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""), eventName: event, awsRegion: region,
+            eventID: Self.newEventID(), eventName: event, awsRegion: region,
             dynamodb: .init(ApproximateCreationDateTime: now.rounded(.down), Keys: keys, NewImage: newImage, OldImage: oldImage,
                             SequenceNumber: sequence, SizeBytes: size, StreamViewType: view),
             eventSourceARN: "\(arn(d.name))/stream/\(d.streamLabel ?? "")", shard: shard)
