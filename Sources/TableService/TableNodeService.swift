@@ -115,18 +115,18 @@ public struct TableNodeService: NodeService {
             guard let item = r.Item else { throw TableError.validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null") }
             let condition = try r.ConditionExpression.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues) }
             let old = try await engine.perform { t, now, changes in try t.putItem(r.TableName, item, condition: condition, now: now, changes: &changes) }
-            return try encoder.encode(r.ReturnValues == "ALL_OLD" && old != nil ? ["Attributes": old!] : [:])
+            return Self.answer("Attributes", r.ReturnValues == "ALL_OLD" ? old : nil)
         case "dynamodb:GetItem":
             let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
             let item = try await engine.read { t in try t.getItem(r.TableName, key: key) }
-            return try encoder.encode(item.map { ["Item": $0] } ?? [:])
+            return Self.answer("Item", item)
         case "dynamodb:DeleteItem":
             let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
             let condition = try r.ConditionExpression.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues) }
             let old = try await engine.perform { t, now, changes in try t.deleteItem(r.TableName, key: key, condition: condition, now: now, changes: &changes) }
-            return try encoder.encode(r.ReturnValues == "ALL_OLD" && old != nil ? ["Attributes": old!] : [:])
+            return Self.answer("Attributes", r.ReturnValues == "ALL_OLD" ? old : nil)
         case "dynamodb:Scan", "dynamodb:Query":
             let r = try decode(request, ReadManyRequest.self)
             func parse(_ text: String?) throws -> Condition? {
@@ -229,6 +229,17 @@ public struct TableNodeService: NodeService {
     }
 
     /// Request bodies: an invalid attribute value is a ValidationException, as DynamoDB says it.
+    /// `{"<member>": item}`, or `{}` without an item, in DynamoDB JSON written by hand.
+    static func answer(_ member: StaticString, _ item: Item?) -> Data {
+        guard let item else { return Data("{}".utf8) }
+        var out: [UInt8] = [0x7B, 0x22]
+        JSONText.append(member, to: &out)
+        JSONText.append("\":", to: &out)
+        DynamoJSON.append(item, to: &out)
+        out.append(0x7D)
+        return Data(out)
+    }
+
     private func decode<T: Decodable>(_ request: InboundRequest, _ type: T.Type) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: request.body)
