@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(name: "NimbusAuthTests", dependencies: ["NimbusAuth", "NimbusProtocol", "IAMCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TableCoreTests", dependencies: ["TableCore"]),
         .testTarget(name: "FunctionRuntimeTests", dependencies: ["FunctionRuntime", "LabFunctions", "NimbusStack", "TableCore", "NimbusProtocol"]),
-        .target(name: "NotifierCore", dependencies: ["NimbusProtocol"]),
+        .target(name: "NotifierCore", dependencies: ["NimbusProtocol", .product(name: "HeapModule", package: "swift-collections")]),
         .target(
             name: "NotifierService",
             dependencies: ["NotifierCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]

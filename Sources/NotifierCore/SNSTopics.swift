@@ -1,4 +1,5 @@
 import Foundation
+import HeapModule
 import NimbusProtocol
 
 /// The notifier's core: topics, subscriptions, confirmation tokens, the outbox of deliveries and
@@ -16,6 +17,20 @@ public struct SNSTopics: Sendable {
     public private(set) var subscriptions: [String: Subscription] = [:]
     /// Deliveries not yet delivered nor given up, by id.
     public private(set) var outbox: [String: Delivery] = [:]
+    /// The outbox in the order it falls due, so handing out the next deliveries costs a few heap
+    /// operations, not a sort of the outbox. Entries go stale when their delivery is rescheduled or
+    /// leaves; they are dropped as they reach the top.
+    private var dueOrder = Heap<DueKey>()
+    /// Deliveries handed out by `takeDue` and not yet reported: not handed out twice.
+    public private(set) var handedOut: Set<String> = []
+
+    struct DueKey: Comparable {
+        var dueAt: Double
+        var createdAt: Double
+        var id: String
+        init(_ d: Delivery) { (dueAt, createdAt, id) = (d.dueAt, d.createdAt, d.id) }
+        static func < (a: DueKey, b: DueKey) -> Bool { (a.dueAt, a.createdAt, a.id) < (b.dueAt, b.createdAt, b.id) }
+    }
     private var dedupe: [String: DedupeEntry] = [:]
     /// Deliveries that ended since start (or were counted at restore): for health.
     public private(set) var deliveredCount = 0
@@ -45,6 +60,8 @@ public struct SNSTopics: Sendable {
         self.topics = Dictionary(topics.map { ($0.arn, $0) }, uniquingKeysWith: { $1 })
         self.subscriptions = Dictionary(subscriptions.map { ($0.arn, $0) }, uniquingKeysWith: { $1 })
         self.outbox = Dictionary(outbox.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+        dueOrder = Heap(self.outbox.values.map(DueKey.init))
+        handedOut = []
         self.dedupe = Dictionary(dedupe.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
         deliveredCount = delivered
         failedCount = failed
@@ -266,7 +283,7 @@ public struct SNSTopics: Sendable {
                     protocol: subscription.deliveryProtocol, messageId: messageId, topicArn: topicArn, subject: input.subject, message: text,
                     attributes: input.messageAttributes ?? [:], timestamp: now, unsubscribeURL: unsubscribeURL(subscription.arn)),
                 senderName: topic.displayName, createdAt: now, dueAt: now)
-            outbox[delivery.id] = delivery
+            put(delivery)
             changes.append(.putDelivery(delivery))
         }
         if let dedupeKey { remember(dedupeKey, messageId: messageId, now: now, changes: &changes) }
@@ -415,24 +432,38 @@ public struct SNSTopics: Sendable {
 
     // MARK: Deliveries
 
-    /// Outbox entries due at `now`, oldest first, leaving out `excluding` (those being sent).
-    public func dueDeliveries(now: Double, limit: Int, excluding: Set<String> = []) -> [Delivery] {
-        // Orders keys, not deliveries: a Delivery is a large value and a busy outbox holds thousands.
-        var due: [(dueAt: Double, createdAt: Double, id: String)] = []
-        for (id, delivery) in outbox where delivery.dueAt <= now && !excluding.contains(id) {
-            due.append((delivery.dueAt, delivery.createdAt, id))
-        }
-        due.sort { ($0.dueAt, $0.createdAt, $0.id) < ($1.dueAt, $1.createdAt, $1.id) }
-        return due.prefix(limit).compactMap { outbox[$0.id] }
+    /// Into the outbox, and into the due order.
+    private mutating func put(_ delivery: Delivery) {
+        outbox[delivery.id] = delivery
+        dueOrder.insert(DueKey(delivery))
     }
 
-    /// When the earliest outbox entry not in `excluding` falls due, if any.
-    public func nextDueAt(excluding: Set<String> = []) -> Double? {
-        outbox.values.lazy.filter { !excluding.contains($0.id) }.map(\.dueAt).min()
+    /// Hands out up to `limit` deliveries due at `now`, oldest first. Each counts as being sent
+    /// until `deliverySucceeded` or `deliveryFailed` reports on it, and is not handed out again
+    /// before that.
+    public mutating func takeDue(now: Double, limit: Int) -> [Delivery] {
+        var due: [Delivery] = []
+        while due.count < limit, let top = dueOrder.min, top.dueAt <= now {
+            dueOrder.removeMin()
+            guard let delivery = outbox[top.id], delivery.dueAt == top.dueAt, !handedOut.contains(top.id) else { continue }  // stale
+            handedOut.insert(top.id)
+            due.append(delivery)
+        }
+        return due
+    }
+
+    /// When the next delivery not handed out falls due, if any.
+    public mutating func nextDueAt() -> Double? {
+        while let top = dueOrder.min {
+            if let delivery = outbox[top.id], delivery.dueAt == top.dueAt, !handedOut.contains(top.id) { return top.dueAt }
+            dueOrder.removeMin()
+        }
+        return nil
     }
 
     /// The endpoint took the delivery: it leaves the outbox and goes into the log.
     public mutating func deliverySucceeded(_ id: String, now: Double, changes: inout [NotifierChange]) {
+        handedOut.remove(id)
         guard let delivery = outbox.removeValue(forKey: id) else { return }
         deliveredCount += 1
         changes.append(.deleteDelivery(id: id))
@@ -445,13 +476,14 @@ public struct SNSTopics: Sendable {
     /// `permanent`: the endpoint refused for good (an SMTP 5xx for the recipient): no retry.
     public mutating func deliveryFailed(_ id: String, error: String, permanent: Bool = false, now: Double,
                                         changes: inout [NotifierChange]) -> Bool {
+        handedOut.remove(id)
         guard var delivery = outbox[id] else { return false }
         delivery.attempts += 1
         delivery.lastError = error
         let policy = RetryPolicy.forProtocol(delivery.deliveryProtocol)
         if !permanent, let next = policy.nextAttempt(afterFailures: delivery.attempts, createdAt: delivery.createdAt, now: now) {
             delivery.dueAt = next
-            outbox[id] = delivery
+            put(delivery)
             changes.append(.putDelivery(delivery))
             return false
         }
@@ -478,7 +510,7 @@ public struct SNSTopics: Sendable {
             body: NotificationText.confirmation(protocol: subscription.deliveryProtocol, messageId: messageId, topicArn: topic.arn,
                                                 token: token, subscribeURL: subscribeURL, timestamp: now),
             senderName: topic.displayName, createdAt: now, dueAt: now)
-        outbox[delivery.id] = delivery
+        put(delivery)
         changes.append(.putDelivery(delivery))
     }
 

@@ -10,8 +10,6 @@ import Synchronization
 actor NotifierEngine {
     private var topics: SNSTopics
     private let committer: GroupCommitter<NotifierChange>
-    /// Deliveries handed to a sender and not yet reported back: not handed out twice.
-    private var sending: Set<String> = []
     /// Rung whenever the outbox may have something due sooner than the loop thinks.
     nonisolated let doorbell = Doorbell()
 
@@ -40,14 +38,12 @@ actor NotifierEngine {
 
     /// Due deliveries not already being sent; they count as being sent until reported.
     func takeDue(limit: Int) -> [Delivery] {
-        let due = topics.dueDeliveries(now: Self.now(), limit: limit, excluding: sending)
-        for delivery in due { sending.insert(delivery.id) }
-        return due
+        topics.takeDue(now: Self.now(), limit: limit)
     }
 
     /// Seconds until the next delivery not being sent falls due (nil: nothing waiting).
     func secondsUntilNextDue() -> Double? {
-        topics.nextDueAt(excluding: sending).map { max(0, $0 - Self.now()) }
+        topics.nextDueAt().map { max(0, $0 - Self.now()) }
     }
 
     /// An attempt's result: nil error for delivered; `permanent` when the endpoint refused for good.
@@ -72,7 +68,6 @@ actor NotifierEngine {
         gaveUp.reserveCapacity(outcomes.count)
         let now = Self.now()
         for outcome in outcomes {
-            sending.remove(outcome.id)
             if let error = outcome.error {
                 gaveUp.append(topics.deliveryFailed(outcome.id, error: error, permanent: outcome.permanent, now: now, changes: &changes))
             } else {
@@ -89,7 +84,7 @@ actor NotifierEngine {
             "topics": String(topics.topics.count),
             "subscriptions": String(topics.subscriptions.count),
             "outboxDepth": String(topics.outbox.count),
-            "sending": String(sending.count),
+            "sending": String(topics.handedOut.count),
             "delivered": String(topics.deliveredCount),
             "failed": String(topics.failedCount),
             "dedupeKeys": String(topics.dedupeKeyCount),

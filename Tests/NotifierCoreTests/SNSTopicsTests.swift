@@ -446,6 +446,28 @@ final class Counter: @unchecked Sendable {
 
     // MARK: Deliveries
 
+    @Test func deliveriesAreHandedOutOldestFirstInRoundsAndSurviveARestore() throws {
+        var sns = try withTopic()
+        var changes: [NotifierChange] = []
+        let subscription = try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:q1",
+                                             now: Self.t0, changes: &changes)
+        for i in 0..<5 {
+            _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: "m\(i)"), now: Self.t0 + Double(i), changes: &changes)
+        }
+        let created = deliveries(changes).sorted { $0.createdAt < $1.createdAt }.map(\.id)
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 2).map(\.id) == Array(created[0..<2]))
+        // A restart forgets what was handed out (those sends never reported): all five are due again.
+        var restored = makeTopics()
+        restored.restore(topics: Array(sns.topics.values), subscriptions: Array(sns.subscriptions.values), outbox: Array(sns.outbox.values),
+                         dedupe: [], delivered: 0, failed: 0)
+        #expect(restored.takeDue(now: Self.t0 + 10, limit: 10).map(\.id) == created)
+        // Deliveries of a subscription that goes away leave the due order with it.
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 1).map(\.id) == [created[2]])
+        try sns.unsubscribe(subscription, changes: &changes)
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10).isEmpty)
+        #expect(sns.nextDueAt() == nil)
+    }
+
     @Test func outboxHandsOutDueDeliveriesAndRetriesWithBackoff() throws {
         var sns = try withTopic()
         _ = try confirmedEmail(&sns, "me@example.com")
@@ -453,16 +475,20 @@ final class Counter: @unchecked Sendable {
         sns.deliverySucceeded(try #require(sns.outbox.keys.first), now: Self.t0, changes: &changes)  // the confirmation
         #expect(sns.deliveredCount == 1)
         _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: "m"), now: Self.t0 + 10, changes: &changes)
-        let due = sns.dueDeliveries(now: Self.t0 + 10, limit: 10)
+        #expect(sns.takeDue(now: Self.t0 + 9, limit: 10).isEmpty)
+        let due = sns.takeDue(now: Self.t0 + 10, limit: 10)
         #expect(due.count == 1)
         let id = due[0].id
-        #expect(sns.dueDeliveries(now: Self.t0 + 10, limit: 10, excluding: [id]).isEmpty)
-        #expect(sns.dueDeliveries(now: Self.t0 + 9, limit: 10).isEmpty)
+        // Handed out: not again until reported, and not what the loop waits for.
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10).isEmpty)
+        #expect(sns.nextDueAt() == nil)
         changes = []
         #expect(!sns.deliveryFailed(id, error: "connection refused", now: Self.t0 + 10, changes: &changes))
         #expect(sns.outbox[id]?.dueAt == Self.t0 + 11)
         #expect(sns.outbox[id]?.attempts == 1)
         #expect(sns.nextDueAt() == Self.t0 + 11)
+        #expect(sns.takeDue(now: Self.t0 + 10.5, limit: 10).isEmpty)
+        #expect(sns.takeDue(now: Self.t0 + 11, limit: 10).map(\.id) == [id])
         _ = sns.deliveryFailed(id, error: "connection refused", now: Self.t0 + 11, changes: &changes)
         #expect(sns.outbox[id]?.dueAt == Self.t0 + 13)
         changes = []
