@@ -132,7 +132,7 @@ let package = Package(
         .target(name: "NotifierCore", dependencies: ["NimbusProtocol", .product(name: "HeapModule", package: "swift-collections")]),
         .target(
             name: "NotifierService",
-            dependencies: ["NotifierCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["NotifierCore", "QueueCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "MailSink"),
         .executableTarget(name: "NimbusMailSink", dependencies: ["MailSink", "NimbusRuntime", "NimbusProtocol"]),

@@ -31,32 +31,6 @@ public enum JSONFields {
         return (try? decoder.decode(One.self, from: data))?.value
     }
 
-    /// The text of a JSON string's contents with its simple escapes resolved; nil for `\u` escapes
-    /// (left to JSONDecoder) or a malformed escape.
-    private static func unescape(_ raw: UnsafeBufferPointer<UInt8>) -> String? {
-        var out: [UInt8] = []
-        out.reserveCapacity(raw.count)
-        var i = 0
-        while i < raw.count {
-            let c = raw[i]
-            guard c == 0x5C else { out.append(c); i += 1; continue }
-            guard i + 1 < raw.count else { return nil }
-            switch raw[i + 1] {
-            case 0x22: out.append(0x22)
-            case 0x5C: out.append(0x5C)
-            case 0x2F: out.append(0x2F)
-            case 0x62: out.append(0x08)
-            case 0x66: out.append(0x0C)
-            case 0x6E: out.append(0x0A)
-            case 0x72: out.append(0x0D)
-            case 0x74: out.append(0x09)
-            default: return nil
-            }
-            i += 2
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     /// `.some(value)` when decided here (`.some(nil)`: no such member), nil when unsure.
     private static func scan(_ b: UnsafeBufferPointer<UInt8>, key: [UInt8]) -> String?? {
         var i = 0
@@ -119,7 +93,7 @@ public enum JSONFields {
                 guard let (range, escaped) = string() else { return nil }
                 if escaped {
                     // Foundation's JSONEncoder writes "/" as "\/" in every URL: worth reading here.
-                    guard let text = unescape(UnsafeBufferPointer(rebasing: b[range])) else { return nil }
+                    guard let text = StringJSON.unescape(UnsafeBufferPointer(rebasing: b[range])) else { return nil }
                     found = text
                 } else {
                     found = String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self)

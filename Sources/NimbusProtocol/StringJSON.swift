@@ -119,7 +119,7 @@ public indirect enum StringJSON: Equatable, Sendable {
                 if byte == 0x22 {
                     let raw = UnsafeBufferPointer(rebasing: bytes[start..<at])
                     at += 1
-                    return escaped ? Self.unescape(raw) : String(validating: raw, as: UTF8.self)
+                    return escaped ? StringJSON.unescape(raw) : String(validating: raw, as: UTF8.self)
                 }
                 if byte < 0x20 { return nil }
                 if byte == 0x5C { escaped = true; at += 2; continue }
@@ -127,29 +127,31 @@ public indirect enum StringJSON: Equatable, Sendable {
             }
             return nil
         }
+    }
 
-        static func unescape(_ raw: UnsafeBufferPointer<UInt8>) -> String? {
-            var out: [UInt8] = []
-            out.reserveCapacity(raw.count)
-            var i = 0
-            while i < raw.count {
-                let c = raw[i]
-                guard c == 0x5C else { out.append(c); i += 1; continue }
-                guard i + 1 < raw.count else { return nil }
-                switch raw[i + 1] {
-                case 0x22: out.append(0x22)
-                case 0x5C: out.append(0x5C)
-                case 0x2F: out.append(0x2F)
-                case 0x62: out.append(0x08)
-                case 0x66: out.append(0x0C)
-                case 0x6E: out.append(0x0A)
-                case 0x72: out.append(0x0D)
-                case 0x74: out.append(0x09)
-                default: return nil  // \u (and anything malformed) is JSONDecoder's
-                }
-                i += 2
+    /// The text of a JSON string's contents (between its quotes) with its simple escapes resolved;
+    /// nil for `\u` escapes (JSONDecoder's), a malformed escape or invalid UTF-8.
+    static func unescape(_ raw: UnsafeBufferPointer<UInt8>) -> String? {
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count)
+        var i = 0
+        while i < raw.count {
+            let c = raw[i]
+            guard c == 0x5C else { out.append(c); i += 1; continue }
+            guard i + 1 < raw.count else { return nil }
+            switch raw[i + 1] {
+            case 0x22: out.append(0x22)
+            case 0x5C: out.append(0x5C)
+            case 0x2F: out.append(0x2F)
+            case 0x62: out.append(0x08)
+            case 0x66: out.append(0x0C)
+            case 0x6E: out.append(0x0A)
+            case 0x72: out.append(0x0D)
+            case 0x74: out.append(0x09)
+            default: return nil  // \u (and anything malformed) is JSONDecoder's
             }
-            return out.withUnsafeBufferPointer { String(validating: $0, as: UTF8.self) }
+            i += 2
         }
+        return out.withUnsafeBufferPointer { String(validating: $0, as: UTF8.self) }
     }
 }

@@ -5,6 +5,7 @@ import FoundationNetworking
 import NimbusProtocol
 import NimbusRuntime
 import NotifierCore
+import QueueCore
 
 /// Carries one delivery to its endpoint: email and email-json through SMTP, sqs through the queue
 /// node (`sqs:SendMessage`), http/https as a POST. Throws when the endpoint did not take it.
@@ -36,35 +37,22 @@ final class DeliverySenders: Sendable {
     /// Deliveries to one queue, up to ten at a time in one `sqs:SendMessageBatch` (each still a
     /// message of its own in the queue, as SNS sends them). The URL follows from the ARN: no
     /// GetQueueUrl, which a queue's policy for SNS does not grant (AWS's SNS needs only
-    /// sqs:SendMessage on the subscribed queue, and SendMessageBatch is authorized as SendMessage). Returns the failure of each delivery
-    /// that did not get in, by delivery id; a failed request fails them all.
+    /// sqs:SendMessage on the subscribed queue, and SendMessageBatch is authorized as SendMessage).
+    /// Returns the failure of each delivery that did not get in, by delivery id; a failed request
+    /// fails them all.
     func sendToQueue(_ deliveries: [Delivery], client: NimbusClient) async -> [String: String] {
         guard let first = deliveries.first else { return [:] }
         guard let url = ARN(first.endpoint)?.sqsQueueURL else {
             return Dictionary(deliveries.map { ($0.id, "not an SQS queue ARN: \($0.endpoint)") }, uniquingKeysWith: { a, _ in a })
         }
-        var body: [UInt8] = []
-        JSONText.append("{\"QueueUrl\":", to: &body)
-        JSONText.appendString(url, to: &body)
-        JSONText.append(",\"Entries\":[", to: &body)
-        for (index, delivery) in deliveries.enumerated() {
-            if index > 0 { body.append(0x2C) }
-            JSONText.append("{\"Id\":", to: &body)
-            JSONText.appendString(String(index), to: &body)
-            JSONText.append(",\"MessageBody\":", to: &body)
-            JSONText.appendString(delivery.body, to: &body)
-            body.append(0x7D)
-        }
-        JSONText.append("]}", to: &body)
-        struct Answer: Decodable {
-            struct Sent: Decodable { var Id: String }
-            struct Failed: Decodable { var Id: String; var Code: String; var Message: String }
-            var Successful: [Sent]
-            var Failed: [Failed]
-        }
-        let answer: Answer
+        let request = SendMessageBatchRequest(QueueUrl: url, Entries: deliveries.enumerated().map {
+            SendMessageBatchEntry(Id: String($0.offset), MessageBody: $0.element.body)
+        })
+        let answer: SendMessageBatchResponse
         do {
-            answer = try JSONDecoder().decode(Answer.self, from: try await client.request("sqs:SendMessageBatch", to: .queue, body: Data(body)))
+            let body = try SQSFastJSON.encode(request) ?? JSONEncoder().encode(request)
+            let reply = try await client.request("sqs:SendMessageBatch", to: .queue, body: body)
+            answer = try SQSFastJSON.decodeSendMessageBatchResponse(reply) ?? JSONDecoder().decode(SendMessageBatchResponse.self, from: reply)
         } catch {
             return Dictionary(deliveries.map { ($0.id, "\(error)") }, uniquingKeysWith: { a, _ in a })
         }

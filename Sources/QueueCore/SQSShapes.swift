@@ -240,15 +240,22 @@ public enum SQSFastJSON {
 
     /// SendMessageBatch whose entries have an id and a body only; nil for anything else.
     public static func decodeSendMessageBatch(_ data: Data) -> SendMessageBatchRequest? {
+        stringBatch(data, "MessageBody").map { url, entries in
+            SendMessageBatchRequest(QueueUrl: url, Entries: entries.map { SendMessageBatchEntry(Id: $0.id, MessageBody: $0.value) })
+        }
+    }
+
+    /// `{"QueueUrl": ..., "Entries": [{"Id": ..., "<member>": ...}, ...]}` with strings only.
+    private static func stringBatch(_ data: Data, _ member: String) -> (url: String, entries: [(id: String, value: String)])? {
         guard let m = StringJSON.parse(data)?.members(allowed: ["QueueUrl", "Entries"]),
               let url = m["QueueUrl"]?.string, let items = m["Entries"]?.array else { return nil }
-        var entries: [SendMessageBatchEntry] = []
+        var entries: [(id: String, value: String)] = []
         entries.reserveCapacity(items.count)
         for item in items {
-            guard let e = item.members(allowed: ["Id", "MessageBody"]), let id = e["Id"]?.string, let body = e["MessageBody"]?.string else { return nil }
-            entries.append(SendMessageBatchEntry(Id: id, MessageBody: body))
+            guard let e = item.members(allowed: ["Id", member]), let id = e["Id"]?.string, let value = e[member]?.string else { return nil }
+            entries.append((id, value))
         }
-        return SendMessageBatchRequest(QueueUrl: url, Entries: entries)
+        return (url, entries)
     }
 
     /// SendMessageBatch's answer when every entry got in (strings only); nil for anything else.
@@ -272,16 +279,9 @@ public enum SQSFastJSON {
 
     /// DeleteMessageBatch whose entries have an id and a receipt handle only; nil for anything else.
     public static func decodeDeleteMessageBatch(_ data: Data) -> HandleBatchRequest? {
-        guard let m = StringJSON.parse(data)?.members(allowed: ["QueueUrl", "Entries"]),
-              let url = m["QueueUrl"]?.string, let items = m["Entries"]?.array else { return nil }
-        var entries: [BatchHandleEntry] = []
-        entries.reserveCapacity(items.count)
-        for item in items {
-            guard let e = item.members(allowed: ["Id", "ReceiptHandle"]), let id = e["Id"]?.string,
-                  let handle = e["ReceiptHandle"]?.string else { return nil }
-            entries.append(BatchHandleEntry(Id: id, ReceiptHandle: handle, VisibilityTimeout: nil))
+        stringBatch(data, "ReceiptHandle").map { url, entries in
+            HandleBatchRequest(QueueUrl: url, Entries: entries.map { BatchHandleEntry(Id: $0.id, ReceiptHandle: $0.value, VisibilityTimeout: nil) })
         }
-        return HandleBatchRequest(QueueUrl: url, Entries: entries)
     }
 
     /// ReceiveMessage's answer when no message carries message attributes (which take the general
