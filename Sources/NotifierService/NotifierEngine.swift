@@ -53,15 +53,9 @@ actor NotifierEngine {
         var permanent = false
     }
 
-    /// Reports an attempt. The outbox row goes only once the outcome is durable, so a crash before
-    /// that sends the delivery again (at least once, never lost). Returns true when a failure made
-    /// the delivery be given up.
-    @discardableResult
-    func report(_ id: String, error: String?, permanent: Bool = false) async throws -> Bool {
-        try await report([Outcome(id: id, error: error, permanent: permanent)])[0]
-    }
-
-    /// Reports several attempts in one commit; for each, whether it was given up.
+    /// Reports attempts, in one commit. An outbox row goes only once its outcome is durable, so a
+    /// crash before that sends the delivery again (at least once, never lost). For each, whether a
+    /// failure made the delivery be given up.
     func report(_ outcomes: [Outcome]) async throws -> [Bool] {
         var changes: [NotifierChange] = []
         var gaveUp: [Bool] = []
