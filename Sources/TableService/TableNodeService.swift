@@ -228,7 +228,6 @@ public struct TableNodeService: NodeService {
         TableError("TrimmedDataAccessException", "The operation attempted to read past the oldest stream record in a shard (records before \(position) were trimmed: older than the retention period)")
     }
 
-    /// Request bodies: an invalid attribute value is a ValidationException, as DynamoDB says it.
     /// `{"<member>": item}`, or `{}` without an item, in DynamoDB JSON written by hand.
     static func answer(_ member: StaticString, _ item: Item?) -> Data {
         guard let item else { return Data("{}".utf8) }
@@ -240,6 +239,7 @@ public struct TableNodeService: NodeService {
         return Data(out)
     }
 
+    /// Request bodies: an invalid attribute value is a ValidationException, as DynamoDB says it.
     private func decode<T: Decodable>(_ request: InboundRequest, _ type: T.Type) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: request.body)
