@@ -95,6 +95,9 @@ final class Doorbell: Sendable {
     }
     private let state = Mutex(State())
 
+    /// A ring no wait has used yet.
+    var pending: Bool { state.withLock { $0.rung } }
+
     func ring() {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             if let w = s.waiter { s.waiter = nil; return w }
@@ -105,8 +108,11 @@ final class Doorbell: Sendable {
     }
 
     func wait(upTo seconds: Double) async {
+        // Rung while the caller was busy (the usual case under load): no timer needed.
+        if state.withLock({ s in defer { s.rung = false }; return s.rung }) { return }
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: .milliseconds(Int64(max(0, seconds) * 1000) + 1))
+            // A cancelled timer (the bell rang first) must not ring: that would end the next wait early.
+            guard (try? await Task.sleep(for: .milliseconds(Int64(max(0, seconds) * 1000) + 1))) != nil else { return }
             self?.ring()
         }
         defer { timer.cancel() }

@@ -190,3 +190,37 @@ final class ScriptedSMTPServer: @unchecked Sendable {
         #expect(id("X-Message-ID: <not-it>\r\n\r\n") == nil)
     }
 }
+
+@Suite struct DoorbellTests {
+    /// Runs `wait` against a 5-second bound; true when the wait ended first.
+    func endsBeforeTheBound(_ wait: @escaping @Sendable () async -> Void) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await wait(); return true }
+            group.addTask { try? await Task.sleep(for: .seconds(5)); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    @Test func aRingBeforeTheWaitEndsItAtOnceAndOnlyOnce() async {
+        let bell = Doorbell()
+        bell.ring()
+        #expect(bell.pending)
+        #expect(await endsBeforeTheBound { await bell.wait(upTo: 60) })
+        #expect(!bell.pending)
+        // A wait that ends by its own limit leaves no ring behind for the next one.
+        await bell.wait(upTo: 0.01)
+        #expect(!bell.pending)
+    }
+
+    @Test func aRingDuringTheWaitEndsIt() async {
+        let bell = Doorbell()
+        let waiting = Task { await bell.wait(upTo: 60) }
+        // The ring either wakes the parked waiter or, if it comes first, is kept for it.
+        #expect(await endsBeforeTheBound {
+            bell.ring()
+            await waiting.value
+        })
+    }
+}
