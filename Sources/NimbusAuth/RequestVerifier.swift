@@ -128,10 +128,12 @@ struct ReplayGuard {
 /// A small TTL cache with an injected clock, and a version: when the version the owner learns
 /// changes (a policy or attachment changed at the IAM node), everything cached is dropped.
 /// Used for authorization decisions and signing material.
+// Inlinable so that the authorizer's caches (another module) are specialized for their key and
+// value types: unspecialized, every look-up instantiated generic metadata at run time.
 public struct ExpiringCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     public let ttlMillis: Int64
     public let capacity: Int
-    private var entries: [Key: (value: Value, expires: Int64)] = [:]
+    @usableFromInline var entries: [Key: (value: Value, expires: Int64)] = [:]
     public private(set) var version: Int64 = -1
 
     public init(ttlMillis: Int64, capacity: Int = 100_000) {
@@ -141,12 +143,14 @@ public struct ExpiringCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
 
     public var count: Int { entries.count }
 
+    @inlinable
     public func value(_ key: Key, nowMillis: Int64) -> Value? {
         guard let entry = entries[key], entry.expires > nowMillis else { return nil }
         return entry.value
     }
 
     /// Stores `value` until `now + ttl` (or `expires`, when sooner).
+    @inlinable
     public mutating func store(_ key: Key, _ value: Value, nowMillis: Int64, expires: Int64? = nil) {
         if entries.count >= capacity { evictExpired(nowMillis) }
         // Still full of live entries: start over rather than grow without bound.
@@ -165,7 +169,8 @@ public struct ExpiringCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
 
     public mutating func removeAll() { entries.removeAll(keepingCapacity: true) }
 
-    private mutating func evictExpired(_ now: Int64) {
+    @usableFromInline
+    mutating func evictExpired(_ now: Int64) {
         entries = entries.filter { $0.value.expires > now }
     }
 }
