@@ -33,16 +33,17 @@ public indirect enum StringJSON: Equatable, Sendable {
         }
     }
 
-    /// The members of an object, when every key is one of `allowed` and each appears once.
-    public func members(allowed: Set<String>) -> [String: StringJSON]? {
-        guard case .object(let pairs) = self else { return nil }
-        var out: [String: StringJSON] = [:]
-        out.reserveCapacity(pairs.count)
-        for (key, value) in pairs {
-            guard allowed.contains(key) else { return nil }
-            out[key] = value
-        }
-        return out
+    /// The members of an object, when every key is one of `allowed` (keys are unique already).
+    public func members(allowed: Set<String>) -> Members? {
+        guard case .object(let pairs) = self, pairs.allSatisfy({ allowed.contains($0.key) }) else { return nil }
+        return Members(pairs: pairs)
+    }
+
+    /// An object's members by name: a handful at most, so a scan rather than a dictionary.
+    public struct Members: Sendable {
+        let pairs: [(key: String, value: StringJSON)]
+        public subscript(key: String) -> StringJSON? { pairs.first { $0.key == key }?.value }
+        public var values: [StringJSON] { pairs.map(\.value) }
     }
 
     public var string: String? {
