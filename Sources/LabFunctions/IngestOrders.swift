@@ -54,7 +54,7 @@ public struct IngestOrders: SQSFunction {
         var digest = Array(Insecure.SHA1.hash(data: Array(namespace.utf8) + Array(messageId.utf8)).prefix(16))
         digest[6] = (digest[6] & 0x0F) | 0x50
         digest[8] = (digest[8] & 0x3F) | 0x80
-        let hex = digest.map { String(format: "%02x", $0) }.joined()
+        let hex = Hex.encode(digest)
         let p = Array(hex)
         return [String(p[0..<8]), String(p[8..<12]), String(p[12..<16]), String(p[16..<20]), String(p[20..<32])].joined(separator: "-")
     }

@@ -201,25 +201,15 @@ public enum RequestSigning {
             return authenticationCode(key: key, header: header, auth: auth, body: body) { bytes in
                 var diff: UInt8 = 0
                 for i in 0..<32 {
-                    diff |= given[2 * i] ^ hexDigits[Int(bytes[i] >> 4)]
-                    diff |= given[2 * i + 1] ^ hexDigits[Int(bytes[i] & 0x0F)]
+                    diff |= given[2 * i] ^ Hex.digits[Int(bytes[i] >> 4)]
+                    diff |= given[2 * i + 1] ^ Hex.digits[Int(bytes[i] & 0x0F)]
                 }
                 return diff == 0
             }
         }
     }
 
-    static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
-    public static func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for b in bytes {
-            out.append(hexDigits[Int(b >> 4)])
-            out.append(hexDigits[Int(b & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    public static func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 { Hex.encode(bytes) }
 
     public static func hex<D: Digest>(_ digest: D) -> String { digest.withUnsafeBytes { hex($0) } }
     public static func hex(_ mac: HashedAuthenticationCode<SHA256>) -> String { mac.withUnsafeBytes { hex($0) } }

@@ -7,18 +7,7 @@ enum Digests {
         hex(Insecure.MD5.hash(data: bytes))
     }
 
-    private static let digits = Array("0123456789abcdef".utf8)
-
-    /// Lowercase hex; String(format:) costs about a microsecond a byte.
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(32)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func hex(_ bytes: some Sequence<UInt8>) -> String { Hex.encode(bytes) }
 
     /// A random (version 4) UUID in lowercase, as SQS message ids are; Foundation's UUID() plus
     /// lowercasing costs several microseconds.

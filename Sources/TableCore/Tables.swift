@@ -1,4 +1,5 @@
 import Foundation
+import NimbusProtocol
 
 /// A table's definition, as DescribeTable tells it.
 public struct TableSchema: Codable, Equatable, Sendable {
@@ -274,20 +275,7 @@ public struct Tables: Sendable {
     }
 
     /// 128 random bits in lower-case hex, like DynamoDB Streams' event ids.
-    static func newEventID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(32)
-        for _ in 0..<2 {
-            var bits = generator.next()
-            for _ in 0..<16 {
-                out.append(digits[Int(bits & 0xF)])
-                bits >>= 4
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func newEventID() -> String { Hex.random(bytes: 16) }
 
     private mutating func record(_ d: TableSchema, _ event: String, keys: Item, new: Item?, old: Item?, now: Double,
                                  changes: inout [TableChange]) {

@@ -33,3 +33,12 @@ import Testing
         #expect(UTCTime.compactDate(days: -1) == "19691231")
     }
 }
+
+@Suite struct HexTests {
+    @Test func lowerCaseTwoDigitsPerByte() {
+        #expect(Hex.encode([0x00, 0x0f, 0xa0, 0xff]) == "000fa0ff")
+        #expect(Hex.encode([UInt8]()) == "")
+        let random = Hex.random(bytes: 16)
+        #expect(random.count == 32 && random.allSatisfy { "0123456789abcdef".contains($0) })
+    }
+}
