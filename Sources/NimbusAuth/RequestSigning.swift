@@ -181,7 +181,7 @@ public enum RequestSigning {
     /// Signs `envelope` in place: fills `auth` for the given time.
     public static func sign(_ envelope: inout Envelope, with credentials: Credentials, key: SigningKey, nowMillis: Int64) {
         var auth = RequestAuth(accessKeyId: credentials.accessKeyId, sessionToken: credentials.sessionToken, timestamp: nowMillis, signature: "")
-        auth.signature = authenticationCode(key: key, header: envelope.header, auth: auth, body: envelope.body) { hex($0) }
+        auth.signature = authenticationCode(key: key, header: envelope.header, auth: auth, body: envelope.body) { Hex.encode($0) }
         envelope.header.auth = auth
     }
 
@@ -209,10 +209,7 @@ public enum RequestSigning {
         }
     }
 
-    public static func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 { Hex.encode(bytes) }
-
-    public static func hex<D: Digest>(_ digest: D) -> String { digest.withUnsafeBytes { hex($0) } }
-    public static func hex(_ mac: HashedAuthenticationCode<SHA256>) -> String { mac.withUnsafeBytes { hex($0) } }
+    public static func hex(_ mac: HashedAuthenticationCode<SHA256>) -> String { mac.withUnsafeBytes { Hex.encode($0) } }
 
     /// Compares two signatures in time independent of where they differ.
     public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {

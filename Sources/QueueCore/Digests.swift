@@ -4,10 +4,8 @@ import NimbusProtocol
 
 enum Digests {
     static func md5Hex(_ bytes: some DataProtocol) -> String {
-        hex(Insecure.MD5.hash(data: bytes))
+        Insecure.MD5.hash(data: bytes).withUnsafeBytes { Hex.encode($0) }
     }
-
-    static func hex(_ bytes: some Sequence<UInt8>) -> String { Hex.encode(bytes) }
 
     /// A random (version 4) UUID in lowercase, as SQS message ids are; Foundation's UUID() plus
     /// lowercasing costs several microseconds.
@@ -16,7 +14,7 @@ enum Digests {
         var bytes = withUnsafeBytes(of: (generator.next() as UInt64, generator.next() as UInt64)) { Array($0) }
         bytes[6] = (bytes[6] & 0x0F) | 0x40
         bytes[8] = (bytes[8] & 0x3F) | 0x80
-        let h = Array(hex(bytes).utf8)
+        let h = Array(Hex.encode(bytes).utf8)
         var out: [UInt8] = []
         out.reserveCapacity(36)
         for (i, c) in h.enumerated() {
