@@ -49,7 +49,7 @@ let package = Package(
         .target(name: "NimbusConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "SupervisorCore", dependencies: ["NimbusConfig"]),
         .target(name: "NimbusStack", dependencies: [.product(name: "Yams", package: "Yams")]),
-        .target(name: "NimbusStorage", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "NimbusStorage", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")]),
         .target(name: "IAMCore", dependencies: ["NimbusProtocol"]),
         .target(name: "NimbusAuth", dependencies: ["NimbusProtocol", "IAMCore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "TableCore", dependencies: ["NimbusProtocol"]),
@@ -128,6 +128,7 @@ let package = Package(
         .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),
         .testTarget(name: "NimbusAuthTests", dependencies: ["NimbusAuth", "NimbusProtocol", "IAMCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TableCoreTests", dependencies: ["TableCore"]),
+        .testTarget(name: "NimbusStorageTests", dependencies: ["NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "FunctionRuntimeTests", dependencies: ["FunctionRuntime", "LabFunctions", "NimbusStack", "TableCore", "NimbusProtocol"]),
         .target(name: "NotifierCore", dependencies: ["NimbusProtocol", .product(name: "HeapModule", package: "swift-collections")]),
         .target(

@@ -39,7 +39,7 @@ enum HeaderReader {
             while at < bytes.count {
                 let byte = bytes[at]
                 if byte == 0x22 {
-                    let text = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<at]), as: UTF8.self)
+                    let text = UTF8Text.validated(UnsafeBufferPointer(rebasing: bytes[start..<at]))
                     at += 1
                     return text
                 }

@@ -120,7 +120,7 @@ public indirect enum StringJSON: Equatable, Sendable {
                 if byte == 0x22 {
                     let raw = UnsafeBufferPointer(rebasing: bytes[start..<at])
                     at += 1
-                    return escaped ? StringJSON.unescape(raw) : String(validating: raw, as: UTF8.self)
+                    return escaped ? StringJSON.unescape(raw) : UTF8Text.validated(raw)
                 }
                 if byte < 0x20 { return nil }
                 if byte == 0x5C { escaped = true; at += 2; continue }
@@ -153,6 +153,6 @@ public indirect enum StringJSON: Equatable, Sendable {
             }
             i += 2
         }
-        return out.withUnsafeBufferPointer { String(validating: $0, as: UTF8.self) }
+        return out.withUnsafeBufferPointer { UTF8Text.validated($0) }
     }
 }

@@ -83,10 +83,23 @@ final class QueueStore: Sendable {
                     try db.execute(sql: "DELETE FROM queues WHERE name = ?", arguments: [name])
                     try db.execute(sql: "DELETE FROM messages WHERE queue = ?", arguments: [name])
                 case .putMessage(let m) where supersededAfter[m.seq] == index:
-                    try put.execute(arguments: [m.seq, m.queue, m.messageId, m.body, m.md5OfBody, m.messageAttributes, m.md5OfMessageAttributes,
-                                                m.senderId, m.sentTimestamp, m.visibleAt, m.receiveCount, m.firstReceiveTimestamp, m.receipt])
+                    try put.run {
+                        $0.bind(m.seq)
+                        $0.bind(m.queue)
+                        $0.bind(m.messageId)
+                        $0.bind(m.body)
+                        $0.bind(m.md5OfBody)
+                        $0.bind(m.messageAttributes)
+                        $0.bind(m.md5OfMessageAttributes)
+                        $0.bind(m.senderId)
+                        $0.bind(m.sentTimestamp)
+                        $0.bind(m.visibleAt)
+                        $0.bind(m.receiveCount)
+                        $0.bind(m.firstReceiveTimestamp)
+                        $0.bind(m.receipt)
+                    }
                 case .deleteMessage(let seq) where supersededAfter[seq] == index:
-                    try delete.execute(arguments: [seq])
+                    try delete.run { $0.bind(seq) }
                 case .putMessage, .deleteMessage:
                     break
                 }

@@ -137,7 +137,8 @@ public enum DynamoJSON {
 
 extension StreamRecord {
     /// The record as GetRecords serves it (what JSONEncoder wrote before, key for key).
-    public func jsonData() -> Data {
+    /// `newImageJSON`, when given, is NewImage already encoded (the item the same write stores).
+    public func jsonData(newImageJSON: Data? = nil) -> Data {
         var out: [UInt8] = []
         out.reserveCapacity(512)
         func field(_ name: StaticString, _ value: String, first: Bool = false) {
@@ -157,7 +158,7 @@ extension StreamRecord {
         DynamoJSON.append(dynamodb.Keys, to: &out)
         if let image = dynamodb.NewImage {
             JSONText.append(",\"NewImage\":", to: &out)
-            DynamoJSON.append(image, to: &out)
+            if let newImageJSON { out.append(contentsOf: newImageJSON) } else { DynamoJSON.append(image, to: &out) }
         }
         if let image = dynamodb.OldImage {
             JSONText.append(",\"OldImage\":", to: &out)

@@ -91,10 +91,16 @@ public struct Tables: Sendable {
     private(set) var items: [String: [String: Item]] = [:]
     /// Per table, per shard: the last sequence number handed out.
     private var sequences: [String: [Int: UInt64]] = [:]
+    /// Stream event ids: a random prefix per process and a counter, so they are unique without a
+    /// system call per record (128 random bits a record cost two getrandom calls).
+    private let eventIDPrefix: String
+    private var eventCounter: UInt64 = 0
+    private var streamARNs: [String: (label: String?, arn: String)] = [:]
 
-    public init(region: String, account: String) {
+    public init(region: String, account: String, eventIDPrefix: String = Hex.random(bytes: 8)) {
         self.region = region
         self.account = account
+        self.eventIDPrefix = eventIDPrefix
     }
 
     public mutating func restore(tables: [TableSchema], items stored: [(String, String, Item)], lastSequences: [String: [Int: UInt64]]) {
@@ -274,8 +280,39 @@ public struct Tables: Sendable {
         return Int(hash % UInt64(max(1, shards)))
     }
 
-    /// 128 random bits in lower-case hex, like DynamoDB Streams' event ids.
-    static func newEventID() -> String { Hex.random(bytes: 16) }
+    /// The shard's number, then its counter in 20 digits: ordered as text and as numbers within a shard.
+    static func sequenceNumber(shard: Int, counter: UInt64) -> String {
+        var out = Array(String(shard).utf8)
+        var digits = [UInt8](repeating: 0x30, count: 20)
+        var rest = counter
+        var at = 19
+        while rest > 0 && at >= 0 {
+            digits[at] = 0x30 + UInt8(rest % 10)
+            rest /= 10
+            at -= 1
+        }
+        out += digits
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The stream's ARN as records carry it, built once per table and stream label.
+    private mutating func streamARN(_ d: TableSchema) -> String {
+        if let cached = streamARNs[d.name], cached.label == d.streamLabel { return cached.arn }
+        let arn = "\(arn(d.name))/stream/\(d.streamLabel ?? "")"
+        streamARNs[d.name] = (d.streamLabel, arn)
+        return arn
+    }
+
+    /// 32 lower-case hex digits, like DynamoDB Streams' event ids: the process's random prefix, then the counter.
+    private mutating func newEventID() -> String {
+        eventCounter &+= 1
+        var out = Array(eventIDPrefix.utf8)
+        out.reserveCapacity(32)
+        for shift in stride(from: 60, through: 0, by: -4) {
+            out.append(Hex.digits[Int((eventCounter >> UInt64(shift)) & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 
     private mutating func record(_ d: TableSchema, _ event: String, keys: Item, new: Item?, old: Item?, now: Double,
                                  changes: inout [TableChange]) {
@@ -287,12 +324,11 @@ public struct Tables: Sendable {
         let newImage = (view == "NEW_IMAGE" || view == "NEW_AND_OLD_IMAGES") ? new : nil
         let oldImage = (view == "OLD_IMAGE" || view == "NEW_AND_OLD_IMAGES") ? old : nil
         let size = [keys, newImage ?? [:], oldImage ?? [:]].reduce(0) { sum, image in sum + image.reduce(0) { $0 + $1.key.utf8.count + $1.value.size } }
-        let sequence = String(shard) + String(repeating: "0", count: 20 - String(next).count) + String(next)
         let record = StreamRecord(
-            eventID: Self.newEventID(), eventName: event, awsRegion: region,
+            eventID: newEventID(), eventName: event, awsRegion: region,
             dynamodb: .init(ApproximateCreationDateTime: now.rounded(.down), Keys: keys, NewImage: newImage, OldImage: oldImage,
-                            SequenceNumber: sequence, SizeBytes: size, StreamViewType: view),
-            eventSourceARN: "\(arn(d.name))/stream/\(d.streamLabel ?? "")", shard: shard)
+                            SequenceNumber: Self.sequenceNumber(shard: shard, counter: next), SizeBytes: size, StreamViewType: view),
+            eventSourceARN: streamARN(d), shard: shard)
         changes.append(.appendRecord(table: d.name, record: record))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NimbusRuntime
+import Synchronization
 import TableCore
 
 /// The table node's shell: owns the `Tables` core and answers each write once it and its stream
@@ -11,11 +12,19 @@ actor TableEngine {
     private let logger: Logger
     private let committer: GroupCommitter<TableChange>
 
+    /// Stream records on disk, for GetRecords' long poll; told once per committed batch, off the actor.
+    private let watch: CommittedRecords
+
     init(tables: Tables, store: TableStore, logger: Logger) {
         self.tables = tables
         self.store = store
         self.logger = logger
-        committer = GroupCommitter(write: { try await store.commit($0) }, onFailure: { error in
+        let watch = CommittedRecords()
+        self.watch = watch
+        committer = GroupCommitter(write: { batch in
+            try await store.commit(batch)
+            watch.committed(batch)
+        }, onFailure: { error in
             logger.critical("commit failed: \(error); exiting so a restart reloads the durable state")
             exit(70)
         })
@@ -27,45 +36,76 @@ actor TableEngine {
         var changes: [TableChange] = []
         let result = try operation(&tables, Self.now(), &changes)
         try await committer.commit(changes)
-        recordsCommitted(changes)
         return result
     }
 
-    // MARK: Long-polling readers (GetRecords with WaitTimeMilliseconds)
-
-    /// Per "table|shard": the last sequence counter on disk, and the readers waiting for a newer one.
-    private var committed: [String: UInt64] = [:]
-    private var waiters: [String: [(id: Int, continuation: CheckedContinuation<Void, Never>)]] = [:]
-    private var nextWaiter = 0
-
     /// Returns once a record after `sequence` is committed in the shard, or after `timeout`.
-    func waitForRecords(table: String, shard: Int, after sequence: UInt64, timeout: Duration) async {
-        let key = table + "|" + String(shard)
-        if (committed[key] ?? 0) > sequence { return }
-        let id = nextWaiter
-        nextWaiter += 1
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            waiters[key, default: []].append((id, continuation))
-            Task { [weak self] in
-                try? await Task.sleep(for: timeout)
-                await self?.timeOut(key, id)
-            }
-        }
-    }
-
-    private func timeOut(_ key: String, _ id: Int) {
-        guard let index = waiters[key]?.firstIndex(where: { $0.id == id }) else { return }
-        waiters[key]!.remove(at: index).continuation.resume()
-    }
-
-    private func recordsCommitted(_ changes: [TableChange]) {
-        for case .appendRecord(let table, let record) in changes {
-            let key = table + "|" + String(record.shard)
-            committed[key] = max(committed[key] ?? 0, TableStore.counter(record.dynamodb.SequenceNumber))
-            for waiter in waiters.removeValue(forKey: key) ?? [] { waiter.continuation.resume() }
-        }
+    nonisolated func waitForRecords(table: String, shard: Int, after sequence: UInt64, timeout: Duration) async {
+        await watch.wait(table: table, shard: shard, after: sequence, timeout: timeout)
     }
 
     func read<T: Sendable>(_ operation: @Sendable (Tables) throws -> T) rethrows -> T { try operation(tables) }
 
+}
+
+/// Per table and shard: the last sequence counter on disk, and the GetRecords long polls waiting
+/// for a newer one.
+final class CommittedRecords: Sendable {
+    private struct ShardKey: Hashable {
+        var table: String
+        var shard: Int
+    }
+
+    private struct State {
+        var committed: [ShardKey: UInt64] = [:]
+        var waiters: [ShardKey: [(id: Int, continuation: CheckedContinuation<Void, Never>)]] = [:]
+        var nextWaiter = 0
+    }
+
+    private let state = Mutex(State())
+
+    func wait(table: String, shard: Int, after sequence: UInt64, timeout: Duration) async {
+        let key = ShardKey(table: table, shard: shard)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let id = state.withLock { s -> Int? in
+                if (s.committed[key] ?? 0) > sequence { return nil }
+                let id = s.nextWaiter
+                s.nextWaiter += 1
+                s.waiters[key, default: []].append((id, continuation))
+                return id
+            }
+            guard let id else { return continuation.resume() }
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.timeOut(key, id)
+            }
+        }
+    }
+
+    private func timeOut(_ key: ShardKey, _ id: Int) {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard let index = s.waiters[key]?.firstIndex(where: { $0.id == id }) else { return nil }
+            return s.waiters[key]!.remove(at: index).continuation
+        }
+        waiter?.resume()
+    }
+
+    /// A batch is on disk: wakes the readers of every shard it appended to.
+    func committed(_ changes: [TableChange]) {
+        var latest: [ShardKey: UInt64] = [:]
+        for case .appendRecord(let table, let record) in changes {
+            let key = ShardKey(table: table, shard: record.shard)
+            latest[key] = max(latest[key] ?? 0, TableStore.counter(record.dynamodb.SequenceNumber))
+        }
+        guard !latest.isEmpty else { return }
+        let woken = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            var woken: [CheckedContinuation<Void, Never>] = []
+            for (key, counter) in latest {
+                s.committed[key] = max(s.committed[key] ?? 0, counter)
+                woken += (s.waiters.removeValue(forKey: key) ?? []).map(\.continuation)
+            }
+            return woken
+        }
+        for continuation in woken { continuation.resume() }
+    }
 }

@@ -42,8 +42,12 @@ public struct TableNodeService: NodeService {
     public var actions: Set<String> { Self.actionNames }
 
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .withoutEscapingSlashes
+        // Only the rarer actions use it; PutItem and GetItem write their answers by hand.
+        var encoder: JSONEncoder {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .withoutEscapingSlashes
+            return encoder
+        }
         switch request.header.action {
         case "dynamodb:CreateTable":
             let r = try decode(request, CreateTableRequest.self)

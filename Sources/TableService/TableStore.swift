@@ -43,6 +43,8 @@ final class TableStore: Sendable {
     func commit(_ changes: [TableChange]) async throws {
         try await db.write { db in
             let encoder = JSONEncoder()
+            // A stream record's NewImage is the item its write just stored: encoded once, for both rows.
+            var stored: (table: String, item: Item, json: Data)?
             for change in changes {
                 switch change {
                 case .putTable(let t):
@@ -53,14 +55,27 @@ final class TableStore: Sendable {
                     try db.execute(sql: "DELETE FROM records WHERE table_name = ?", arguments: [name])
                     try db.execute(sql: "DELETE FROM trims WHERE table_name = ?", arguments: [name])
                 case .putItem(let table, let key, let item):
-                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO items (table_name, key, json) VALUES (?, ?, ?)")
-                        .execute(arguments: [table, key, DynamoJSON.encode(item)])
+                    let json = DynamoJSON.encode(item)
+                    stored = (table, item, json)
+                    try db.cachedStatement(sql: "INSERT OR REPLACE INTO items (table_name, key, json) VALUES (?, ?, ?)").run {
+                        $0.bind(table)
+                        $0.bind(key)
+                        $0.bind(json)
+                    }
                 case .deleteItem(let table, let key):
-                    try db.cachedStatement(sql: "DELETE FROM items WHERE table_name = ? AND key = ?").execute(arguments: [table, key])
+                    try db.cachedStatement(sql: "DELETE FROM items WHERE table_name = ? AND key = ?").run {
+                        $0.bind(table)
+                        $0.bind(key)
+                    }
                 case .appendRecord(let table, let record):
-                    try db.cachedStatement(sql: "INSERT INTO records (table_name, shard, seq, created, json) VALUES (?, ?, ?, ?, ?)")
-                        .execute(arguments: [table, record.shard, Int64(Self.counter(record.dynamodb.SequenceNumber)),
-                                             record.dynamodb.ApproximateCreationDateTime, record.jsonData()])
+                    let newImage = stored.flatMap { $0.table == table && record.dynamodb.NewImage == $0.item ? $0.json : nil }
+                    try db.cachedStatement(sql: "INSERT INTO records (table_name, shard, seq, created, json) VALUES (?, ?, ?, ?, ?)").run {
+                        $0.bind(table)
+                        $0.bind(record.shard)
+                        $0.bind(Int64(Self.counter(record.dynamodb.SequenceNumber)))
+                        $0.bind(record.dynamodb.ApproximateCreationDateTime)
+                        $0.bind(record.jsonData(newImageJSON: newImage))
+                    }
                 }
             }
         }

@@ -27,7 +27,29 @@ import Testing
                                                       SizeBytes: 77, StreamViewType: "NEW_AND_OLD_IMAGES"),
                                       eventSourceARN: "arn:aws:dynamodb:us-east-1:000000000000:table/orders/stream/x", shard: 0)
             #expect(try JSONDecoder().decode(StreamRecord.self, from: record.jsonData()) == record)
+            // The store hands over the item's JSON it just wrote, to be used as NewImage as it is.
+            if let newImage {
+                #expect(record.jsonData(newImageJSON: DynamoJSON.encode(newImage)) == record.jsonData())
+            }
         }
+    }
+
+    @Test func eventIDsAre32HexDigitsAndUniqueSequenceNumbersAreZeroPadded() throws {
+        var tables = Tables(region: "us-east-1", account: "000000000000", eventIDPrefix: "00112233aabbccdd")
+        var changes: [TableChange] = []
+        let table = try tables.createTable(name: "ids", partitionKey: .init(name: "k", type: "S"), sortKey: nil, streamViewType: "KEYS_ONLY",
+                                           shards: 1, now: 0, changes: &changes)
+        for i in 0..<20 { _ = try tables.putItem("ids", ["k": .s("\(i)")], condition: nil, now: 0, changes: &changes) }
+        let records = changes.compactMap { change -> StreamRecord? in
+            if case .appendRecord(_, let record) = change { return record } else { return nil }
+        }
+        #expect(records.count == 20)
+        #expect(Set(records.map(\.eventID)).count == 20)
+        #expect(records.allSatisfy { $0.eventID.count == 32 && $0.eventID.hasPrefix("00112233aabbccdd") && $0.eventID.allSatisfy(\.isHexDigit) })
+        #expect(records.last?.eventID == "00112233aabbccdd0000000000000014")
+        #expect(records.map(\.dynamodb.SequenceNumber).first == "000000000000000000001")
+        #expect(Tables.sequenceNumber(shard: 3, counter: 12_345_678_901_234_567_890) == "312345678901234567890")
+        #expect(records.allSatisfy { $0.eventSourceARN == "arn:aws:dynamodb:us-east-1:000000000000:table/ids/stream/\(table.streamLabel!)" })
     }
 
     @Test(arguments: [
