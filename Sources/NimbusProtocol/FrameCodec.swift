@@ -161,11 +161,20 @@ public enum FrameCodec {
 
     /// `service:Operation` with a lowercase service prefix and an alphanumeric operation.
     public static func isWellFormedAction(_ action: String) -> Bool {
-        let parts = action.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return false }
-        let serviceOK = parts[0].utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D }
-        let operationOK = parts[1].utf8.allSatisfy { ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) }
-        return serviceOK && operationOK
+        // One pass over the bytes: this runs on every request (split allocated an array each time).
+        var serviceLength = 0, operationLength = 0
+        var inOperation = false
+        for byte in action.utf8 {
+            if !inOperation {
+                if byte == 0x3A { inOperation = true; continue }
+                guard (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x2D else { return false }
+                serviceLength += 1
+            } else {
+                guard (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) else { return false }
+                operationLength += 1
+            }
+        }
+        return serviceLength > 0 && operationLength > 0
     }
 
     /// "nimbus/N" with N other than ours: the version it claims.

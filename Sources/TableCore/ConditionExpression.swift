@@ -46,13 +46,26 @@ public enum ConditionParser {
     public static func parseKeepingPlaceholders(_ text: String, names: [String: String]?, values: [String: AttributeValue]?)
         throws(TableError) -> (condition: Condition, usedNames: Set<String>, usedValues: Set<String>)
     {
+        // Without placeholders the text alone decides the result: the lab's ingest worker sends
+        // `attribute_not_exists(orderID)` with every order.
+        let plain = (names ?? [:]).isEmpty && (values ?? [:]).isEmpty
+        if plain, let condition = recentPlainConditions.withLock({ $0[text] }) { return (condition, [], []) }
         var parser = Parser(tokens: try tokenize(text), names: names ?? [:], values: values ?? [:])
         let condition = try parser.or()
         guard parser.at == parser.tokens.count else {
             throw TableError.validation("Invalid ConditionExpression: Syntax error; token: \"\(parser.tokens[parser.at])\"")
         }
+        if plain {
+            recentPlainConditions.withLock { cache in
+                if cache.count >= 256 { cache.removeAll() }
+                cache[text] = condition
+            }
+        }
         return (condition, parser.usedNames, parser.usedValues)
     }
+
+    /// Conditions without placeholders parsed lately, by their text.
+    private static let recentPlainConditions = Mutex<[String: Condition]>([:])
 
     /// DynamoDB refuses placeholders that no expression of the request uses.
     public static func checkAllUsed(names: [String: String]?, values: [String: AttributeValue]?,

@@ -103,6 +103,10 @@ import NimbusProtocol
         #expect(!FrameCodec.isWellFormedAction(":Send"))
         #expect(!FrameCodec.isWellFormedAction("sqs:Send:More"))
         #expect(!FrameCodec.isWellFormedAction("sqs:Send-Message"))
+        #expect(!FrameCodec.isWellFormedAction("SQS:SendMessage"))
+        #expect(!FrameCodec.isWellFormedAction(""))
+        #expect(!FrameCodec.isWellFormedAction(":"))
+        #expect(FrameCodec.isWellFormedAction("states-2:Start2"))
     }
 
     @Test func wireErrorJSONEscapesAndDecodes() throws {

@@ -75,6 +75,17 @@ let conditionCases: [ConditionCase] = [
         #expect(throws: TableError.self) { try ConditionParser.parse("attribute_exists(a)", names: ["#n": "x"], values: nil) }
         #expect(throws: TableError.self) { try ConditionParser.parse("attribute_exists(a)", names: nil, values: [":v": .n("1")]) }
     }
+
+    /// Plain expressions are cached by their text: a second parse must say what the first said,
+    /// errors included, and a cached plain text must not leak into a request with placeholders.
+    @Test func cachedPlainExpressionsParseAsTheFirstTime() throws {
+        for _ in 0..<2 {
+            #expect(try ConditionParser.parse("attribute_not_exists(cacheKey) AND NOT attribute_exists(other)", names: nil, values: nil)
+                == .and(.notExists([.name("cacheKey")]), .not(.exists([.name("other")]))))
+            #expect(throws: TableError.self) { try ConditionParser.parse("attribute_not_exists(cacheKey) AND", names: nil, values: nil) }
+        }
+        #expect(throws: TableError.self) { try ConditionParser.parse("attribute_not_exists(cacheKey) AND NOT attribute_exists(other)", names: ["#x": "y"], values: nil) }
+    }
 }
 
 @Suite struct AttributeValueTests {
