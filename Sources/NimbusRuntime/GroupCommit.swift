@@ -5,13 +5,18 @@ import Synchronization
 /// the order `commit` was called. An owning actor applies an operation to its core and then awaits
 /// `commit(changes)`: the changes are queued before the actor suspends, so the order on disk is the
 /// order of the core's history, and nobody hears of a change before it is durable.
+///
+/// Inlinable, so each service's committer is specialized for its change type (the generic version
+/// looked its metadata up at run time on every commit).
 public final class GroupCommitter<Change: Sendable>: Sendable {
-    private struct State {
-        var pending: [Change] = []
-        var waiters: [CheckedContinuation<Void, Error>] = []
-        var writing = false
+    @usableFromInline struct State {
+        @usableFromInline var pending: [Change] = []
+        @usableFromInline var waiters: [CheckedContinuation<Void, Error>] = []
+        @usableFromInline var writing = false
 
-        mutating func take() -> ([Change], [CheckedContinuation<Void, Error>])? {
+        @usableFromInline init() {}
+
+        @inlinable mutating func take() -> ([Change], [CheckedContinuation<Void, Error>])? {
             guard !pending.isEmpty || !waiters.isEmpty else { writing = false; return nil }
             writing = true
             defer { pending = []; waiters = [] }
@@ -19,9 +24,9 @@ public final class GroupCommitter<Change: Sendable>: Sendable {
         }
     }
 
-    private let state = Mutex(State())
-    private let write: @Sendable ([Change]) async throws -> Void
-    private let onFailure: @Sendable (any Error) -> Void
+    @usableFromInline let state = Mutex(State())
+    @usableFromInline let write: @Sendable ([Change]) async throws -> Void
+    @usableFromInline let onFailure: @Sendable (any Error) -> Void
 
     /// `write` makes a batch durable (one transaction); `onFailure` hears of a failed write after its
     /// callers got the error (the owner usually exits: its core is now ahead of its disk).
@@ -36,7 +41,7 @@ public final class GroupCommitter<Change: Sendable>: Sendable {
     /// queued before the actor is released. A plain async method would first hop to the global
     /// executor, letting a later operation of the same actor queue its changes first: a table's
     /// stream record 972 could then be on disk before 971, and a reader that saw 972 skipped 971.
-    nonisolated(nonsending) public func commit(_ changes: [Change]) async throws {
+    @inlinable nonisolated(nonsending) public func commit(_ changes: [Change]) async throws {
         guard !changes.isEmpty else { return }
         try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, Error>) in
             let batch = state.withLock { s -> ([Change], [CheckedContinuation<Void, Error>])? in
@@ -48,7 +53,7 @@ public final class GroupCommitter<Change: Sendable>: Sendable {
         }
     }
 
-    private func start(_ batch: ([Change], [CheckedContinuation<Void, Error>])) {
+    @inlinable func start(_ batch: ([Change], [CheckedContinuation<Void, Error>])) {
         Task {
             do {
                 try await write(batch.0)

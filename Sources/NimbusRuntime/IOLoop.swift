@@ -89,8 +89,10 @@ final class IOLoop: @unchecked Sendable {
     let settings: Settings
     let counters: NodeCounters
     let logger: Logger
-    let inbound: AsyncStream<InboundRequest>
-    private let inboundContinuation: AsyncStream<InboundRequest>.Continuation
+    /// Requests for the handlers, in batches: everything one wake-up read goes over in one yield
+    /// (a yield and its `next` per request were 7 % of an echo node's CPU).
+    let inbound: AsyncStream<[InboundRequest]>
+    private let inboundContinuation: AsyncStream<[InboundRequest]>.Continuation
     private let context: ZMQContext
     private let outbox: Mutex<Outbox>
     private let finished = Mutex<[CheckedContinuation<Void, Never>]?>([])
@@ -104,6 +106,8 @@ final class IOLoop: @unchecked Sendable {
     private var pending: [String: OutboundRequest] = [:]
     private var deadlines = Heap<Deadline>()
     private var inboundOpen = true
+    /// Requests read in this wake-up, handed over together at its end.
+    private var arrived: [InboundRequest] = []
     private var running = true
     private var pollerDirty = true
     private var parentGoneAt: ContinuousClock.Instant?
@@ -122,7 +126,7 @@ final class IOLoop: @unchecked Sendable {
         let wake = try ZMQSocket(context, .pair)
         try wake.connect(pipe)
         outbox = Mutex(Outbox(wake: wake))
-        (inbound, inboundContinuation) = AsyncStream.makeStream(of: InboundRequest.self, bufferingPolicy: .unbounded)
+        (inbound, inboundContinuation) = AsyncStream.makeStream(of: [InboundRequest].self, bufferingPolicy: .unbounded)
         var body = "{\"name\":"
         JSONText.appendString(settings.stamp.name, to: &body)
         body += ",\"incarnation\":"
@@ -285,6 +289,7 @@ final class IOLoop: @unchecked Sendable {
 
     private func readServer() {
         guard let server else { return }
+        defer { handOver() }
         // A bounded batch per wake-up keeps the pipe and the peer sockets served too.
         for _ in 0..<512 {
             let message: ReceivedMessage?
@@ -297,6 +302,12 @@ final class IOLoop: @unchecked Sendable {
             guard let message else { return }
             handleInbound(message)
         }
+    }
+
+    private func handOver() {
+        guard !arrived.isEmpty else { return }
+        inboundContinuation.yield(arrived)
+        arrived = []
     }
 
     private func handleInbound(_ message: ReceivedMessage) {
@@ -334,7 +345,7 @@ final class IOLoop: @unchecked Sendable {
                         .throttling, "\(settings.stamp.name) has \(settings.maxInFlight) requests in progress; retry later"))
                 } else {
                     inFlight.wrappingAdd(1, ordering: .relaxed)
-                    inboundContinuation.yield(InboundRequest(route: route, envelope: envelope))
+                    arrived.append(InboundRequest(route: route, envelope: envelope))
                 }
             case .reply, .error:
                 counters.malformedReceived.increment()

@@ -146,8 +146,8 @@ public final class NodeRuntime: Sendable {
 
     private func serve() async {
         await withDiscardingTaskGroup { group in
-            for await request in io.inbound {
-                group.addTask { await self.dispatch(request) }
+            for await batch in io.inbound {
+                for request in batch { group.addTask { await self.dispatch(request) } }
             }
         }
     }
