@@ -1,5 +1,5 @@
 import Foundation
-import HeapModule
+import DequeModule
 import Logging
 import NimbusProtocol
 import Synchronization
@@ -73,10 +73,9 @@ final class IOLoop: @unchecked Sendable {
         }
     }
 
-    private struct Deadline: Comparable {
+    private struct Deadline {
         var at: ContinuousClock.Instant
         var id: String
-        static func < (a: Deadline, b: Deadline) -> Bool { a.at < b.at }
     }
 
     /// State shared with other threads; the wake socket is only touched under this lock.
@@ -104,7 +103,10 @@ final class IOLoop: @unchecked Sendable {
     private var server: ZMQSocket?
     private var peers: [String: ZMQSocket] = [:]
     private var pending: [String: OutboundRequest] = [:]
-    private var deadlines = Heap<Deadline>()
+    /// Outbound requests' deadlines, one queue per timeout: a deadline is "now + timeout", so each
+    /// queue is in order as it is appended to, and answered requests leave from the front. (A heap
+    /// that kept every request until its deadline cost ~6 % of an echo node's CPU.)
+    private var deadlines: [(timeout: Duration, queue: Deque<Deadline>)] = []
     private var inboundOpen = true
     /// Requests read in this wake-up, handed over together at its end.
     private var arrived: [InboundRequest] = []
@@ -243,7 +245,7 @@ final class IOLoop: @unchecked Sendable {
     }
 
     private func nextTimeoutMilliseconds() -> Int {
-        var next: ContinuousClock.Instant? = deadlines.min?.at
+        var next: ContinuousClock.Instant? = deadlines.compactMap { $0.queue.first?.at }.min()
         if settings.parentPID != nil { next = min(next ?? nextParentCheck, nextParentCheck) }
         guard let next else { return -1 }
         let wait = next - .now
@@ -389,7 +391,7 @@ final class IOLoop: @unchecked Sendable {
         }
         pending[request.id] = request
         request.deadline = .now + request.timeout
-        deadlines.insert(Deadline(at: request.deadline, id: request.id))
+        addDeadline(request)
         transmit(request)
     }
 
@@ -417,22 +419,41 @@ final class IOLoop: @unchecked Sendable {
         }
     }
 
+    private func addDeadline(_ request: OutboundRequest) {
+        let deadline = Deadline(at: request.deadline, id: request.id)
+        if let index = deadlines.firstIndex(where: { $0.timeout == request.timeout }) {
+            deadlines[index].queue.append(deadline)
+        } else {
+            deadlines.append((request.timeout, [deadline]))
+        }
+    }
+
     private func expireDeadlines() {
         let now = ContinuousClock.now
-        while let first = deadlines.min, first.at <= now {
-            deadlines.removeMin()
-            guard let request = pending[first.id], request.deadline == first.at else { continue }
+        var expired: [OutboundRequest] = []
+        var index = 0
+        while index < deadlines.count {
+            // Drop answered requests from the front as well as expired ones.
+            while let first = deadlines[index].queue.first {
+                let request = pending[first.id].flatMap { $0.deadline == first.at ? $0 : nil }
+                if request != nil && first.at > now { break }
+                deadlines[index].queue.removeFirst()
+                if let request { expired.append(request) }
+            }
+            if deadlines[index].queue.isEmpty { deadlines.remove(at: index) } else { index += 1 }
+        }
+        for request in expired {
             if request.attemptsLeft > 1 {
                 request.attemptsLeft -= 1
                 counters.outboundRetries.increment()
                 reconnect(request.endpoint)
                 request.deadline = now + request.timeout
-                deadlines.insert(Deadline(at: request.deadline, id: request.id))
+                addDeadline(request)
             } else {
-                pending[first.id] = nil
+                pending[request.id] = nil
                 counters.outboundTimeouts.increment()
                 request.continuation.resume(throwing: WireError(
-                    .requestTimeout, "no answer from \(request.endpoint) to \(first.id) within \(request.timeout)"))
+                    .requestTimeout, "no answer from \(request.endpoint) to \(request.id) within \(request.timeout)"))
             }
         }
     }
