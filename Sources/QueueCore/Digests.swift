@@ -7,21 +7,31 @@ enum Digests {
         Insecure.MD5.hash(data: bytes).withUnsafeBytes { Hex.encode($0) }
     }
 
+    /// MD5 of a string's UTF-8 bytes, hashed in place (no copy into a Data first).
+    static func md5Hex(of text: String) -> String {
+        var text = text
+        return text.withUTF8 { Insecure.MD5.hash(data: UnsafeRawBufferPointer($0)) }.withUnsafeBytes { Hex.encode($0) }
+    }
+
     /// A random (version 4) UUID in lowercase, as SQS message ids are; Foundation's UUID() plus
-    /// lowercasing costs several microseconds.
+    /// lowercasing costs several microseconds. The random bytes come from the system's generator
+    /// 4 KiB at a time (`RandomPool`), not two getrandom(2) calls per id.
     static func messageID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = withUnsafeBytes(of: (generator.next() as UInt64, generator.next() as UInt64)) { Array($0) }
-        bytes[6] = (bytes[6] & 0x0F) | 0x40
-        bytes[8] = (bytes[8] & 0x3F) | 0x80
-        let h = Array(Hex.encode(bytes).utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(36)
-        for (i, c) in h.enumerated() {
-            if i == 8 || i == 12 || i == 16 || i == 20 { out.append(0x2D) }
-            out.append(c)
+        var bytes = RandomPool.shared.bytes16()
+        bytes.6 = (bytes.6 & 0x0F) | 0x40
+        bytes.8 = (bytes.8 & 0x3F) | 0x80
+        return withUnsafeBytes(of: bytes) { raw in
+            String(unsafeUninitializedCapacity: 36) { out in
+                var at = 0
+                for (i, byte) in raw.enumerated() {
+                    if i == 4 || i == 6 || i == 8 || i == 10 { out[at] = 0x2D; at += 1 }
+                    out[at] = Hex.digits[Int(byte >> 4)]
+                    out[at + 1] = Hex.digits[Int(byte & 0x0F)]
+                    at += 2
+                }
+                return at
+            }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// SQS's MD5OfMessageAttributes: over the attributes sorted by name, each as length-prefixed
@@ -46,5 +56,46 @@ enum Digests {
             }
         }
         return md5Hex(bytes)
+    }
+}
+
+/// Cryptographically random bytes from the system's generator, fetched in blocks: ids are drawn on
+/// every send, and a getrandom(2) call per eight bytes showed in the broker's profile.
+final class RandomPool: @unchecked Sendable {
+    static let shared = RandomPool()
+    private let lock = NSLock()
+    private var block = [UInt8](repeating: 0, count: 4096)
+    private var used = 4096
+    private var urandom: Int32 = -1
+
+    typealias Bytes16 = (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
+
+    func bytes16() -> Bytes16 {
+        lock.lock()
+        defer { lock.unlock() }
+        if used + 16 > block.count {
+            block.withUnsafeMutableBytes { raw in
+                // One read of /dev/urandom for the block; the system generator (a call per eight
+                // bytes) for whatever it did not fill.
+                if urandom < 0 { urandom = open("/dev/urandom", O_RDONLY | O_CLOEXEC) }
+                let filled = urandom < 0 ? 0 : max(0, read(urandom, raw.baseAddress, raw.count))
+                var generator = SystemRandomNumberGenerator()
+                var offset = filled
+                while offset < raw.count {
+                    withUnsafeBytes(of: generator.next() as UInt64) { word in
+                        let n = min(8, raw.count - offset)
+                        raw.baseAddress!.advanced(by: offset).copyMemory(from: word.baseAddress!, byteCount: n)
+                        offset += n
+                    }
+                }
+            }
+            used = 0
+        }
+        var out: Bytes16 = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &out) { dst in
+            block.withUnsafeBytes { src in dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[used..<used + 16])) }
+        }
+        used += 16
+        return out
     }
 }

@@ -285,10 +285,42 @@ struct BrokerHarness {
     }
 }
 
+@Suite struct BodyAndURLTests {
+    /// The byte scan must refuse exactly what a scalar-by-scalar check refuses.
+    @Test(arguments: ["ok", "tab\there\nline\r", "\u{FFFD} \u{E000} \u{D7FF} \u{10FFFF} ✓ 🚀", "\u{FFFC}\u{EFBF}"])
+    func validBodiesPass(body: String) throws {
+        try QueueBroker.validateBody(body)
+    }
+
+    @Test(arguments: ["\u{0}", "a\u{1}b", "\u{1F}", "x\u{FFFE}", "\u{FFFF}y", "\u{7}"])
+    func invalidCharactersAreRefused(body: String) {
+        #expect(throws: QueueError.self) { try QueueBroker.validateBody(body) }
+    }
+
+    @Test func queueURLsNameTheirQueueAfterTheAccount() throws {
+        var h = BrokerHarness()
+        _ = try h.create("orders-q")
+        for url in ["https://sqs.us-east-1.amazonaws.com/000000000000/orders-q", "http://127.0.0.1:7102/000000000000/orders-q/",
+                    "000000000000/orders-q", "/000000000000//orders-q"] {
+            #expect(try h.broker.name(fromURL: url) == "orders-q")
+        }
+        for url in ["https://sqs.us-east-1.amazonaws.com/111111111111/orders-q", "orders-q", "", "/", "https://x/000000000000/nope",
+                    "https://x/0000000000001/orders-q"] {
+            #expect(throws: QueueError.self) { try h.broker.name(fromURL: url) }
+        }
+    }
+}
+
 @Suite struct DigestTests {
     @Test func md5HexMatchesKnownDigests() {
         #expect(Digests.md5Hex(Data()) == "d41d8cd98f00b204e9800998ecf8427e")
         #expect(Digests.md5Hex(Data("The quick brown fox jumps over the lazy dog".utf8)) == "9e107d9d372bb6826bd81d3542a419d6")
+    }
+
+    @Test func md5OfTextHashesItsUTF8() {
+        for text in ["", "x", #"{"item": "latex gloves & more + 100% ✓ 🚀"}"#] {
+            #expect(Digests.md5Hex(of: text) == Digests.md5Hex(Data(text.utf8)))
+        }
     }
 
     @Test func messageIDsAreVersion4UUIDsAndDistinct() {
