@@ -154,29 +154,43 @@ public struct Tables: Sendable {
 
     /// The canonical key of an item: the key attributes' types and values, validated against the schema.
     func key(_ definition: TableSchema, _ item: Item, exact: Bool) throws(TableError) -> String {
-        if exact && item.count != definition.keyNames.count {
+        if exact && item.count != (definition.sortKey == nil ? 1 : 2) {
             throw TableError.validation("The provided key element does not match the schema")
         }
-        var parts: [String] = []
-        for attribute in [definition.partitionKey] + (definition.sortKey.map { [$0] } ?? []) {
-            guard let value = item[attribute.name] else {
-                throw TableError.validation("One or more parameter values were invalid: Missing the key \(attribute.name) in the item")
-            }
-            guard value.typeName == attribute.type else {
-                throw TableError.validation("One or more parameter values were invalid: Type mismatch for key \(attribute.name) expected: \(attribute.type) actual: \(value.typeName)")
-            }
-            switch value {
-            case .s(let s):
-                if s.isEmpty { throw TableError.validation("One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: \(attribute.name)") }
-                parts.append("S" + s)
-            case .n(let n): parts.append("N" + (Decimal(string: n).map { "\($0)" } ?? n))
-            case .b(let b):
-                if b.isEmpty { throw TableError.validation("The AttributeValue for a key attribute cannot contain an empty binary value. Key: \(attribute.name)") }
-                parts.append("B" + b.base64EncodedString())
-            default: break
-            }
+        let partition = try keyPart(definition.partitionKey, item)
+        guard let sortKey = definition.sortKey else { return partition }  // the common case: no array, no join
+        return partition + "\u{0}" + (try keyPart(sortKey, item))
+    }
+
+    /// One key attribute's part of the item key: its type letter and its canonical value.
+    private func keyPart(_ attribute: TableSchema.KeyAttribute, _ item: Item) throws(TableError) -> String {
+        guard let value = item[attribute.name] else {
+            throw TableError.validation("One or more parameter values were invalid: Missing the key \(attribute.name) in the item")
         }
-        return parts.joined(separator: "\u{0}")
+        guard value.typeName == attribute.type else {
+            throw TableError.validation("One or more parameter values were invalid: Type mismatch for key \(attribute.name) expected: \(attribute.type) actual: \(value.typeName)")
+        }
+        switch value {
+        case .s(let s):
+            if s.isEmpty { throw TableError.validation("One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: \(attribute.name)") }
+            return "S" + s
+        case .n(let n):
+            return "N" + (Decimal(string: n).map { "\($0)" } ?? n)
+        case .b(let b):
+            if b.isEmpty { throw TableError.validation("The AttributeValue for a key attribute cannot contain an empty binary value. Key: \(attribute.name)") }
+            return "B" + b.base64EncodedString()
+        default:
+            return ""  // key attributes are S, N or B (the schema says so, and the type was checked)
+        }
+    }
+
+    /// The key attributes of an item (a stream record's Keys), without building the list of key names.
+    static func keyAttributes(_ definition: TableSchema, of item: Item) -> Item {
+        var keys: Item = [:]
+        keys.reserveCapacity(2)
+        if let value = item[definition.partitionKey.name] { keys[definition.partitionKey.name] = value }
+        if let sortKey = definition.sortKey, let value = item[sortKey.name] { keys[sortKey.name] = value }
+        return keys
     }
 
     public mutating func putItem(_ table: String, _ item: Item, condition: Condition?, now: Double,
@@ -192,7 +206,7 @@ public struct Tables: Sendable {
         if let old, old == item { return old }  // a no-op write appends no stream record
         items[table]![itemKey] = item
         changes.append(.putItem(table: table, key: itemKey, item: item))
-        record(definition, old == nil ? "INSERT" : "MODIFY", keys: item.filter { definition.keyNames.contains($0.key) },
+        record(definition, old == nil ? "INSERT" : "MODIFY", itemKey: itemKey, keys: Self.keyAttributes(definition, of: item),
                new: item, old: old, now: now, changes: &changes)
         return old
     }
@@ -267,7 +281,7 @@ public struct Tables: Sendable {
         guard let old else { return nil }
         items[table]![k] = nil
         changes.append(.deleteItem(table: table, key: k))
-        record(definition, "REMOVE", keys: itemKey, new: nil, old: old, now: now, changes: &changes)
+        record(definition, "REMOVE", itemKey: k, keys: itemKey, new: nil, old: old, now: now, changes: &changes)
         return old
     }
 
@@ -314,11 +328,12 @@ public struct Tables: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    private mutating func record(_ d: TableSchema, _ event: String, keys: Item, new: Item?, old: Item?, now: Double,
+    /// Appends the stream record of a write to the item `itemKey` (`key(_:_:exact:)`'s string: the
+    /// shard hashes its partition part).
+    private mutating func record(_ d: TableSchema, _ event: String, itemKey: String, keys: Item, new: Item?, old: Item?, now: Double,
                                  changes: inout [TableChange]) {
         guard let view = d.streamViewType else { return }
-        let partition = (try? key(d, keys, exact: false)) ?? ""
-        let shard = Self.shard(of: partition, shards: d.shards)
+        let shard = Self.shard(of: itemKey, shards: d.shards)
         let next = (sequences[d.name]?[shard] ?? 0) + 1
         sequences[d.name, default: [:]][shard] = next
         let newImage = (view == "NEW_IMAGE" || view == "NEW_AND_OLD_IMAGES") ? new : nil
@@ -383,7 +398,7 @@ extension Tables {
             scanned += 1
             if filter.map({ ConditionEvaluator.holds($0, on: item) }) ?? true { out.append(item) }
             if let limit, scanned == limit {
-                if k != keys.last { last = item.filter { d.keyNames.contains($0.key) } }
+                if k != keys.last { last = Self.keyAttributes(d, of: item) }
                 break
             }
         }
