@@ -82,24 +82,34 @@ struct SQSEventSource: Sendable {
     private func delete(_ records: [SQSEvent.Record], url: String) async throws {
         for start in stride(from: 0, to: records.count, by: 10) {
             let chunk = records[start..<min(start + 10, records.count)]
-            let request = DeleteBatch(QueueUrl: url, Entries: chunk.enumerated().map {
-                DeleteBatch.Entry(Id: "m\($0.offset)", ReceiptHandle: $0.element.receiptHandle)
+            let request = HandleBatchRequest(QueueUrl: url, Entries: chunk.enumerated().map {
+                BatchHandleEntry(Id: "m\($0.offset)", ReceiptHandle: $0.element.receiptHandle)
             })
             _ = try await invoker.services.call("sqs:DeleteMessageBatch", request)
         }
     }
 }
 
-private struct Receive: Encodable {
+struct Receive: HandWrittenRequest {
     var QueueUrl: String
     var MaxNumberOfMessages: Int
     var WaitTimeSeconds: Int
     var AttributeNames = ["All"]
     var MessageAttributeNames = ["All"]
+
+    var handWrittenJSON: Data? {
+        guard AttributeNames == ["All"], MessageAttributeNames == ["All"] else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(160)
+        JSONText.append("{\"QueueUrl\":", to: &out)
+        JSONText.appendString(QueueUrl, to: &out)
+        JSONText.append(",\"MaxNumberOfMessages\":", to: &out)
+        JSONText.appendInteger(Int64(MaxNumberOfMessages), to: &out)
+        JSONText.append(",\"WaitTimeSeconds\":", to: &out)
+        JSONText.appendInteger(Int64(WaitTimeSeconds), to: &out)
+        JSONText.append(",\"AttributeNames\":[\"All\"],\"MessageAttributeNames\":[\"All\"]}", to: &out)
+        return Data(out)
+    }
 }
 
-private struct DeleteBatch: Encodable {
-    var QueueUrl: String
-    var Entries: [Entry]
-    struct Entry: Encodable { var Id: String; var ReceiptHandle: String }
-}
+

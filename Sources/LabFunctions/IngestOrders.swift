@@ -34,12 +34,27 @@ public struct IngestOrders: SQSFunction {
         return BatchResponse(failures: failures)
     }
 
-    static func write(_ record: SQSEvent.Record, table: String, context: FunctionContext) async throws {
-        struct Put: Encodable {
-            var TableName: String
-            var Item: Item
-            var ConditionExpression = "attribute_not_exists(orderID)"
+    /// The PutItem request: written by hand (`DynamoJSON`) on its way out, once per order.
+    struct Put: HandWrittenRequest {
+        var TableName: String
+        var Item: Item
+        var ConditionExpression = "attribute_not_exists(orderID)"
+
+        var handWrittenJSON: Data? {
+            var out: [UInt8] = []
+            out.reserveCapacity(192 + Item.reduce(0) { $0 + $1.value.size })
+            JSONText.append("{\"TableName\":", to: &out)
+            JSONText.appendString(TableName, to: &out)
+            JSONText.append(",\"Item\":", to: &out)
+            DynamoJSON.append(Item, to: &out)
+            JSONText.append(",\"ConditionExpression\":", to: &out)
+            JSONText.appendString(ConditionExpression, to: &out)
+            out.append(0x7D)
+            return Data(out)
         }
+    }
+
+    static func write(_ record: SQSEvent.Record, table: String, context: FunctionContext) async throws {
         let put = Put(TableName: table, Item: ["orderID": .s(orderID(forMessage: record.messageId)), "order": .s(record.body)])
         do {
             _ = try await context.services.call("dynamodb:PutItem", put)
@@ -54,9 +69,14 @@ public struct IngestOrders: SQSFunction {
         var digest = Array(Insecure.SHA1.hash(data: Array(namespace.utf8) + Array(messageId.utf8)).prefix(16))
         digest[6] = (digest[6] & 0x0F) | 0x50
         digest[8] = (digest[8] & 0x3F) | 0x80
-        let hex = Hex.encode(digest)
-        let p = Array(hex)
-        return [String(p[0..<8]), String(p[8..<12]), String(p[12..<16]), String(p[16..<20]), String(p[20..<32])].joined(separator: "-")
+        var out: [UInt8] = []
+        out.reserveCapacity(36)
+        for (i, byte) in digest.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(0x2D) }
+            out.append(Hex.digits[Int(byte >> 4)])
+            out.append(Hex.digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     static let namespace = "nimbus:POC-Lambda-1:order:"

@@ -152,15 +152,26 @@ public struct ChangeMessageVisibilityRequest: Codable, Sendable {
     public var VisibilityTimeout: Int
 }
 
-public struct BatchHandleEntry: Codable, Sendable {
+public struct BatchHandleEntry: Codable, Sendable, Equatable {
     public var Id: String
     public var ReceiptHandle: String
     public var VisibilityTimeout: Int?
+
+    public init(Id: String, ReceiptHandle: String, VisibilityTimeout: Int? = nil) {
+        self.Id = Id
+        self.ReceiptHandle = ReceiptHandle
+        self.VisibilityTimeout = VisibilityTimeout
+    }
 }
 
-public struct HandleBatchRequest: Codable, Sendable {
+public struct HandleBatchRequest: Codable, Sendable, Equatable {
     public var QueueUrl: String
     public var Entries: [BatchHandleEntry]
+
+    public init(QueueUrl: String, Entries: [BatchHandleEntry]) {
+        self.QueueUrl = QueueUrl
+        self.Entries = Entries
+    }
 }
 
 public struct IdOnly: Codable, Sendable, Equatable {
@@ -282,6 +293,58 @@ public enum SQSFastJSON {
         stringBatch(data, "ReceiptHandle").map { url, entries in
             HandleBatchRequest(QueueUrl: url, Entries: entries.map { BatchHandleEntry(Id: $0.id, ReceiptHandle: $0.value, VisibilityTimeout: nil) })
         }
+    }
+
+    /// ReceiveMessage's answer, as a poller reads it, when no message carries message attributes;
+    /// nil for anything else (JSONDecoder then reads it).
+    public static func decodeReceiveMessageResponse(_ data: Data) -> ReceiveMessageResponse? {
+        guard let m = StringJSON.parse(data)?.members(allowed: ["Messages"]), let items = m["Messages"]?.array else { return nil }
+        var messages: [ReceivedMessage] = []
+        messages.reserveCapacity(items.count)
+        for item in items {
+            guard let e = item.members(allowed: ["MessageId", "ReceiptHandle", "MD5OfBody", "Body", "Attributes", "MD5OfMessageAttributes"]),
+                  let id = e["MessageId"]?.string, let receipt = e["ReceiptHandle"]?.string, let md5 = e["MD5OfBody"]?.string,
+                  let body = e["Body"]?.string else { return nil }
+            var attributes: [String: String]?
+            if let value = e["Attributes"] {
+                guard case .object(let pairs) = value else { return nil }
+                var map: [String: String] = [:]
+                map.reserveCapacity(pairs.count)
+                for (name, value) in pairs {
+                    guard let text = value.string else { return nil }
+                    map[name] = text
+                }
+                attributes = map
+            }
+            var md5Attributes: String?
+            if let value = e["MD5OfMessageAttributes"] {
+                guard let text = value.string else { return nil }
+                md5Attributes = text
+            }
+            messages.append(ReceivedMessage(MessageId: id, ReceiptHandle: receipt, MD5OfBody: md5, Body: body, Attributes: attributes,
+                                            MD5OfMessageAttributes: md5Attributes, MessageAttributes: nil))
+        }
+        return ReceiveMessageResponse(Messages: messages)
+    }
+
+    /// A DeleteMessageBatch request of ids and receipt handles (what a poller sends after a batch).
+    public static func encode(_ request: HandleBatchRequest) -> Data? {
+        guard request.Entries.allSatisfy({ $0.VisibilityTimeout == nil }) else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + request.Entries.reduce(0) { $0 + $1.ReceiptHandle.utf8.count + 32 })
+        JSONText.append("{\"QueueUrl\":", to: &out)
+        JSONText.appendString(request.QueueUrl, to: &out)
+        JSONText.append(",\"Entries\":[", to: &out)
+        for (i, entry) in request.Entries.enumerated() {
+            if i > 0 { out.append(0x2C) }
+            JSONText.append("{\"Id\":", to: &out)
+            JSONText.appendString(entry.Id, to: &out)
+            JSONText.append(",\"ReceiptHandle\":", to: &out)
+            JSONText.appendString(entry.ReceiptHandle, to: &out)
+            out.append(0x7D)
+        }
+        JSONText.append("]}", to: &out)
+        return Data(out)
     }
 
     /// ReceiveMessage's answer when no message carries message attributes (which take the general

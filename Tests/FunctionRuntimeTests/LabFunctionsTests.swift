@@ -1,6 +1,6 @@
 import Foundation
-import FunctionRuntime
-import LabFunctions
+@testable import FunctionRuntime
+@testable import LabFunctions
 import Logging
 import NimbusProtocol
 import NimbusStack
@@ -101,6 +101,27 @@ func sqsRecord(_ id: String, _ body: String) -> SQSEvent.Record {
         #expect(UUID(uuidString: a) != nil)
         #expect(Array(a)[14] == "5")
         #expect("89ab".contains(Array(a)[19]))
+        // Pinned (Python's uuid over the same SHA-1): the id must not change between versions.
+        #expect(a == "487fa997-2180-5dba-8b8d-0e482e8d10c0")
+    }
+
+    /// The poller's ReceiveMessage request, written by hand, says what JSONEncoder would.
+    @Test func theReceiveRequestIsWrittenAsJSONEncoderWritesIt() throws {
+        let receive = Receive(QueueUrl: "https://sqs.us-east-1.amazonaws.com/000000000000/POC-Queue", MaxNumberOfMessages: 10, WaitTimeSeconds: 5)
+        let fast = try #require(receive.handWrittenJSON)
+        #expect(try JSONSerialization.jsonObject(with: fast) as? NSDictionary == JSONSerialization.jsonObject(with: JSONEncoder().encode(receive)) as? NSDictionary)
+        var other = receive
+        other.AttributeNames = ["SentTimestamp"]
+        #expect(other.handWrittenJSON == nil)
+    }
+
+    /// The hand-written PutItem request says what JSONEncoder would.
+    @Test func thePutItemRequestIsWrittenAsJSONEncoderWritesIt() throws {
+        let put = IngestOrders.Put(TableName: "orders", Item: ["orderID": .s("o-1"), "order": .s(#"{"item": "gloves \ \"x\" ✓"}"#)])
+        let fast = try #require(put.handWrittenJSON)
+        let viaFast = try JSONSerialization.jsonObject(with: fast) as? NSDictionary
+        let viaEncoder = try JSONSerialization.jsonObject(with: JSONEncoder().encode(put)) as? NSDictionary
+        #expect(viaFast != nil && viaFast == viaEncoder)
     }
 
     @Test func redeliveryWritesNoSecondOrderAndFailuresAreReportedPerRecord() async throws {

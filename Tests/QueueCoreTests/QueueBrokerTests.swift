@@ -403,6 +403,14 @@ struct BrokerHarness {
         ]
         let data = try #require(SQSFastJSON.encode(ReceiveMessageResponse(Messages: messages)))
         #expect(try JSONDecoder().decode(ReceiveMessageResponse.self, from: data).Messages == messages)
+        // The poller's side reads it back the same way without JSONDecoder.
+        #expect(SQSFastJSON.decodeReceiveMessageResponse(data)?.Messages == messages)
+        #expect(SQSFastJSON.decodeReceiveMessageResponse(Data(#"{"Messages":[]}"#.utf8))?.Messages == [])
+        // Outside the strict reader's subset: JSONDecoder's turn.
+        for other in [#"{"Messages":[{"MessageId":"m","ReceiptHandle":"r","MD5OfBody":"x","Body":"b","MessageAttributes":{}}]}"#,
+                      #"{"Messages":[{"MessageId":"m","ReceiptHandle":"r","MD5OfBody":"x"}]}"#, #"{"Messages":[{"MessageId":1}]}"#, "{}"] {
+            #expect(SQSFastJSON.decodeReceiveMessageResponse(Data(other.utf8)) == nil)
+        }
         var withAttributes = messages[0]
         withAttributes.MessageAttributes = ["k": .init(DataType: "String", StringValue: "v")]
         #expect(SQSFastJSON.encode(ReceiveMessageResponse(Messages: [withAttributes])) == nil)
@@ -413,5 +421,11 @@ struct BrokerHarness {
         let fast = try #require(SQSFastJSON.decodeDeleteMessageBatch(body))
         #expect(fast.QueueUrl == "q" && fast.Entries.map(\.Id) == ["0", "1"] && fast.Entries.map(\.ReceiptHandle) == ["abc", "def"])
         #expect(SQSFastJSON.decodeDeleteMessageBatch(Data(#"{"QueueUrl":"q","Entries":[{"Id":"0","ReceiptHandle":"a","VisibilityTimeout":5}]}"#.utf8)) == nil)
+        // What a poller writes is what the broker reads.
+        let request = HandleBatchRequest(QueueUrl: "https://x/000000000000/q", Entries: [.init(Id: "m0", ReceiptHandle: "r \"0\""), .init(Id: "m1", ReceiptHandle: "r1")])
+        let written = try #require(SQSFastJSON.encode(request))
+        #expect(try JSONDecoder().decode(HandleBatchRequest.self, from: written) == request)
+        #expect(SQSFastJSON.decodeDeleteMessageBatch(written).map { $0.Entries.map(\.ReceiptHandle) } == ["r \"0\"", "r1"])
+        #expect(SQSFastJSON.encode(HandleBatchRequest(QueueUrl: "q", Entries: [.init(Id: "0", ReceiptHandle: "r", VisibilityTimeout: 3)])) == nil)
     }
 }
