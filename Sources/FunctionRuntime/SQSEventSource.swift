@@ -111,5 +111,3 @@ struct Receive: HandWrittenRequest {
         return Data(out)
     }
 }
-
-

@@ -245,7 +245,8 @@ final class IOLoop: @unchecked Sendable {
     }
 
     private func nextTimeoutMilliseconds() -> Int {
-        var next: ContinuousClock.Instant? = deadlines.compactMap { $0.queue.first?.at }.min()
+        var next: ContinuousClock.Instant?
+        for entry in deadlines { if let at = entry.queue.first?.at, next.map({ at < $0 }) ?? true { next = at } }
         if settings.parentPID != nil { next = min(next ?? nextParentCheck, nextParentCheck) }
         guard let next else { return -1 }
         let wait = next - .now

@@ -224,17 +224,22 @@ public enum SQSFastJSON {
     public static func encode(_ request: SendMessageBatchRequest) -> Data? {
         // Attributes and delays take the general path.
         guard request.Entries.allSatisfy({ $0.MessageAttributes == nil && $0.DelaySeconds == nil }) else { return nil }
+        return writeStringBatch(url: request.QueueUrl, member: ",\"MessageBody\":", request.Entries.map { ($0.Id, $0.MessageBody) })
+    }
+
+    /// `{"QueueUrl": ..., "Entries": [{"Id": ..., <member> ...}, ...]}`: the writing side of `stringBatch`.
+    private static func writeStringBatch(url: String, member: StaticString, _ entries: [(id: String, value: String)]) -> Data {
         var out: [UInt8] = []
-        out.reserveCapacity(64 + request.Entries.reduce(0) { $0 + $1.MessageBody.utf8.count + 32 })
+        out.reserveCapacity(64 + entries.reduce(0) { $0 + $1.value.utf8.count + 32 })
         JSONText.append("{\"QueueUrl\":", to: &out)
-        JSONText.appendString(request.QueueUrl, to: &out)
+        JSONText.appendString(url, to: &out)
         JSONText.append(",\"Entries\":[", to: &out)
-        for (i, entry) in request.Entries.enumerated() {
+        for (i, entry) in entries.enumerated() {
             if i > 0 { out.append(0x2C) }
             JSONText.append("{\"Id\":", to: &out)
-            JSONText.appendString(entry.Id, to: &out)
-            JSONText.append(",\"MessageBody\":", to: &out)
-            JSONText.appendString(entry.MessageBody, to: &out)
+            JSONText.appendString(entry.id, to: &out)
+            JSONText.append(member, to: &out)
+            JSONText.appendString(entry.value, to: &out)
             out.append(0x7D)
         }
         JSONText.append("]}", to: &out)
@@ -330,21 +335,7 @@ public enum SQSFastJSON {
     /// A DeleteMessageBatch request of ids and receipt handles (what a poller sends after a batch).
     public static func encode(_ request: HandleBatchRequest) -> Data? {
         guard request.Entries.allSatisfy({ $0.VisibilityTimeout == nil }) else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(64 + request.Entries.reduce(0) { $0 + $1.ReceiptHandle.utf8.count + 32 })
-        JSONText.append("{\"QueueUrl\":", to: &out)
-        JSONText.appendString(request.QueueUrl, to: &out)
-        JSONText.append(",\"Entries\":[", to: &out)
-        for (i, entry) in request.Entries.enumerated() {
-            if i > 0 { out.append(0x2C) }
-            JSONText.append("{\"Id\":", to: &out)
-            JSONText.appendString(entry.Id, to: &out)
-            JSONText.append(",\"ReceiptHandle\":", to: &out)
-            JSONText.appendString(entry.ReceiptHandle, to: &out)
-            out.append(0x7D)
-        }
-        JSONText.append("]}", to: &out)
-        return Data(out)
+        return writeStringBatch(url: request.QueueUrl, member: ",\"ReceiptHandle\":", request.Entries.map { ($0.Id, $0.ReceiptHandle) })
     }
 
     /// ReceiveMessage's answer when no message carries message attributes (which take the general

@@ -45,7 +45,6 @@ actor TableEngine {
     }
 
     func read<T: Sendable>(_ operation: @Sendable (Tables) throws -> T) rethrows -> T { try operation(tables) }
-
 }
 
 /// Per table and shard: the last sequence counter on disk, and the GetRecords long polls waiting
@@ -90,15 +89,27 @@ final class CommittedRecords: Sendable {
         waiter?.resume()
     }
 
-    /// A batch is on disk: wakes the readers of every shard it appended to.
+    /// A batch is on disk: wakes the readers of every shard it appended to. A deleted table's
+    /// counters are forgotten: a new table of that name numbers its records from 1 again, and an
+    /// old, higher counter would let its readers' long polls return at once, again and again.
     func committed(_ changes: [TableChange]) {
         var latest: [ShardKey: UInt64] = [:]
-        for case .appendRecord(let table, let record) in changes {
-            let key = ShardKey(table: table, shard: record.shard)
-            latest[key] = max(latest[key] ?? 0, TableStore.counter(record.dynamodb.SequenceNumber))
+        var deleted: [String] = []
+        for change in changes {
+            switch change {
+            case .appendRecord(let table, let record):
+                let key = ShardKey(table: table, shard: record.shard)
+                latest[key] = max(latest[key] ?? 0, TableStore.counter(record.dynamodb.SequenceNumber))
+            case .deleteTable(let table):
+                deleted.append(table)
+                latest = latest.filter { $0.key.table != table }
+            default:
+                break
+            }
         }
-        guard !latest.isEmpty else { return }
+        guard !latest.isEmpty || !deleted.isEmpty else { return }
         let woken = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            for table in deleted { s.committed = s.committed.filter { $0.key.table != table } }
             var woken: [CheckedContinuation<Void, Never>] = []
             for (key, counter) in latest {
                 s.committed[key] = max(s.committed[key] ?? 0, counter)

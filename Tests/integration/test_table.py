@@ -171,6 +171,28 @@ def test_update_table_stream_and_delete_table(cluster):
         assert "scratch" not in client("dynamodb:ListTables", {})["TableNames"]
 
 
+def test_a_recreated_table_s_long_poll_waits_for_its_own_records(cluster):
+    """After DeleteTable, a new table of the same name numbers its records from 1 again: a long poll on
+    its empty stream must wait, not return at once because the old table had got further."""
+    import time
+
+    spec = {"AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}], "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+            "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}}
+    with table(cluster) as client:
+        client("dynamodb:CreateTable", {"TableName": "again", **spec})
+        for i in range(3):
+            client("dynamodb:PutItem", {"TableName": "again", "Item": {"k": {"S": f"old-{i}"}}})
+        client("dynamodb:DeleteTable", {"TableName": "again"})
+        arn = client("dynamodb:CreateTable", {"TableName": "again", **spec})["TableDescription"]["LatestStreamArn"]
+        iterator = client("dynamodb:GetShardIterator", {"StreamArn": arn, "ShardId": SHARD, "ShardIteratorType": "TRIM_HORIZON"})["ShardIterator"]
+        started = time.monotonic()
+        page = client("dynamodb:GetRecords", {"ShardIterator": iterator, "WaitTimeMilliseconds": 800})
+        waited = time.monotonic() - started
+        assert page["Records"] == []
+        assert waited >= 0.6, f"the long poll came back after {waited:.3f} s instead of waiting"
+        client("dynamodb:DeleteTable", {"TableName": "again"})
+
+
 def test_sharded_stream_and_trimming(tmp_path):
     """A cluster whose tables get 4 stream shards and keep records ~2 s: keys stay in their shard,
     expired records are trimmed (TrimmedDataAccessException), and sequence numbers never go back,
