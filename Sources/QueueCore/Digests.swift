@@ -14,8 +14,8 @@ enum Digests {
     }
 
     /// A random (version 4) UUID in lowercase, as SQS message ids are; Foundation's UUID() plus
-    /// lowercasing costs several microseconds. The random bytes come from the system's generator
-    /// 4 KiB at a time (`RandomPool`), not two getrandom(2) calls per id.
+    /// lowercasing costs several microseconds. The random bytes come from /dev/urandom 4 KiB at a
+    /// time (`RandomPool`), not from two getrandom(2) calls per id.
     static func messageID() -> String {
         var bytes = RandomPool.shared.bytes16()
         bytes.6 = (bytes.6 & 0x0F) | 0x40
@@ -59,8 +59,8 @@ enum Digests {
     }
 }
 
-/// Cryptographically random bytes from the system's generator, fetched in blocks: ids are drawn on
-/// every send, and a getrandom(2) call per eight bytes showed in the broker's profile.
+/// Cryptographically random bytes from the kernel (/dev/urandom), fetched in blocks: ids are drawn
+/// on every send, and a getrandom(2) call per eight bytes showed in the broker's profile.
 final class RandomPool: @unchecked Sendable {
     static let shared = RandomPool()
     private let lock = NSLock()
