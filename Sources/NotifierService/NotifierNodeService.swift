@@ -115,7 +115,7 @@ public struct NotifierNodeService: NodeService {
             }
             return try encoder.encode(PublishResponse(MessageId: id))
         case SNSAction.publishBatch:
-            let r = try request.decode(PublishBatchRequest.self)
+            let r = try PublishBatchRequest.fast(request.body) ?? request.decode(PublishBatchRequest.self)
             return try encoder.encode(try await engine.perform { sns, now, changes in
                 try sns.publishBatch(topicArn: r.TopicArn, entries: r.PublishBatchRequestEntries, now: now, changes: &changes)
             })

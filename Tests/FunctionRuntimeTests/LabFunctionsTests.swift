@@ -115,6 +115,22 @@ func sqsRecord(_ id: String, _ body: String) -> SQSEvent.Record {
         #expect(other.handWrittenJSON == nil)
     }
 
+    /// The stream worker's PublishBatch request and its `{"default": ...}` messages, written by hand,
+    /// say what JSONEncoder would (the messages byte for byte: they are what subscribers receive).
+    @Test func thePublishBatchIsWrittenAsJSONEncoderWritesIt() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for image in [#"{"order":{"S":"{\"item\": \"latex gloves\"} a/b ✓ 🚀 \\ \n"},"orderID":{"S":"o-1"}}"#, "{}", ""] {
+            #expect(NotifyOrders.defaultMessage(image) == String(decoding: try encoder.encode(["default": image]), as: UTF8.self))
+        }
+        let batch = PublishBatch(TopicArn: "arn:aws:sns:us-east-1:000000000000:POC-Topic", PublishBatchRequestEntries: [
+            PublishEntry(Id: "r0", Message: NotifyOrders.defaultMessage(#"{"a":"\"q\""}"#), MessageDeduplicationId: "e-0"),
+            PublishEntry(Id: "r1", Message: "{}", MessageDeduplicationId: "e-1"),
+        ])
+        let fast = try #require(batch.handWrittenJSON)
+        #expect(try JSONSerialization.jsonObject(with: fast) as? NSDictionary == JSONSerialization.jsonObject(with: JSONEncoder().encode(batch)) as? NSDictionary)
+    }
+
     /// The hand-written PutItem request says what JSONEncoder would.
     @Test func thePutItemRequestIsWrittenAsJSONEncoderWritesIt() throws {
         let put = IngestOrders.Put(TableName: "orders", Item: ["orderID": .s("o-1"), "order": .s(#"{"item": "gloves \ \"x\" ✓"}"#)])

@@ -224,3 +224,25 @@ final class ScriptedSMTPServer: @unchecked Sendable {
         })
     }
 }
+
+/// PublishBatch requests of strings are read without JSONDecoder; the result must be JSONDecoder's,
+/// and anything else must be left to it.
+@Suite struct PublishBatchReaderTests {
+    @Test func stringBatchesReadAsJSONDecoderReadsThem() throws {
+        let text = #"{"TopicArn":"arn:aws:sns:us-east-1:000000000000:POC-Topic","PublishBatchRequestEntries":[{"Id":"r0","Message":"{\"default\":\"x\"}","MessageStructure":"json","MessageDeduplicationId":"e-0"},{"Subject":"s","Id":"r1","Message":"plain ✓"}]}"#
+        let fast = try #require(PublishBatchRequest.fast(Data(text.utf8)))
+        let slow = try JSONDecoder().decode(PublishBatchRequest.self, from: Data(text.utf8))
+        #expect(fast.TopicArn == slow.TopicArn)
+        #expect(fast.PublishBatchRequestEntries == slow.PublishBatchRequestEntries)
+    }
+
+    @Test(arguments: [
+        #"{"TopicArn":"t","PublishBatchRequestEntries":[{"Id":"r0","Message":"m","MessageAttributes":{}}]}"#,
+        #"{"TopicArn":"t","PublishBatchRequestEntries":[{"Message":"m"}]}"#,
+        #"{"TopicArn":"t","PublishBatchRequestEntries":[{"Id":"r0","Message":1}]}"#,
+        #"{"TopicArn":"t"}"#, #"{"TopicArn":"t","PublishBatchRequestEntries":[],"Extra":"x"}"#, "[]",
+    ])
+    func otherShapesAreLeftToJSONDecoder(text: String) {
+        #expect(PublishBatchRequest.fast(Data(text.utf8)) == nil)
+    }
+}
