@@ -69,14 +69,7 @@ public struct IngestOrders: SQSFunction {
         var digest = Array(Insecure.SHA1.hash(data: Array(namespace.utf8) + Array(messageId.utf8)).prefix(16))
         digest[6] = (digest[6] & 0x0F) | 0x50
         digest[8] = (digest[8] & 0x3F) | 0x80
-        var out: [UInt8] = []
-        out.reserveCapacity(36)
-        for (i, byte) in digest.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(0x2D) }
-            out.append(Hex.digits[Int(byte >> 4)])
-            out.append(Hex.digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        return digest.withUnsafeBytes { Hex.uuid($0) }
     }
 
     static let namespace = "nimbus:POC-Lambda-1:order:"

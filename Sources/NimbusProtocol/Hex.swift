@@ -13,6 +13,22 @@ public enum Hex {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Sixteen bytes as a lower-case UUID string (8-4-4-4-12 hex digits); the caller sets the
+    /// version and variant bits.
+    public static func uuid(_ bytes: UnsafeRawBufferPointer) -> String {
+        precondition(bytes.count == 16, "a UUID is 16 bytes")
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var at = 0
+            for (i, byte) in bytes.enumerated() {
+                if i == 4 || i == 6 || i == 8 || i == 10 { out[at] = 0x2D; at += 1 }
+                out[at] = digits[Int(byte >> 4)]
+                out[at + 1] = digits[Int(byte & 0x0F)]
+                at += 2
+            }
+            return at
+        }
+    }
+
     /// `count` random bytes in hex. Eight bytes per draw from the system's generator: a draw is a
     /// getrandom(2) call, and one per byte was a visible share of a PutItem's cost.
     public static func random(bytes count: Int) -> String {

@@ -20,18 +20,7 @@ enum Digests {
         var bytes = RandomPool.shared.bytes16()
         bytes.6 = (bytes.6 & 0x0F) | 0x40
         bytes.8 = (bytes.8 & 0x3F) | 0x80
-        return withUnsafeBytes(of: bytes) { raw in
-            String(unsafeUninitializedCapacity: 36) { out in
-                var at = 0
-                for (i, byte) in raw.enumerated() {
-                    if i == 4 || i == 6 || i == 8 || i == 10 { out[at] = 0x2D; at += 1 }
-                    out[at] = Hex.digits[Int(byte >> 4)]
-                    out[at + 1] = Hex.digits[Int(byte & 0x0F)]
-                    at += 2
-                }
-                return at
-            }
-        }
+        return withUnsafeBytes(of: bytes) { Hex.uuid($0) }
     }
 
     /// SQS's MD5OfMessageAttributes: over the attributes sorted by name, each as length-prefixed

@@ -40,5 +40,13 @@ import Testing
         #expect(Hex.encode([UInt8]()) == "")
         let random = Hex.random(bytes: 16)
         #expect(random.count == 32 && random.allSatisfy { "0123456789abcdef".contains($0) })
+        #expect(Hex.random(bytes: 5).count == 10)
+    }
+
+    @Test func sixteenBytesReadAsTheUUIDFoundationReads() {
+        let bytes: [UInt8] = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x46, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]
+        let text = bytes.withUnsafeBytes { Hex.uuid($0) }
+        #expect(text == "00112233-4455-4677-8899-aabbccddeeff")
+        #expect(UUID(uuidString: text)?.uuidString.lowercased() == text)
     }
 }
