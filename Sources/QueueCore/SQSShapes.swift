@@ -338,6 +338,23 @@ public enum SQSFastJSON {
         return writeStringBatch(url: request.QueueUrl, member: ",\"ReceiptHandle\":", request.Entries.map { ($0.Id, $0.ReceiptHandle) })
     }
 
+    /// DeleteMessageBatch's (and ChangeMessageVisibilityBatch's) answer when every entry succeeded:
+    /// a poller's delete after each batch; nil when some failed (JSONEncoder writes those).
+    public static func encode(_ response: HandleBatchResponse) -> Data? {
+        guard response.Failed.isEmpty else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(32 + response.Successful.count * 16)
+        JSONText.append("{\"Successful\":[", to: &out)
+        for (i, entry) in response.Successful.enumerated() {
+            if i > 0 { out.append(0x2C) }
+            JSONText.append("{\"Id\":", to: &out)
+            JSONText.appendString(entry.Id, to: &out)
+            out.append(0x7D)
+        }
+        JSONText.append("],\"Failed\":[]}", to: &out)
+        return Data(out)
+    }
+
     /// ReceiveMessage's answer when no message carries message attributes (which take the general
     /// path); system attributes are a map of strings.
     public static func encode(_ response: ReceiveMessageResponse) -> Data? {

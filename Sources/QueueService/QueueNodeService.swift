@@ -134,9 +134,10 @@ public struct QueueNodeService: NodeService {
             return Data("{}".utf8)
         case SQSAction.deleteMessageBatch:
             let r = try SQSFastJSON.decodeDeleteMessageBatch(request.body) ?? request.decode(HandleBatchRequest.self)
-            return try encoder.encode(try await engine.perform { broker, _, changes in
+            let deleted = try await engine.perform { broker, _, changes in
                 try broker.deleteMessageBatch(r.QueueUrl, r.Entries, changes: &changes)
-            })
+            }
+            return try SQSFastJSON.encode(deleted) ?? encoder.encode(deleted)
         case SQSAction.changeMessageVisibility:
             let r = try request.decode(ChangeMessageVisibilityRequest.self)
             try await engine.perform { broker, now, changes in

@@ -428,4 +428,15 @@ struct BrokerHarness {
         #expect(SQSFastJSON.decodeDeleteMessageBatch(written).map { $0.Entries.map(\.ReceiptHandle) } == ["r \"0\"", "r1"])
         #expect(SQSFastJSON.encode(HandleBatchRequest(QueueUrl: "q", Entries: [.init(Id: "0", ReceiptHandle: "r", VisibilityTimeout: 3)])) == nil)
     }
+
+    @Test func aBatchAnswerWithoutFailuresIsWrittenByHand() throws {
+        let ok = HandleBatchResponse(Successful: [IdOnly(Id: "m0"), IdOnly(Id: "m \"1\"")], Failed: [])
+        let written = try #require(SQSFastJSON.encode(ok))
+        let read = try JSONDecoder().decode(HandleBatchResponse.self, from: written)
+        #expect(read.Successful == ok.Successful && read.Failed.isEmpty)
+        #expect(SQSFastJSON.encode(HandleBatchResponse(Successful: [], Failed: [])).map { String(decoding: $0, as: UTF8.self) }
+            == #"{"Successful":[],"Failed":[]}"#)
+        let failed = HandleBatchResponse(Successful: [], Failed: [BatchResultErrorEntry(Id: "m0", SenderFault: true, Code: "ReceiptHandleIsInvalid", Message: "x")])
+        #expect(SQSFastJSON.encode(failed) == nil)
+    }
 }
