@@ -342,14 +342,21 @@ public enum SQSFastJSON {
     /// a poller's delete after each batch; nil when some failed (JSONEncoder writes those).
     public static func encode(_ response: HandleBatchResponse) -> Data? {
         guard response.Failed.isEmpty else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(32 + response.Successful.count * 16)
-        JSONText.append("{\"Successful\":[", to: &out)
-        for (i, entry) in response.Successful.enumerated() {
-            if i > 0 { out.append(0x2C) }
+        return writeAllSuccessful(response.Successful, bytesEach: 16) { entry, out in
             JSONText.append("{\"Id\":", to: &out)
             JSONText.appendString(entry.Id, to: &out)
             out.append(0x7D)
+        }
+    }
+
+    /// `{"Successful": [...], "Failed": []}`: a batch answer in which every entry got through.
+    private static func writeAllSuccessful<Entry>(_ entries: [Entry], bytesEach: Int, _ write: (Entry, inout [UInt8]) -> Void) -> Data {
+        var out: [UInt8] = []
+        out.reserveCapacity(32 + entries.count * bytesEach)
+        JSONText.append("{\"Successful\":[", to: &out)
+        for (i, entry) in entries.enumerated() {
+            if i > 0 { out.append(0x2C) }
+            write(entry, &out)
         }
         JSONText.append("],\"Failed\":[]}", to: &out)
         return Data(out)
@@ -401,15 +408,9 @@ public enum SQSFastJSON {
 
     public static func encode(_ response: SendMessageBatchResponse) -> Data? {
         guard response.Failed.isEmpty else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(32 + response.Successful.count * 150)
-        JSONText.append("{\"Successful\":[", to: &out)
-        for (i, s) in response.Successful.enumerated() {
-            if i > 0 { out.append(0x2C) }
+        return writeAllSuccessful(response.Successful, bytesEach: 150) { s, out in
             appendResult(id: s.Id, s.MessageId, s.MD5OfMessageBody, s.MD5OfMessageAttributes, to: &out)
         }
-        JSONText.append("],\"Failed\":[]}", to: &out)
-        return Data(out)
     }
 
     private static func appendResult(id: String?, _ messageID: String, _ md5: String, _ md5Attributes: String?, to out: inout [UInt8]) {
