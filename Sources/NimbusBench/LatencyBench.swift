@@ -1,0 +1,233 @@
+import ArgumentParser
+import Foundation
+import NimbusRuntime
+import Synchronization
+
+/// End-to-end latency through a running cluster, measured by a client that adds little of its own:
+/// orders are POSTed at a fixed rate over one keep-alive HTTP connection (a plain socket on its own
+/// thread), and their notifications are read from an SQS subscriber of POC-Topic by a long poll.
+/// An order's latency runs from just before its POST is written to the moment the long poll that
+/// carries its notification returns. `Scripts/lib/e2e_bench.py` sets the cluster up and runs this.
+struct LatencyBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "latency")
+
+    @Option(help: "The gateway, e.g. http://127.0.0.1:8080") var http: String
+    @Option(help: "The queue broker's endpoint, e.g. tcp://127.0.0.1:7102") var queue: String
+    @Option(help: "The subscriber queue's URL.") var subscriber: String
+    @Option(help: "Credentials file to sign the subscriber's calls with (a cluster's root.json).") var credentials: String?
+    @Option var rate = 20
+    @Option var seconds = 10
+
+    func run() async throws {
+        guard let url = URL(string: http), let host = url.host, let port = url.port else { throw ValidationError("--http must be http://HOST:PORT") }
+        let client = try NimbusClient.standalone(
+            name: "latency-probe", credentials: credentials.map { CredentialSource(file: URL(fileURLWithPath: $0)) })
+        let count = rate * seconds
+        let timings = Timings(count: count)
+        let receiving = Task { try await receive(client, timings: timings, until: count) }
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
+            // Blocking socket calls stay off the cooperative pool, which the receiver needs.
+            Thread.detachNewThread {
+                do {
+                    try post(host: host, port: port, count: count, timings: timings)
+                    done.resume()
+                } catch { done.resume(throwing: error) }
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !timings.complete, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        receiving.cancel()
+        _ = try? await receiving.value
+        await client.close()
+        let latencies = timings.latencies()
+        guard latencies.count == count else {
+            throw ValidationError("only \(latencies.count) of \(count) orders were delivered within 30 s")
+        }
+        let m = Measurement(latencies: latencies, seconds: Double(seconds), operations: count)
+        print(String(format: "e2e latency at %d orders/s (%d orders, POST -> notification read from an SQS subscriber, Swift client): "
+                     + "p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+                     rate, count, m.percentile(0.50) / 1000, m.percentile(0.99) / 1000, (latencies.max() ?? 0) / 1000))
+        let steps = timings.breakdown()
+        print(String(format: "  medians: POST answered %.1f ms; -> published by POC-Topic %.1f ms; -> in the subscriber queue %.1f ms; "
+                     + "-> read by the long poll %.1f ms (the last three from the notification's Timestamp and SentTimestamp, ms resolution)",
+                     steps[0], steps[1], steps[2], steps[3]))
+    }
+
+    /// POSTs `count` orders at `rate`, each `{"item": ..., "seq": N}`, and checks every answer is a 200.
+    func post(host: String, port: Int, count: Int, timings: Timings) throws {
+        let socket = try HTTPConnection(host: host, port: port)
+        defer { socket.close() }
+        let start = ContinuousClock.now
+        for seq in 0..<count {
+            let due = start + .microseconds(seq * 1_000_000 / rate)
+            let wait = due - ContinuousClock.now
+            if wait > .zero { Thread.sleep(forTimeInterval: microseconds(wait) / 1e6) }
+            let body = #"{"item": "latex gloves", "seq": \#(seq)}"#
+            let request = "POST /orders HTTP/1.1\r\nHost: \(host)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            timings.sent(seq)
+            let status = try socket.exchange(Array(request.utf8))
+            timings.answered(seq)
+            guard status == 200 else { throw ValidationError("POST \(seq) answered \(status)") }
+        }
+    }
+
+    /// Long-polls the subscriber queue, noting when each order's notification arrives, and deletes them.
+    func receive(_ client: NimbusClient, timings: Timings, until count: Int) async throws {
+        let receive = try JSONSerialization.data(withJSONObject: [
+            "QueueUrl": subscriber, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1, "AttributeNames": ["SentTimestamp"]] as [String: Any])
+        while !Task.isCancelled, !timings.complete {
+            let answer = try await client.request("sqs:ReceiveMessage", to: queue, body: receive, timeout: .seconds(5), attempts: 1)
+            let now = ContinuousClock.now
+            let messages = (try JSONSerialization.jsonObject(with: answer) as? [String: Any])?["Messages"] as? [[String: Any]] ?? []
+            guard !messages.isEmpty else { continue }
+            let wallNow = Date().timeIntervalSince1970
+            for message in messages {
+                guard let (seq, published) = Self.sequence(inNotification: message["Body"] as? String) else { continue }
+                let queued = ((message["Attributes"] as? [String: String])?["SentTimestamp"]).flatMap(Double.init).map { $0 / 1000 }
+                timings.arrived(seq, at: now, wall: wallNow, published: published, queued: queued)
+            }
+            let entries = messages.enumerated().map { ["Id": "m\($0.offset)", "ReceiptHandle": $0.element["ReceiptHandle"] as? String ?? ""] }
+            _ = try await client.request("sqs:DeleteMessageBatch", to: queue,
+                                         body: try JSONSerialization.data(withJSONObject: ["QueueUrl": subscriber, "Entries": entries] as [String: Any]))
+        }
+    }
+
+    /// The `seq` of the order inside an SNS notification (Message is the new image, whose `order`
+    /// attribute is the POSTed body) and the notification's Timestamp, in seconds since 1970.
+    static func sequence(inNotification body: String?) -> (Int, Double?)? {
+        func object(_ text: String?) -> [String: Any]? {
+            text.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+        let notification = object(body)
+        let image = object(notification?["Message"] as? String)
+        let order = object((image?["order"] as? [String: Any])?["S"] as? String)
+        guard let seq = order?["seq"] as? Int else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let published = (notification?["Timestamp"] as? String).flatMap { formatter.date(from: $0) }?.timeIntervalSince1970
+        return (seq, published)
+    }
+}
+
+/// When each order was sent and when its notification arrived.
+final class Timings: Sendable {
+    private struct State {
+        var sent: [ContinuousClock.Instant?]
+        var arrived: [ContinuousClock.Instant?]
+        var arrivals = 0
+        /// Wall-clock seconds, for the breakdown: POST sent, POST answered, notification published
+        /// (its Timestamp), queued at the subscriber (SentTimestamp, ms), read by the long poll.
+        var stages: [[Double?]]
+    }
+    private let state: Mutex<State>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        state = Mutex(State(sent: Array(repeating: nil, count: count), arrived: Array(repeating: nil, count: count),
+                            stages: Array(repeating: Array(repeating: nil, count: 5), count: count)))
+    }
+
+    func sent(_ seq: Int) {
+        let wall = Date().timeIntervalSince1970
+        let now = ContinuousClock.now
+        state.withLock { $0.sent[seq] = now; $0.stages[seq][0] = wall }
+    }
+
+    func answered(_ seq: Int) {
+        let wall = Date().timeIntervalSince1970
+        state.withLock { $0.stages[seq][1] = wall }
+    }
+
+    func arrived(_ seq: Int, at instant: ContinuousClock.Instant, wall: Double, published: Double?, queued: Double?) {
+        guard seq >= 0, seq < count else { return }
+        state.withLock {
+            if $0.arrived[seq] == nil {
+                $0.arrived[seq] = instant
+                $0.arrivals += 1
+                $0.stages[seq][2] = published
+                $0.stages[seq][3] = queued
+                $0.stages[seq][4] = wall
+            }
+        }
+    }
+
+    /// Median ms of each step between consecutive stages, over the orders where both are known.
+    func breakdown() -> [Double] {
+        state.withLock { s in
+            (0..<4).map { step in
+                let gaps = s.stages.compactMap { row -> Double? in
+                    guard let a = row[step], let b = row[step + 1] else { return nil }
+                    return (b - a) * 1000
+                }.sorted()
+                return gaps.isEmpty ? .nan : gaps[gaps.count / 2]
+            }
+        }
+    }
+
+    var complete: Bool { state.withLock { $0.arrivals == count } }
+
+    /// µs from send to arrival, for every order that arrived.
+    func latencies() -> [Double] {
+        state.withLock { s in
+            zip(s.sent, s.arrived).compactMap { sent, arrived in
+                guard let sent, let arrived else { return nil }
+                return microseconds(arrived - sent)
+            }
+        }
+    }
+}
+
+/// One blocking HTTP/1.1 keep-alive connection: writes a request, reads the status and the body.
+final class HTTPConnection {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(host: String, port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw ValidationError("socket: errno \(errno)") }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else {
+            throw ValidationError("--http needs an IPv4 address, not \(host)")
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { Glibc.close(fd); throw ValidationError("connect to \(host):\(port): errno \(errno)") }
+    }
+
+    func close() { Glibc.close(fd) }
+
+    /// Sends `request` and returns the answer's status once its whole body is read.
+    func exchange(_ request: [UInt8]) throws -> Int {
+        var written = 0
+        while written < request.count {
+            let n = request[written...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw ValidationError("send: errno \(errno)") }
+            written += n
+        }
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        var headerEnd: Int?
+        while true {
+            if headerEnd == nil, let range = buffer.firstRange(of: separator) { headerEnd = range.upperBound }
+            if let end = headerEnd {
+                let head = String(decoding: buffer[..<end], as: UTF8.self)
+                let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                if buffer.count >= end + length {
+                    let status = Int(head.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
+                    buffer.removeFirst(end + length)
+                    return status
+                }
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw ValidationError("the gateway closed the connection (errno \(errno))") }
+            buffer += chunk[..<n]
+        }
+    }
+}
