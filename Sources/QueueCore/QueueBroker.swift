@@ -426,7 +426,7 @@ public struct QueueBroker: Sendable {
             m.receipt = String(nonce(), radix: 36)
             q.messages[seq] = m
             received.append(m)
-            changes.append(.putMessage(m))
+            changes.append(.receiveMessage(m))
             out.append(Self.delivery(m, options))
         }
         // Scheduled only now: with VisibilityTimeout 0 a message is visible again at once, and must

@@ -150,6 +150,9 @@ public enum StoreChange: Equatable, Sendable {
     case putQueue(StoredQueue)
     case deleteQueue(String)
     case putMessage(StoredMessage)
+    /// A receive's update of a message: receive count, first receive, hidden until, receipt. The
+    /// store writes just those four columns when the message is already on disk.
+    case receiveMessage(StoredMessage)
     case deleteMessage(Int64)
 }
 

@@ -103,8 +103,11 @@ actor QueueEngine {
         var queues: Set<String> = []
         for change in changes {
             // Any message change may bring a message's visibility closer; a woken poll recomputes.
-            if case .putMessage(let m) = change { queues.insert(m.queue) }
-            if case .deleteQueue(let name) = change { queues.insert(name) }
+            switch change {
+            case .putMessage(let m), .receiveMessage(let m): queues.insert(m.queue)
+            case .deleteQueue(let name): queues.insert(name)
+            case .putQueue, .deleteMessage: break
+            }
         }
         for name in queues {
             for id in Array(parked[name]?.keys ?? [:].keys) { unpark(name, id) }

@@ -55,24 +55,38 @@ final class QueueStore: Sendable {
     }
 
     /// Writes `changes` in one transaction. Within it only the last change to each message is
-    /// written: a message sent, received and deleted in one batch costs nothing.
+    /// written: a message sent, received and deleted in one batch costs nothing. A receive of a
+    /// message already on disk updates the four columns a receive changes, not the whole row.
     func commit(_ changes: [StoreChange]) async throws {
         var last: [Int64: Int] = [:]
+        var put: Set<Int64> = []
         for (index, change) in changes.enumerated() {
             switch change {
-            case .putMessage(let m): last[m.seq] = index
+            case .putMessage(let m): last[m.seq] = index; put.insert(m.seq)
+            case .receiveMessage(let m): last[m.seq] = index
             case .deleteMessage(let seq): last[seq] = index
             default: break
             }
         }
-        let supersededAfter = last
-        try await db.write { db in
+        let batch = Batch(changes: changes, lastChange: last, putInBatch: put)
+        try await db.write { db in try batch.write(db) }
+    }
+
+    private struct Batch {
+        var changes: [StoreChange]
+        /// The index of the last change to each message in `changes`: only that one is written.
+        var lastChange: [Int64: Int]
+        /// Messages put in this batch: not on disk yet, so a later receive writes the whole row.
+        var putInBatch: Set<Int64>
+
+        func write(_ db: Database) throws {
             let encoder = JSONEncoder()
             let put = try db.cachedStatement(sql: """
                 INSERT OR REPLACE INTO messages (seq, queue, message_id, body, md5, attributes, md5_attributes, sender_id, sent,
                     visible_at, receive_count, first_receive, receipt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """)
             let delete = try db.cachedStatement(sql: "DELETE FROM messages WHERE seq = ?")
+            let received = try db.cachedStatement(sql: "UPDATE messages SET visible_at = ?, receive_count = ?, first_receive = ?, receipt = ? WHERE seq = ?")
             for (index, change) in changes.enumerated() {
                 switch change {
                 case .putQueue(let q):
@@ -82,7 +96,16 @@ final class QueueStore: Sendable {
                 case .deleteQueue(let name):
                     try db.execute(sql: "DELETE FROM queues WHERE name = ?", arguments: [name])
                     try db.execute(sql: "DELETE FROM messages WHERE queue = ?", arguments: [name])
-                case .putMessage(let m) where supersededAfter[m.seq] == index:
+                case .receiveMessage(let m) where lastChange[m.seq] == index && !putInBatch.contains(m.seq):
+                    try received.run {
+                        $0.bind(m.visibleAt)
+                        $0.bind(m.receiveCount)
+                        $0.bind(m.firstReceiveTimestamp)
+                        $0.bind(m.receipt)
+                        $0.bind(m.seq)
+                    }
+                case .putMessage(let m) where lastChange[m.seq] == index,
+                     .receiveMessage(let m) where lastChange[m.seq] == index:
                     try put.run {
                         $0.bind(m.seq)
                         $0.bind(m.queue)
@@ -98,9 +121,9 @@ final class QueueStore: Sendable {
                         $0.bind(m.firstReceiveTimestamp)
                         $0.bind(m.receipt)
                     }
-                case .deleteMessage(let seq) where supersededAfter[seq] == index:
+                case .deleteMessage(let seq) where lastChange[seq] == index:
                     try delete.run { $0.bind(seq) }
-                case .putMessage, .deleteMessage:
+                case .putMessage, .receiveMessage, .deleteMessage:
                     break
                 }
             }

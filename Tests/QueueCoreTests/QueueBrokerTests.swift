@@ -50,6 +50,29 @@ struct BrokerHarness {
         #expect(got[0].Attributes?["SenderId"] == "tester")
     }
 
+    /// The store writes a receive as an UPDATE of four columns, so the core must say which changes
+    /// are receives: a dead-lettering receive moves the message instead (a delete and a put).
+    @Test func aReceiveIsRecordedAsAReceiveAndADeadLetterAsAMove() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q", ["VisibilityTimeout": "0"])
+        _ = try h.create("dlq")
+        _ = try h.send(url, "one")
+        h.changes = []
+        _ = try h.receive(url)
+        guard h.changes.count == 1, case .receiveMessage(let m) = h.changes[0] else {
+            Issue.record("a receive records the message's new state: \(h.changes)"); return
+        }
+        #expect(m.receiveCount == 1 && m.receipt != nil && m.firstReceiveTimestamp == h.now)
+        let redrive = #"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":"1"}"#
+        try h.broker.setQueueAttributes(url, ["RedrivePolicy": redrive], now: h.now, changes: &h.changes)
+        h.changes = []
+        #expect(try h.receive(url).isEmpty)
+        guard h.changes.count == 2, case .deleteMessage(m.seq) = h.changes[0], case .putMessage(let moved) = h.changes[1] else {
+            Issue.record("dead-lettering deletes and puts: \(h.changes)"); return
+        }
+        #expect(moved.queue == "dlq" && moved.body == "one")
+    }
+
     @Test func aReceivedMessageIsHiddenForTheVisibilityTimeoutThenReturnsWithANewHandle() throws {
         var h = BrokerHarness()
         let url = try h.create("q", ["VisibilityTimeout": "5"])
@@ -237,7 +260,7 @@ struct BrokerHarness {
             switch change {
             case .putQueue(let q): queues[q.name] = q
             case .deleteQueue(let n): queues[n] = nil
-            case .putMessage(let m): messages[m.seq] = m
+            case .putMessage(let m), .receiveMessage(let m): messages[m.seq] = m
             case .deleteMessage(let s): messages[s] = nil
             }
         }
