@@ -15,7 +15,7 @@ actor NotifierEngine {
 
     init(topics: SNSTopics, store: NotifierStore, logger: Logger) {
         self.topics = topics
-        committer = GroupCommitter(write: { try await store.commit($0) }, onFailure: { error in
+        committer = GroupCommitter(write: { try store.commit($0) }, onFailure: { error in
             // The core is now ahead of the disk: stop rather than answer from a state a restart
             // would not reproduce; the supervisor restarts the node from what is durable.
             logger.critical("commit failed: \(error); exiting so a restart reloads the durable state")

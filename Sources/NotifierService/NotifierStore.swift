@@ -64,8 +64,8 @@ final class NotifierStore: Sendable {
     }
 
     /// Writes `changes` in one transaction, in order.
-    func commit(_ changes: [NotifierChange]) async throws {
-        try await db.write { db in
+    func commit(_ changes: [NotifierChange]) throws {
+        try db.write { db in
             let encoder = JSONEncoder()
             for change in changes {
                 switch change {

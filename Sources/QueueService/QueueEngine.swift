@@ -23,7 +23,7 @@ actor QueueEngine {
     init(broker: QueueBroker, store: QueueStore, logger: Logger) {
         self.broker = broker
         self.logger = logger
-        committer = GroupCommitter(write: { try await store.commit($0) }, onFailure: { error in
+        committer = GroupCommitter(write: { try store.commit($0) }, onFailure: { error in
             // The core already changed: it now says more than the disk. Stop rather than answer
             // from a state that a restart would not reproduce.
             logger.critical("commit failed: \(error); exiting so a restart reloads the durable state")

@@ -57,7 +57,7 @@ final class QueueStore: Sendable {
     /// Writes `changes` in one transaction. Within it only the last change to each message is
     /// written: a message sent, received and deleted in one batch costs nothing. A receive of a
     /// message already on disk updates the four columns a receive changes, not the whole row.
-    func commit(_ changes: [StoreChange]) async throws {
+    func commit(_ changes: [StoreChange]) throws {
         var last: [Int64: Int] = [:]
         var put: Set<Int64> = []
         for (index, change) in changes.enumerated() {
@@ -69,7 +69,7 @@ final class QueueStore: Sendable {
             }
         }
         let batch = Batch(changes: changes, lastChange: last, putInBatch: put)
-        try await db.write { db in try batch.write(db) }
+        try db.write { db in try batch.write(db) }
     }
 
     private struct Batch {

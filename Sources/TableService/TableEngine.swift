@@ -22,7 +22,7 @@ actor TableEngine {
         let watch = CommittedRecords()
         self.watch = watch
         committer = GroupCommitter(write: { batch in
-            try await store.commit(batch)
+            try store.commit(batch)
             watch.committed(batch)
         }, onFailure: { error in
             logger.critical("commit failed: \(error); exiting so a restart reloads the durable state")

@@ -40,8 +40,8 @@ final class TableStore: Sendable {
         }
     }
 
-    func commit(_ changes: [TableChange]) async throws {
-        try await db.write { db in
+    func commit(_ changes: [TableChange]) throws {
+        try db.write { db in
             let encoder = JSONEncoder()
             // A stream record's NewImage is the item its write just stored: encoded once, for both rows.
             var stored: (table: String, item: Item, json: Data)?
