@@ -16,7 +16,10 @@ actor QueueEngine {
     private var nextParkID = 0
 
     private struct Parked {
-        var continuation: CheckedContinuation<Void, Never>
+        var options: QueueBroker.ReceiveOptions
+        /// Resumed with messages received for the poll by a send (already durable), or with nil
+        /// to look again (timer, another change, shutdown).
+        var continuation: CheckedContinuation<[ReceivedMessage]?, Never>
         var timer: Task<Void, Never>
     }
 
@@ -63,37 +66,74 @@ actor QueueEngine {
             try await commit(changes)  // expired or dead-lettered messages, if any
             if Task.isCancelled { return [] }
             let wake = min(deadline, broker.nextVisibleAt(name) ?? deadline)
-            await park(name, until: wake)
+            if let handed = await park(name, options, until: wake) { return handed }
         }
     }
 
     // MARK: Group commit
 
+    /// Commits `changes`. A message they make visible goes straight to the polls parked on its
+    /// queue: received in the same batch (one commit, not a second one for the receive) and handed
+    /// over once that batch is durable.
     private func commit(_ changes: [StoreChange]) async throws {
         guard !changes.isEmpty else { return }
+        var changes = changes
+        let served = serveParked(for: &changes)
         wakeParked(for: changes)
-        try await committer.commit(changes)
+        do {
+            try await committer.commit(changes)
+        } catch {
+            for (continuation, _) in served { continuation.resume(returning: nil) }
+            throw error
+        }
+        for (continuation, messages) in served { continuation.resume(returning: messages) }
     }
 
     // MARK: Long polls
 
-    private func park(_ name: String, until wake: Int64) async {
+    /// Parks a long poll until `wake` or a change to its queue; returns messages a send received for
+    /// it, or nil to look again.
+    private func park(_ name: String, _ options: QueueBroker.ReceiveOptions, until wake: Int64) async -> [ReceivedMessage]? {
         let id = nextParkID
         nextParkID += 1
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        return await withCheckedContinuation { (continuation: CheckedContinuation<[ReceivedMessage]?, Never>) in
             let delay = max(0, wake - Self.now())
             let timer = Task { [weak self] in
                 try? await Task.sleep(for: .milliseconds(delay))
                 await self?.unpark(name, id)
             }
-            parked[name, default: [:]][id] = Parked(continuation: continuation, timer: timer)
+            parked[name, default: [:]][id] = Parked(options: options, continuation: continuation, timer: timer)
         }
     }
 
     private func unpark(_ name: String, _ id: Int) {
         guard let entry = parked[name]?.removeValue(forKey: id) else { return }
         entry.timer.cancel()
-        entry.continuation.resume()
+        entry.continuation.resume(returning: nil)
+    }
+
+    /// Receives for the polls parked on queues where `changes` put a message, oldest poll first,
+    /// adding the receives' changes to `changes`; returns who gets what once they are durable.
+    private func serveParked(for changes: inout [StoreChange]) -> [(CheckedContinuation<[ReceivedMessage]?, Never>, [ReceivedMessage])] {
+        guard !parked.isEmpty else { return [] }
+        var queues: [String] = []
+        for change in changes {
+            if case .putMessage(let m) = change, parked[m.queue] != nil, !queues.contains(m.queue) { queues.append(m.queue) }
+        }
+        var served: [(CheckedContinuation<[ReceivedMessage]?, Never>, [ReceivedMessage])] = []
+        let now = Self.now()
+        for name in queues {
+            for id in (parked[name]?.keys ?? [:].keys).sorted() {
+                guard let options = parked[name]?[id]?.options else { continue }
+                let messages = broker.receive(name, options, now: now, nonce: { UInt64.random(in: 1...UInt64.max) }, changes: &changes)
+                if messages.isEmpty { break }  // nothing visible is left on this queue
+                let entry = parked[name]!.removeValue(forKey: id)!
+                entry.timer.cancel()
+                served.append((entry.continuation, messages))
+            }
+            if parked[name]?.isEmpty == true { parked[name] = nil }
+        }
+        return served
     }
 
     /// A change that may make a message visible wakes the polls parked on its queue; they look again

@@ -556,6 +556,31 @@ def test_long_poll_returns_as_soon_as_a_message_is_sent(cluster, sqs):
     assert result["took"] < 5.0, result
 
 
+def test_a_batch_sent_to_parked_polls_goes_to_each_once(cluster, sqs):
+    url = create(sqs, "parkedmany", VisibilityTimeout=30)
+    polls = [SQS(cluster.endpoint("queue")) for _ in range(4)]
+    try:
+        for p in polls:  # four long polls for one message each, parked on the empty queue
+            p.client.send("request", action="sqs:ReceiveMessage",
+                          body={"QueueUrl": url, "WaitTimeSeconds": 2, "MaxNumberOfMessages": 1, "AttributeNames": ["All"]})
+        time.sleep(0.3)  # parked (nothing to observe: a parked poll changes no count)
+        result = sqs("SendMessageBatch", {"QueueUrl": url, "Entries": [{"Id": f"e{i}", "MessageBody": f"m{i}"} for i in range(3)]})
+        assert len(result["Successful"]) == 3, result
+        got = []
+        for p in polls:
+            header, body = p.client.recv(timeout=10)
+            assert header["kind"] == "reply", body
+            got.append(body.get("Messages", []))
+    finally:
+        for p in polls:
+            p.close()
+    bodies = sorted(m["Body"] for batch in got for m in batch)
+    assert bodies == ["m0", "m1", "m2"], got
+    assert sorted(len(batch) for batch in got) == [0, 1, 1, 1]
+    assert all(m["Attributes"]["ApproximateReceiveCount"] == "1" for batch in got for m in batch)
+    assert counts(sqs, url) == (0, 3, 0)
+
+
 def test_long_poll_on_an_empty_queue_waits_its_time(sqs):
     url = create(sqs, "emptypoll")
     t0 = time.monotonic()
@@ -873,6 +898,17 @@ def broker_killed(cluster):
         received_at = time.monotonic()
         [inflight] = sqs.receive(inflight_url, 1, visibility=INFLIGHT_VISIBILITY)
 
+        # a message a send handed straight to a parked long poll (received in the send's commit)
+        handed_url = create(sqs, "handed", VisibilityTimeout=60)
+        handed: dict = {}
+        with SQS(cluster.endpoint("queue")) as poller:
+            poller.client.send("request", action="sqs:ReceiveMessage", body={"QueueUrl": handed_url, "WaitTimeSeconds": 10})
+            time.sleep(0.3)  # parked (nothing to observe: a parked poll changes no count)
+            send(sqs, handed_url, "handed to a parked poll")
+            header, body = poller.client.recv(timeout=10)
+            assert header["kind"] == "reply", body
+            [handed] = body["Messages"]
+
     before = process_by_name(cluster.status(), "queue")
     assert before["state"] == "running"
     os.kill(before["pid"], signal.SIGKILL)
@@ -889,6 +925,7 @@ def broker_killed(cluster):
         "wire_url": wire_url, "wire_bodies": wire_bodies, "wire_ids": wire_ids,
         "inflight_url": inflight_url, "inflight_sent": inflight_sent, "inflight": inflight, "received_at": received_at,
         "configured_url": configured_url, "deleted_url": deleted_url, "handle_url": handle_url, "handled": handled,
+        "handed_url": handed_url, "handed": handed,
     }
 
 
@@ -938,6 +975,10 @@ def test_queues_and_receipt_handles_survive_sigkill(broker_killed, sqs):
     a = attributes(sqs, k["configured_url"], "VisibilityTimeout", "DelaySeconds", "MaximumMessageSize")
     assert a == {"VisibilityTimeout": "17", "DelaySeconds": "3", "MaximumMessageSize": "4096"}
     assert sqs.error("GetQueueUrl", {"QueueName": k["deleted_url"].rsplit("/", 1)[1]}) == NONEXISTENT
+    # a receive handed to a parked poll was committed with the send: in flight, its handle works
+    assert counts(sqs, k["handed_url"]) == (0, 1, 0)
+    assert sqs("DeleteMessage", {"QueueUrl": k["handed_url"], "ReceiptHandle": k["handed"]["ReceiptHandle"]}) == {}
+    assert counts(sqs, k["handed_url"]) == (0, 0, 0)
     # the pre-crash handle is still the current one: it deletes the message
     assert counts(sqs, k["handle_url"]) == (0, 1, 0)
     assert sqs("DeleteMessage", {"QueueUrl": k["handle_url"], "ReceiptHandle": k["handled"]["ReceiptHandle"]}) == {}
