@@ -24,7 +24,9 @@ struct LatencyBench: AsyncParsableCommand {
             name: "latency-probe", credentials: credentials.map { CredentialSource(file: URL(fileURLWithPath: $0)) })
         let count = rate * seconds
         let timings = Timings(count: count)
-        let receiving = Task { try await receive(client, timings: timings, until: count) }
+        // The notifications of the last orders get 30 s after the last POST.
+        let deadline = ContinuousClock.now + .seconds(seconds + 30)
+        let receiving = Task { try await receive(client, timings: timings, until: deadline) }
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
             // Blocking socket calls stay off the cooperative pool, which the receiver needs.
             Thread.detachNewThread {
@@ -34,14 +36,11 @@ struct LatencyBench: AsyncParsableCommand {
                 } catch { done.resume(throwing: error) }
             }
         }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !timings.complete, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        receiving.cancel()
-        _ = try? await receiving.value
+        do { try await receiving.value } catch { await client.close(); throw error }
         await client.close()
         let latencies = timings.latencies()
         guard latencies.count == count else {
-            throw ValidationError("only \(latencies.count) of \(count) orders were delivered within 30 s")
+            throw ValidationError("only \(latencies.count) of \(count) orders were delivered within 30 s of the last POST")
         }
         let m = Measurement(latencies: latencies, seconds: Double(seconds), operations: count)
         print(String(format: "e2e latency at %d orders/s (%d orders, POST -> notification read from an SQS subscriber, Swift client): "
@@ -71,11 +70,12 @@ struct LatencyBench: AsyncParsableCommand {
         }
     }
 
-    /// Long-polls the subscriber queue, noting when each order's notification arrives, and deletes them.
-    func receive(_ client: NimbusClient, timings: Timings, until count: Int) async throws {
+    /// Long-polls the subscriber queue, noting when each order's notification arrives, and deletes
+    /// them; returns once every order's has arrived or at `deadline`.
+    func receive(_ client: NimbusClient, timings: Timings, until deadline: ContinuousClock.Instant) async throws {
         let receive = try JSONSerialization.data(withJSONObject: [
             "QueueUrl": subscriber, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1, "AttributeNames": ["SentTimestamp"]] as [String: Any])
-        while !Task.isCancelled, !timings.complete {
+        while !timings.complete, ContinuousClock.now < deadline {
             let answer = try await client.request("sqs:ReceiveMessage", to: queue, body: receive, timeout: .seconds(5), attempts: 1)
             let now = ContinuousClock.now
             let messages = (try JSONSerialization.jsonObject(with: answer) as? [String: Any])?["Messages"] as? [[String: Any]] ?? []

@@ -59,16 +59,16 @@ final class QueueStore: Sendable {
     /// message already on disk updates the four columns a receive changes, not the whole row.
     func commit(_ changes: [StoreChange]) throws {
         var last: [Int64: Int] = [:]
-        var put: Set<Int64> = []
+        var putSeqs: Set<Int64> = []
         for (index, change) in changes.enumerated() {
             switch change {
-            case .putMessage(let m): last[m.seq] = index; put.insert(m.seq)
+            case .putMessage(let m): last[m.seq] = index; putSeqs.insert(m.seq)
             case .receiveMessage(let m): last[m.seq] = index
             case .deleteMessage(let seq): last[seq] = index
             default: break
             }
         }
-        let batch = Batch(changes: changes, lastChange: last, putInBatch: put)
+        let batch = Batch(changes: changes, lastChange: last, putInBatch: putSeqs)
         try db.write { db in try batch.write(db) }
     }
 
