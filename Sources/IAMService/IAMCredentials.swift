@@ -29,7 +29,10 @@ struct CredentialAuthority: Sendable {
         } else {
             try FileManager.default.createDirectory(at: keyFile.deletingLastPathComponent(), withIntermediateDirectories: true)
             let key = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
-            FileManager.default.createFile(atPath: keyFile.path, contents: key, attributes: [.posixPermissions: 0o600])
+            // Without the key on disk, every session token issued now would be refused after a restart.
+            guard FileManager.default.createFile(atPath: keyFile.path, contents: key, attributes: [.posixPermissions: 0o600]) else {
+                throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: keyFile.path])
+            }
             tokens = SessionTokens(masterKey: key)
         }
     }

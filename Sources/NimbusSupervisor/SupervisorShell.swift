@@ -74,7 +74,7 @@ actor SupervisorShell {
                 guard let client else { continue }
                 Task {
                     if let answer = try? await client.heartbeat(endpoint, timeout: timeout) {
-                        await self.heartbeatAnswered(name, answer)
+                        self.heartbeatAnswered(name, answer)
                     }
                 }
             case .log(let level, let message):
