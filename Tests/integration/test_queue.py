@@ -893,11 +893,6 @@ def broker_killed(cluster):
         send(sqs, handle_url, "delete me after the restart")
         [handled] = sqs.receive(handle_url, 1, visibility=60)
 
-        inflight_url = create(sqs, "inflight", VisibilityTimeout=30)
-        inflight_sent = send(sqs, inflight_url, "in flight at the crash")
-        received_at = time.monotonic()
-        [inflight] = sqs.receive(inflight_url, 1, visibility=INFLIGHT_VISIBILITY)
-
         # a message a send handed straight to a parked long poll (received in the send's commit)
         handed_url = create(sqs, "handed", VisibilityTimeout=60)
         handed: dict = {}
@@ -908,6 +903,12 @@ def broker_killed(cluster):
             header, body = poller.client.recv(timeout=10)
             assert header["kind"] == "reply", body
             [handed] = body["Messages"]
+
+        # last, so that its visibility timeout runs from just before the kill
+        inflight_url = create(sqs, "inflight", VisibilityTimeout=30)
+        inflight_sent = send(sqs, inflight_url, "in flight at the crash")
+        received_at = time.monotonic()
+        [inflight] = sqs.receive(inflight_url, 1, visibility=INFLIGHT_VISIBILITY)
 
     before = process_by_name(cluster.status(), "queue")
     assert before["state"] == "running"
