@@ -15,6 +15,9 @@ actor QueueEngine {
     private var parked: [String: [Int: Parked]] = [:]
     private var nextParkID = 0
 
+    /// A parked poll's continuation and the messages a send received for it.
+    private typealias Handoff = (continuation: CheckedContinuation<[ReceivedMessage]?, Never>, messages: [ReceivedMessage])
+
     private struct Parked {
         var options: QueueBroker.ReceiveOptions
         /// Resumed with messages received for the poll by a send (already durable), or with nil
@@ -114,13 +117,13 @@ actor QueueEngine {
 
     /// Receives for the polls parked on queues where `changes` put a message, oldest poll first,
     /// adding the receives' changes to `changes`; returns who gets what once they are durable.
-    private func serveParked(for changes: inout [StoreChange]) -> [(CheckedContinuation<[ReceivedMessage]?, Never>, [ReceivedMessage])] {
+    private func serveParked(for changes: inout [StoreChange]) -> [Handoff] {
         guard !parked.isEmpty else { return [] }
         var queues: [String] = []
         for change in changes {
             if case .putMessage(let m) = change, parked[m.queue] != nil, !queues.contains(m.queue) { queues.append(m.queue) }
         }
-        var served: [(CheckedContinuation<[ReceivedMessage]?, Never>, [ReceivedMessage])] = []
+        var served: [Handoff] = []
         let now = Self.now()
         for name in queues {
             for id in (parked[name]?.keys ?? [:].keys).sorted() {
