@@ -44,6 +44,7 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "NimbusProtocol"),
         .target(name: "NimbusConfig", dependencies: [.product(name: "Yams", package: "Yams")]),
@@ -133,7 +134,7 @@ let package = Package(
         .target(name: "NotifierCore", dependencies: ["NimbusProtocol", .product(name: "HeapModule", package: "swift-collections")]),
         .target(
             name: "NotifierService",
-            dependencies: ["NotifierCore", "QueueCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["NotifierCore", "QueueCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", "COpenSSL", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "MailSink"),
         .executableTarget(name: "NimbusMailSink", dependencies: ["MailSink", "NimbusRuntime", "NimbusProtocol"]),

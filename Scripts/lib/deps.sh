@@ -1,17 +1,18 @@
 # Installs the system packages Nimbus builds against, when missing (Debian; needs root or sudo).
+# libzmq for the wire, OpenSSL for the notifier's SMTP over TLS (and its CLI for the tests' certificates).
 ensure_system_deps() {
-  if pkg-config --exists libzmq 2>/dev/null; then return 0; fi
-  echo "nimbus: installing libzmq3-dev and pkg-config ..." >&2
+  if pkg-config --exists libzmq openssl 2>/dev/null && command -v openssl >/dev/null; then return 0; fi
+  echo "nimbus: installing libzmq3-dev, libssl-dev, openssl and pkg-config ..." >&2
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libzmq3-dev pkg-config >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libzmq3-dev libssl-dev openssl pkg-config >/dev/null
 }
 
 # Python packages the integration tests use as independent clients.
 ensure_python_deps() {
-  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator" 2>/dev/null && return 0
-  echo "nimbus: installing Python test clients (pyzmq, pytest, requests, pyyaml, openapi-spec-validator) ..." >&2
-  python3 -m pip install -q pyzmq pytest requests pyyaml openapi-spec-validator 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
-  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator"
+  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator, aiosmtpd" 2>/dev/null && return 0
+  echo "nimbus: installing Python test clients (pyzmq, pytest, requests, pyyaml, openapi-spec-validator, aiosmtpd) ..." >&2
+  python3 -m pip install -q pyzmq pytest requests pyyaml openapi-spec-validator aiosmtpd 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
+  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator, aiosmtpd"
 }

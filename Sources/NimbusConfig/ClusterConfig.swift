@@ -70,9 +70,16 @@ public struct ClusterConfig: Sendable, Equatable {
 
     /// The notifier (SNS, POC-Topic): where its mail goes and what its links point at.
     public struct NotifierSettings: Sendable, Equatable {
-        /// The SMTP server email subscriptions are delivered through (plain SMTP: no STARTTLS).
+        /// The SMTP server email subscriptions are delivered through.
         public var smtpHost: String = "127.0.0.1"
         public var smtpPort: Int = 2525
+        /// How the connection to it is protected: `off` (plain SMTP: the local mail sink),
+        /// `starttls` (RFC 3207: plain, then upgraded; refused if the server does not offer it) or
+        /// `tls` (TLS from the first byte, "SMTPS", usually port 465). With TLS the server's
+        /// certificate must chain to a trusted CA and name `smtpHost`.
+        public var smtpTLS: SMTPTLSMode = .off
+        /// CA certificates (PEM, an absolute path) to trust for the SMTP server instead of the system's store.
+        public var smtpCAFile: String?
         /// The envelope sender and From: address of every mail.
         public var fromAddress: String = "no-reply@nimbus.local"
         /// SMTP AUTH (PLAIN or LOGIN, whichever the server offers), when both are set.
@@ -83,6 +90,10 @@ public struct ClusterConfig: Sendable, Equatable {
         public var publicBaseURL: String = "http://127.0.0.1:8080"
         /// Where `nimbus-mail-sink` writes the mails it receives; relative to dataDirectory.
         public var mailSinkDirectory: String = "mail"
+    }
+
+    public enum SMTPTLSMode: String, Sendable, Equatable, CaseIterable {
+        case off, starttls, tls
     }
 
     /// The stack file as an absolute path, when there is one.
@@ -259,6 +270,11 @@ public struct ClusterConfig: Sendable, Equatable {
         if from.count != 2 || from[0].isEmpty || from[1].isEmpty || notifier.fromAddress.contains(where: { $0.isWhitespace || $0 == "<" || $0 == ">" }) {
             throw ConfigError("notifier.fromAddress must be an address like no-reply@nimbus.local, not \"\(notifier.fromAddress)\"")
         }
+        if let file = notifier.smtpCAFile {
+            // Absolute: the processes that read it do not share one working directory.
+            guard file.hasPrefix("/") else { throw ConfigError("notifier.smtpCAFile must be an absolute path, not \"\(file)\"") }
+            guard FileManager.default.isReadableFile(atPath: file) else { throw ConfigError("notifier.smtpCAFile \(file) is not a readable file") }
+        }
         if (notifier.smtpUsername == nil) != (notifier.smtpPassword == nil) {
             throw ConfigError("notifier.smtpUsername and notifier.smtpPassword go together")
         }
@@ -311,6 +327,8 @@ private struct ConfigFile: Decodable {
         var fromAddress: String?
         var smtpUsername: String?
         var smtpPassword: String?
+        var smtpTLS: String?
+        var smtpCAFile: String?
         var publicBaseURL: String?
         var mailSinkDirectory: String?
     }
@@ -410,6 +428,13 @@ private struct ConfigFile: Decodable {
             if let v = n.fromAddress { c.notifier.fromAddress = v }
             if let v = n.smtpUsername { c.notifier.smtpUsername = v }
             if let v = n.smtpPassword { c.notifier.smtpPassword = v }
+            if let v = n.smtpTLS {
+                guard let mode = ClusterConfig.SMTPTLSMode(rawValue: v) else {
+                    throw ConfigError("notifier.smtpTLS must be one of \(ClusterConfig.SMTPTLSMode.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(v)\"")
+                }
+                c.notifier.smtpTLS = mode
+            }
+            if let v = n.smtpCAFile { c.notifier.smtpCAFile = v }
             if let v = n.publicBaseURL { c.notifier.publicBaseURL = v }
             if let v = n.mailSinkDirectory { c.notifier.mailSinkDirectory = v }
         }

@@ -30,7 +30,8 @@ public struct NotifierNodeService: NodeService {
         senders = DeliverySenders(
             smtp: (0..<Self.smtpConnections).map { _ in
                 SMTPClient(settings: .init(host: settings.smtpHost, port: settings.smtpPort, username: settings.smtpUsername,
-                                           password: settings.smtpPassword, heloName: heloName))
+                                           password: settings.smtpPassword, heloName: heloName, security: SMTPClient.Security(settings.smtpTLS),
+                                           caFile: settings.smtpCAFile))
             },
             fromAddress: settings.fromAddress)
     }
@@ -294,6 +295,16 @@ public struct NotifierNodeService: NodeService {
             default:
                 continue
             }
+        }
+    }
+}
+
+extension SMTPClient.Security {
+    init(_ mode: ClusterConfig.SMTPTLSMode) {
+        switch mode {
+        case .off: self = .none
+        case .starttls: self = .startTLS
+        case .tls: self = .implicitTLS
         }
     }
 }

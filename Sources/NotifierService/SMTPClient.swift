@@ -19,15 +19,25 @@ public struct SMTPError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// A small SMTP client (RFC 5321): EHLO (HELO fallback), optional AUTH PLAIN/LOGIN, MAIL FROM,
-/// RCPT TO, DATA with dot-stuffing. One connection, kept open and reused for the next mail; RSET
-/// after a refused mail, a fresh connection after an I/O error.
+/// A small SMTP client (RFC 5321): EHLO (HELO fallback), STARTTLS (RFC 3207) or TLS from the first
+/// byte when configured, optional AUTH PLAIN/LOGIN, MAIL FROM, RCPT TO, DATA with dot-stuffing. One
+/// connection, kept open and reused for the next mail; RSET after a refused mail, a fresh connection
+/// after an I/O error.
 ///
 /// The sockets are blocking, so every bit of I/O runs on one dedicated serial DispatchQueue, never
 /// on Swift's cooperative pool (two cores: a blocked pool thread would stall half the node).
-/// No STARTTLS / implicit TLS: the package has no TLS library wired in, so the client speaks plain
-/// SMTP only and says so when a server insists on TLS.
 public final class SMTPClient: @unchecked Sendable {
+    /// How the connection is protected (see `ClusterConfig.NotifierSettings.smtpTLS`).
+    public enum Security: Sendable, Equatable {
+        /// Plain SMTP (a local relay or the mail sink).
+        case none
+        /// Plain, then upgraded by STARTTLS before anything else is said; a server that does not
+        /// offer it gets no mail (never a silent fall back to plain text).
+        case startTLS
+        /// TLS from the first byte ("SMTPS", port 465).
+        case implicitTLS
+    }
+
     public struct Settings: Sendable {
         public var host: String
         public var port: Int
@@ -37,15 +47,20 @@ public final class SMTPClient: @unchecked Sendable {
         public var heloName: String
         /// Bound on connect and on every read and write.
         public var timeoutSeconds: Double
+        public var security: Security
+        /// CA certificates (PEM) the server's certificate must chain to; nil: the system's store.
+        public var caFile: String?
 
         public init(host: String, port: Int, username: String? = nil, password: String? = nil, heloName: String = "nimbus.local",
-                    timeoutSeconds: Double = 10) {
+                    timeoutSeconds: Double = 10, security: Security = .none, caFile: String? = nil) {
             self.host = host
             self.port = port
             self.username = username
             self.password = password
             self.heloName = heloName
             self.timeoutSeconds = timeoutSeconds
+            self.security = security
+            self.caFile = caFile
         }
     }
 
@@ -53,6 +68,8 @@ public final class SMTPClient: @unchecked Sendable {
     private let queue = DispatchQueue(label: "nimbus.notifier.smtp")
     /// Only touched on `queue` (that is what makes the class safe to share).
     private var connection: SMTPConnection?
+    /// Made on first use, on `queue`.
+    private var tlsContext: TLSClientContext?
 
     public init(settings: Settings) {
         self.settings = settings
@@ -113,15 +130,19 @@ public final class SMTPClient: @unchecked Sendable {
     private func open() throws -> SMTPConnection {
         let c = try SMTPConnection(host: settings.host, port: settings.port, timeout: settings.timeoutSeconds)
         do {
+            if settings.security == .implicitTLS { try c.startTLS(try context(), host: settings.host) }
             let greeting = try c.readReply()
             guard greeting.code == 220 else { throw SMTPError("SMTP server greeted with \(greeting.text)") }
-            var ehlo = try c.command("EHLO \(settings.heloName)")
-            var capabilities: [String] = []
-            if ehlo.code == 250 {
-                capabilities = Array(ehlo.lines.dropFirst()).map { $0.uppercased() }
-            } else {
-                ehlo = try c.command("HELO \(settings.heloName)")
-                guard ehlo.code == 250 else { throw SMTPError("SMTP server refused EHLO and HELO: \(ehlo.text)") }
+            var capabilities = try hello(c)
+            if settings.security == .startTLS {
+                guard capabilities.contains("STARTTLS") else {
+                    throw SMTPError("the SMTP server \(settings.host):\(settings.port) does not offer STARTTLS, which notifier.smtpTLS: starttls requires")
+                }
+                let reply = try c.command("STARTTLS")
+                guard reply.code == 220 else { throw SMTPError("SMTP STARTTLS refused: \(reply.text)") }
+                try c.startTLS(try context(), host: settings.host)
+                // RFC 3207: everything learnt before the handshake is forgotten; ask again.
+                capabilities = try hello(c, heloFallback: false)
             }
             if let user = settings.username, let password = settings.password {
                 try authenticate(c, capabilities: capabilities, user: user, password: password)
@@ -132,6 +153,23 @@ public final class SMTPClient: @unchecked Sendable {
             c.close()
             throw error
         }
+    }
+
+    /// EHLO (HELO when refused); the server's capabilities, upper-cased.
+    private func hello(_ c: SMTPConnection, heloFallback: Bool = true) throws -> [String] {
+        let ehlo = try c.command("EHLO \(settings.heloName)")
+        if ehlo.code == 250 { return Array(ehlo.lines.dropFirst()).map { $0.uppercased() } }
+        guard heloFallback else { throw SMTPError("SMTP server refused EHLO: \(ehlo.text)") }
+        let helo = try c.command("HELO \(settings.heloName)")
+        guard helo.code == 250 else { throw SMTPError("SMTP server refused EHLO and HELO: \(helo.text)") }
+        return []
+    }
+
+    private func context() throws -> TLSClientContext {
+        if let tlsContext { return tlsContext }
+        let made = try TLSClientContext(caFile: settings.caFile)
+        tlsContext = made
+        return made
     }
 
     private func authenticate(_ c: SMTPConnection, capabilities: [String], user: String, password: String) throws {
@@ -149,7 +187,7 @@ public final class SMTPClient: @unchecked Sendable {
             reply = try c.command(Data(password.utf8).base64EncodedString())
             guard reply.code == 235 else { throw SMTPError("SMTP AUTH LOGIN failed: \(reply.text)") }
         } else if capabilities.contains("STARTTLS") {
-            throw SMTPError("the SMTP server offers AUTH only after STARTTLS, which Nimbus's SMTP client does not support (plain SMTP only)")
+            throw SMTPError("the SMTP server offers AUTH only after STARTTLS: set notifier.smtpTLS: starttls")
         } else {
             throw SMTPError("the SMTP server offers neither AUTH PLAIN nor AUTH LOGIN")
         }
@@ -162,7 +200,7 @@ public final class SMTPClient: @unchecked Sendable {
             let rset = (try? c.command("RSET"))?.code == 250
             var text = "SMTP \(what) refused: \(reply.text)"
             if reply.code == 530, reply.text.uppercased().contains("STARTTLS") {
-                text += " (Nimbus's SMTP client does not support STARTTLS)"
+                text += " (set notifier.smtpTLS: starttls)"
             }
             // 421: the server is closing the connection.
             throw SMTPError(text, permanent: (500...599).contains(reply.code), connectionUsable: rset && reply.code != 421)
@@ -210,6 +248,8 @@ final class SMTPConnection {
     }
 
     private var fd: Int32
+    /// Set once STARTTLS (or implicit TLS) has shaken hands: every byte after goes through it.
+    private var tls: TLSStream?
     private var buffer: [UInt8] = []
     /// The server announced PIPELINING in its EHLO reply.
     var pipelining = false
@@ -262,7 +302,20 @@ final class SMTPConnection {
         return true
     }
 
+    /// The negotiated TLS version, nil for plain SMTP.
+    var tlsVersion: String? { tls?.protocolVersion }
+
+    /// Upgrades the connection: TLS over the same socket, the server's certificate verified.
+    func startTLS(_ context: TLSClientContext, host: String) throws {
+        // Bytes that arrived before the handshake were not protected by it: a man in the middle
+        // could have injected them (RFC 3207 section 5, the "STARTTLS command injection").
+        guard buffer.isEmpty else { throw SMTPError("the SMTP server sent data before the TLS handshake") }
+        tls = try TLSStream(context: context, socket: fd, host: host)
+    }
+
     func close() {
+        tls?.close()
+        tls = nil
         if fd >= 0 { Glibc.close(fd); fd = -1 }
     }
 
@@ -270,6 +323,7 @@ final class SMTPConnection {
 
     func write(_ text: String) throws {
         let bytes = Array(text.utf8)
+        if let tls { return try tls.write(bytes) }
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -309,6 +363,12 @@ final class SMTPConnection {
             }
             if buffer.count > 65_536 { throw SMTPError("SMTP reply line too long") }
             var chunk = [UInt8](repeating: 0, count: 4096)
+            if let tls {
+                let n = try chunk.withUnsafeMutableBytes { try tls.read(into: $0) }
+                if n == 0 { throw SMTPError("SMTP server closed the connection") }
+                buffer += chunk[..<n]
+                continue
+            }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n == 0 { throw SMTPError("SMTP server closed the connection") }
             if n < 0 {

@@ -9,11 +9,16 @@ import Testing
         #expect(defaults.notifier.fromAddress == "no-reply@nimbus.local")
         #expect(defaults.notifier.publicBaseURL == "http://127.0.0.1:8080")
         #expect(defaults.notifier.smtpUsername == nil)
+        #expect(defaults.notifier.smtpTLS == .off && defaults.notifier.smtpCAFile == nil)
+        // Any readable file will do as the CA file here: its contents are OpenSSL's to judge.
+        let caFile = #filePath
         let c = try ClusterConfig.parse("""
             dataDirectory: /var/nimbus
             notifier: {smtpHost: mail.local, smtpPort: 25, fromAddress: orders@shop.example, smtpUsername: u, smtpPassword: p,
-                       publicBaseURL: "https://nimbus.example", mailSinkDirectory: inbox}
+                       publicBaseURL: "https://nimbus.example", mailSinkDirectory: inbox, smtpTLS: starttls, smtpCAFile: "\(caFile)"}
             """)
+        #expect(c.notifier.smtpTLS == .starttls && c.notifier.smtpCAFile == caFile)
+        #expect(try ClusterConfig.parse("notifier: {smtpTLS: tls}").notifier.smtpTLS == .tls)
         #expect(c.notifier.smtpHost == "mail.local" && c.notifier.smtpPort == 25)
         #expect(c.notifier.smtpUsername == "u" && c.notifier.smtpPassword == "p")
         #expect(c.mailSinkDirectoryURL(relativeTo: URL(fileURLWithPath: "/etc")).path == "/var/nimbus/inbox")
@@ -21,7 +26,9 @@ import Testing
 
     @Test func mistakesAreReported() {
         for bad in ["notifier: {smtpPort: 0}", "notifier: {fromAddress: nobody}", "notifier: {smtpUsername: u}",
-                    "notifier: {publicBaseURL: ftp://x}", "notifier: {smtpHost: \"\"}"] {
+                    "notifier: {publicBaseURL: ftp://x}", "notifier: {smtpHost: \"\"}",
+                    "notifier: {smtpTLS: yes}", "notifier: {smtpTLS: STARTTLS}", "notifier: {smtpCAFile: /no/such/ca.pem}",
+                    "notifier: {smtpCAFile: relative/ca.pem}"] {
             #expect(throws: ConfigError.self, "\(bad)") { try ClusterConfig.parse(bad) }
         }
     }

@@ -103,7 +103,9 @@ final class ScriptedSMTPServer: @unchecked Sendable {
         port = Int(UInt16(bigEndian: address.sin_port))
     }
 
-    func start(pipelining: Bool, refuseRecipient: String) {
+    /// `injectAfterStartTLS`: offer STARTTLS and send an extra line right after its 220, in the same
+    /// segment (what a man in the middle injecting commands would do).
+    func start(pipelining: Bool, refuseRecipient: String, injectAfterStartTLS: Bool = false) {
         let fd = listener
         Thread { [self] in
             let client = accept(fd, nil, nil)
@@ -128,7 +130,9 @@ final class ScriptedSMTPServer: @unchecked Sendable {
                     lock.withLock { received.append(line) }
                     let verb = line.prefix(4).uppercased()
                     switch verb {
+                    case "EHLO" where injectAfterStartTLS: say("250-scripted\r\n250 STARTTLS\r\n")
                     case "EHLO": say(pipelining ? "250-scripted\r\n250 PIPELINING\r\n" : "250 scripted\r\n")
+                    case "STAR" where injectAfterStartTLS: say("220 go ahead\r\n250 injected\r\n")
                     case "MAIL": say("250 ok\r\n")
                     case "RCPT": say(line.contains(refuseRecipient) ? "550 no such user\r\n" : "250 ok\r\n")
                     case "DATA":
@@ -171,6 +175,32 @@ final class ScriptedSMTPServer: @unchecked Sendable {
         #expect(verbs == (pipelining
             ? ["EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA", "QUIT"]
             : ["EHLO", "MAIL", "RCPT", "RSET", "MAIL", "RCPT", "DATA", "QUIT"]))
+    }
+}
+
+@Suite(.serialized) struct SMTPStartTLSRefusalTests {
+    func send(_ client: SMTPClient) async throws {
+        try await client.send(MailMessage(from: "a@nimbus.local", to: "b@example.com", subject: "s", body: "b", messageID: "m@x", date: Date()))
+    }
+
+    @Test func aServerWithoutStartTLSGetsNoMail() async throws {
+        let server = ScriptedSMTPServer()
+        server.start(pipelining: true, refuseRecipient: "-")
+        let client = SMTPClient(settings: .init(host: "127.0.0.1", port: server.port, timeoutSeconds: 5, security: .startTLS))
+        await #expect { try await send(client) } throws: { error in
+            (error as? SMTPError)?.description.contains("does not offer STARTTLS") == true
+        }
+        #expect(!server.commands.contains { $0.hasPrefix("MAIL") })
+    }
+
+    @Test func bytesBeforeTheHandshakeAreRefused() async throws {
+        let server = ScriptedSMTPServer()
+        server.start(pipelining: false, refuseRecipient: "-", injectAfterStartTLS: true)
+        let client = SMTPClient(settings: .init(host: "127.0.0.1", port: server.port, timeoutSeconds: 5, security: .startTLS))
+        await #expect { try await send(client) } throws: { error in
+            (error as? SMTPError)?.description.contains("sent data before the TLS handshake") == true
+        }
+        #expect(server.commands.map { String($0.prefix(8)) } == ["EHLO nim", "STARTTLS"])
     }
 }
 

@@ -100,7 +100,8 @@ class MailSink:
 
 
 class Notifier:
-    def __init__(self, directory: Path, base: int, smtp_port: int, stack: str = ""):
+    def __init__(self, directory: Path, base: int, smtp_port: int, stack: str = "", smtp: dict | None = None):
+        """``smtp``: more notifier settings (smtpTLS, smtpCAFile, smtpUsername, ...)."""
         self.directory = directory
         self.port = base + 4
         self.endpoint = f"tcp://{HOST}:{self.port}"
@@ -117,7 +118,8 @@ class Notifier:
             f"  stream-worker: {{ endpoint: tcp://{HOST}:{base + 20} }}",
             f"gateway: {{http: \"{HOST}:{base + 6}\"}}",
             f"notifier: {{smtpHost: {HOST}, smtpPort: {smtp_port}, fromAddress: orders@nimbus.test, "
-            f"publicBaseURL: \"http://{HOST}:{base + 6}\"}}",
+            f"publicBaseURL: \"http://{HOST}:{base + 6}\""
+            + "".join(f", {key}: {json.dumps(value)}" for key, value in (smtp or {}).items()) + "}",
             # A lone notifier, no IAM node to sign against: SNS's semantics are tested here,
             # authorization in test_authz.py and test_pipeline.py.
             "iam: {enforce: false}",
