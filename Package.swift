@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "NimbusProtocolTests", dependencies: ["NimbusProtocol"]),
         .testTarget(name: "NimbusConfigTests", dependencies: ["NimbusConfig"]),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"]),
-        .testTarget(name: "NimbusRuntimeTests", dependencies: ["NimbusRuntime"]),
+        .testTarget(name: "NimbusRuntimeTests", dependencies: ["NimbusRuntime", "NimbusAuth", "IAMCore"]),
         .testTarget(name: "QueueCoreTests", dependencies: ["QueueCore", "NimbusProtocol"]),
         .testTarget(name: "NimbusStackTests", dependencies: ["NimbusStack"]),
         .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),

@@ -174,9 +174,15 @@ public final class NodeRuntime: Sendable {
                 // The runtime's own actions (health, the supervisor's control socket, the policy
                 // version) are unauthenticated: the supervisor must work before anyone has credentials.
                 if let authorizer, let action = request.header.action, !action.hasPrefix("nimbus:") {
-                    let resource = service.resourceARN(for: request, runtime: self) ?? "*"
-                    request.principal = try await authorizer.authorize(request, resource: resource,
-                                                                       resourcePolicy: await service.resourcePolicy(for: resource))
+                    let resources = service.resourceARNs(for: request, runtime: self)
+                    if resources.count == 1 {
+                        request.principal = try await authorizer.authorize(request, resource: resources[0],
+                                                                           resourcePolicy: await service.resourcePolicy(for: resources[0]))
+                    } else {
+                        var checks: [(arn: String, policy: ResourcePolicy?)] = []
+                        for arn in resources { checks.append((arn, await service.resourcePolicy(for: arn))) }
+                        request.principal = try await authorizer.authorize(request, resources: checks)
+                    }
                 }
                 body = try await service.handle(request, runtime: self)
             }

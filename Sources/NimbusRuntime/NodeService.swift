@@ -24,6 +24,11 @@ public protocol NodeService: Sendable {
     /// Called for every request before `handle`: keep it cheap (no full JSON decode).
     func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String?
 
+    /// Every resource a request acts on, when it may be more than one (a BatchWriteItem writes to
+    /// each table it names): each is authorized, and all must be allowed. Default: `resourceARN`'s,
+    /// or "*".
+    func resourceARNs(for request: InboundRequest, runtime: NodeRuntime) -> [String]
+
     /// The resource's own policy, when it has one (a queue's Policy attribute).
     func resourcePolicy(for resourceARN: String) async -> ResourcePolicy?
 
@@ -33,6 +38,9 @@ public protocol NodeService: Sendable {
 
 extension NodeService {
     public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? { nil }
+    public func resourceARNs(for request: InboundRequest, runtime: NodeRuntime) -> [String] {
+        [resourceARN(for: request, runtime: runtime) ?? "*"]
+    }
     public func resourcePolicy(for resourceARN: String) async -> ResourcePolicy? { nil }
     public func localAuthority() -> (any Authority)? { nil }
 

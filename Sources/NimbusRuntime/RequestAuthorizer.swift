@@ -73,9 +73,27 @@ public final class RequestAuthorizer: Sendable {
         try await authorize(header: request.header, body: request.body, resource: resource, resourcePolicy: resourcePolicy)
     }
 
-    public func authorize(header: EnvelopeHeader, body: Data, resource: String, resourcePolicy: ResourcePolicy?) async throws -> String {
-        let action = header.action ?? ""
+    /// Checks a request that acts on several resources (a BatchWriteItem naming several tables):
+    /// the signature once, then a decision per resource; every one must be allowed.
+    public func authorize(_ request: InboundRequest, resources: [(arn: String, policy: ResourcePolicy?)]) async throws -> String {
         let now = clock()
+        let principal = try await authenticate(header: request.header, body: request.body, now: now)
+        for resource in resources {
+            try await decide(principal: principal, header: request.header, resource: resource.arn, resourcePolicy: resource.policy, now: now)
+        }
+        return principal
+    }
+
+    public func authorize(header: EnvelopeHeader, body: Data, resource: String, resourcePolicy: ResourcePolicy?) async throws -> String {
+        let now = clock()
+        let principal = try await authenticate(header: header, body: body, now: now)
+        try await decide(principal: principal, header: header, resource: resource, resourcePolicy: resourcePolicy, now: now)
+        return principal
+    }
+
+    /// Skew, signing material (cached), signature, replay: who sent the request.
+    private func authenticate(header: EnvelopeHeader, body: Data, now: Int64) async throws -> String {
+        let action = header.action ?? ""
         let auth: RequestAuth
         switch verifier.precheck(header, nowMillis: now) {
         case .failure(let error): throw denied(error, header)
@@ -100,12 +118,16 @@ public final class RequestAuthorizer: Sendable {
                 $0.store(materialKey, CachedMaterial(sessionToken: auth.sessionToken, material: material), nowMillis: now, expires: material.expiration)
             }
         }
-        let principal: String
         switch verifier.verify(header, body: body, auth: auth, material: material, nowMillis: now) {
         case .failure(let error): throw denied(error, header)
-        case .success(let value): principal = value
+        case .success(let principal): return principal
         }
+    }
 
+    /// Whether `principal` may perform the request's action on `resource` (cached decisions);
+    /// throws AccessDenied naming the three when not.
+    private func decide(principal: String, header: EnvelopeHeader, resource: String, resourcePolicy: ResourcePolicy?, now: Int64) async throws {
+        let action = header.action ?? ""
         let decisionKey = DecisionKey(principal: principal, action: action, resource: resource, policy: resourcePolicy)
         let decision: Decision
         if let cached = decisions.withLock({ $0.value(decisionKey, nowMillis: now) }) {
@@ -130,7 +152,6 @@ public final class RequestAuthorizer: Sendable {
                                                       "decision": "\(decision)", "id": "\(header.id)"])
             throw error
         }
-        return principal
     }
 
     /// Learns the IAM node's policy version: a change drops every cached decision.

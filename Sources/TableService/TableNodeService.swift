@@ -19,15 +19,28 @@ public struct TableNodeService: NodeService {
 
     /// The table or stream a request acts on: StreamArn, else the table its ShardIterator reads
     /// (`table/NAME/stream/*`: the iterator names the table, not the stream label), else TableName.
-    /// BatchWriteItem and BatchGetItem may touch several tables and are authorized on "*".
     public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? {
-        let base = "arn:aws:dynamodb:\(configuration.cluster.region):\(configuration.cluster.account):table/"
+        let base = tableARNPrefix
         if let stream = JSONFields.topLevelString("StreamArn", in: request.body) { return stream }
         if let text = JSONFields.topLevelString("ShardIterator", in: request.body) {
             return ShardIterator(text).map { base + $0.table + "/stream/*" }
         }
         return JSONFields.topLevelString("TableName", in: request.body).map { base + $0 }
     }
+
+    /// BatchWriteItem and BatchGetItem are authorized, as in AWS, on each table their RequestItems
+    /// name (a policy allowing only table/orders does not let a batch touch another table).
+    public func resourceARNs(for request: InboundRequest, runtime: NodeRuntime) -> [String] {
+        guard request.header.action == "dynamodb:BatchWriteItem" || request.header.action == "dynamodb:BatchGetItem" else {
+            return [resourceARN(for: request, runtime: runtime) ?? "*"]
+        }
+        // Without a readable RequestItems the service refuses the request anyway.
+        guard let tables = JSONFields.topLevelObjectKeys("RequestItems", in: request.body), !tables.isEmpty else { return ["*"] }
+        var seen = Set<String>()
+        return tables.filter { seen.insert($0).inserted }.map { tableARNPrefix + $0 }
+    }
+
+    private var tableARNPrefix: String { "arn:aws:dynamodb:\(configuration.cluster.region):\(configuration.cluster.account):table/" }
 
     public init(configuration: NodeConfiguration) throws {
         self.configuration = configuration

@@ -252,4 +252,16 @@ import NimbusProtocol
         #expect(JSONFields.topLevelString("QueueUrl", in: Data("not json".utf8)) == nil)
         #expect(JSONFields.topLevelString("QueueUrl", in: Data()) == nil)
     }
+
+    @Test func readsTheNamesOfATopLevelObject() {
+        let body = Data(#"{"ReturnConsumedCapacity":"NONE","RequestItems":{"orders":[{"PutRequest":{"Item":{"RequestItems":{"S":"x"}}}}],"audit":[]},"x":{"RequestItems":{"deep":1}}}"#.utf8)
+        #expect(JSONFields.topLevelObjectKeys("RequestItems", in: body) == ["orders", "audit"])
+        #expect(JSONFields.topLevelObjectKeys("ReturnConsumedCapacity", in: body) == nil)
+        #expect(JSONFields.topLevelObjectKeys("Missing", in: body) == nil)
+        #expect(JSONFields.topLevelObjectKeys("RequestItems", in: Data(#"{"RequestItems":{}}"#.utf8)) == [])
+        // An escaped name goes to JSONDecoder, which reads it as the service will.
+        #expect(JSONFields.topLevelObjectKeys("RequestItems", in: Data(#"{"RequestItems":{"orders":[]}}"#.utf8)) == ["orders"])
+        #expect(JSONFields.topLevelObjectKeys("RequestItems", in: Data(#"{"RequestItems":{"orders":[}"#.utf8)) == nil)
+        #expect(JSONFields.topLevelObjectKeys("RequestItems", in: Data("[]".utf8)) == nil)
+    }
 }

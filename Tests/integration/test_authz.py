@@ -167,3 +167,36 @@ def test_credentials_files_are_private_and_the_lab_flow_runs_as_the_roles(cluste
     assert "assumed-role/Lambda-SQS-DynamoDB/ingest-worker-1" in json.loads((folder / "ingest-worker-1.json").read_text())["Principal"]
     kind, answer = call(cluster, "iam", "sts:GetCallerIdentity", {})
     assert kind == "reply" and answer["Arn"] == f"arn:aws:iam::{ACCOUNT}:root", answer
+
+
+def test_a_batch_is_authorized_on_each_table_it_names(cluster):
+    """As in AWS, BatchWriteItem and BatchGetItem need the permission on every table in RequestItems."""
+    spec = {"AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}], "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST"}
+    kind, answer = call(cluster, "table", "dynamodb:CreateTable", {"TableName": "authz-other", **spec})
+    assert kind == "reply", answer
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": LAMBDA}, "Action": "sts:AssumeRole"}]}
+    assert call(cluster, "iam", "iam:CreateRole", {"RoleName": "Batcher", "AssumeRolePolicyDocument": json.dumps(trust)})[0] == "reply"
+    doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"],
+                                                   "Resource": f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{ORDERS}"}]}
+    kind, answer = call(cluster, "iam", "iam:CreatePolicy", {"PolicyName": "Batch-Orders-Only", "PolicyDocument": json.dumps(doc)})
+    assert kind == "reply", answer
+    assert call(cluster, "iam", "iam:AttachRolePolicy", {"RoleName": "Batcher", "PolicyArn": answer["Policy"]["Arn"]})[0] == "reply"
+    batcher = assume(cluster, "Batcher", LAMBDA)
+
+    mine = {"PutRequest": {"Item": {"orderID": {"S": "batch-authz-1"}}}}
+    kind, answer = call(cluster, "table", "dynamodb:BatchWriteItem", {"RequestItems": {ORDERS: [mine]}}, batcher)
+    assert kind == "reply", answer
+    # One table too many: denied as a whole, naming the table, and nothing of it is written.
+    both = {"RequestItems": {ORDERS: [{"PutRequest": {"Item": {"orderID": {"S": "batch-authz-2"}}}}],
+                             "authz-other": [{"PutRequest": {"Item": {"k": {"S": "x"}}}}]}}
+    kind, answer = call(cluster, "table", "dynamodb:BatchWriteItem", both, batcher)
+    denied(kind, answer, "assumed-role/Batcher/it", "dynamodb:BatchWriteItem")
+    assert answer["message"].endswith("table/authz-other"), answer
+    kind, answer = call(cluster, "table", "dynamodb:GetItem", {"TableName": ORDERS, "Key": {"orderID": {"S": "batch-authz-2"}}})
+    assert kind == "reply" and "Item" not in answer, answer
+    kind, answer = call(cluster, "table", "dynamodb:BatchGetItem",
+                        {"RequestItems": {ORDERS: {"Keys": [{"orderID": {"S": "batch-authz-1"}}]}}}, batcher)
+    assert kind == "reply" and len(answer["Responses"][ORDERS]) == 1, answer
+    kind, answer = call(cluster, "table", "dynamodb:BatchGetItem", {"RequestItems": {"authz-other": {"Keys": [{"k": {"S": "x"}}]}}}, batcher)
+    denied(kind, answer, "assumed-role/Batcher/it", "dynamodb:BatchGetItem")
