@@ -21,11 +21,11 @@ struct Down: AsyncParsableCommand {
             return
         }
         let children = status?.processes.compactMap(\.pid) ?? []
-        if status != nil {
-            _ = try? await control.call(NimbusAction.stop, attempts: 1)
-        } else {
-            kill(supervisorPID, SIGTERM)
-        }
+        // SIGTERM when the control socket does not answer or refuses (no root credentials yet): a
+        // user who may signal the supervisor may stop it.
+        var asked = false
+        if status != nil { asked = (try? await control.call(NimbusAction.stop, attempts: 1)) != nil }
+        if !asked { kill(supervisorPID, SIGTERM) }
         let grace = Duration.seconds(located.config.supervisor.stopTimeoutSeconds + 10)
         let stopped = await waitFor(grace) { !ProcessSpawner.isAlive(supervisorPID) }
         if !stopped {

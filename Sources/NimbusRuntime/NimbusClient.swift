@@ -11,7 +11,8 @@ public final class NimbusClient: Sendable {
     private let stamp: NodeStamp
     public let cluster: ClusterConfig
     private let ownsLoop: Bool
-    /// Signs every request except the runtime's own `nimbus:*` ones; nil sends them unsigned.
+    /// Signs every request (the runtime's own `nimbus:*` ones only when the credentials are there
+    /// already); nil sends them unsigned.
     public let credentials: CredentialSource?
 
     init(io: IOLoop, stamp: NodeStamp, cluster: ClusterConfig, ownsLoop: Bool = false, credentials: CredentialSource? = nil) {
@@ -53,7 +54,9 @@ public final class NimbusClient: Sendable {
     ) async throws -> Data {
         var envelope = Envelope.request(id: Self.newRequestID(), action: action, resource: resource, sender: stamp, body: body)
         var resign: (@Sendable () -> [Data]?)?
-        if let credentials, !action.hasPrefix("nimbus:") {
+        // The runtime's own actions are signed when credentials are at hand (the supervisor's
+        // Scale, Kill and Stop need the root's signature) but never wait for them.
+        if let credentials, !action.hasPrefix("nimbus:") || credentials.current() != nil {
             // A process may start a moment before the supervisor has written its credentials.
             if credentials.current() == nil { _ = await credentials.wait(timeout: .seconds(10)) }
             credentials.sign(&envelope)

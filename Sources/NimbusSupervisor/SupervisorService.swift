@@ -7,10 +7,13 @@ import SupervisorCore
 /// background work is the shell's tick loop.
 struct SupervisorService: NodeService {
     let shell: SupervisorShell
+    /// Checks Scale, Kill and Stop when IAM is enforced (nil: anyone who reaches the socket may).
+    let control: ControlAuthenticator?
 
     var actions: Set<String> { [NimbusAction.status, NimbusAction.scale, NimbusAction.kill, NimbusAction.stop] }
 
     func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
+        if request.header.action != NimbusAction.status { try control?.check(request) }
         switch request.header.action {
         case NimbusAction.status:
             return try JSONEncoder().encode(StatusReply(

@@ -22,7 +22,11 @@ do {
     try Data("\(getpid())\n".utf8).write(to: pidFile)
     defer { try? FileManager.default.removeItem(at: pidFile) }
     let shell = SupervisorShell(config: cluster, binDirectory: binDirectory, configPath: located.path, dataDirectory: dataDirectory)
-    try await NodeMain.run(configuration, service: SupervisorService(shell: shell), logToStderr: options.logStderr)
+    let control = cluster.iam.enforce
+        ? ControlAuthenticator(root: CredentialSource(file: CredentialSource.file(dataDirectory: dataDirectory, name: "root")),
+                               skewSeconds: cluster.iam.signatureSkewSeconds)
+        : nil
+    try await NodeMain.run(configuration, service: SupervisorService(shell: shell, control: control), logToStderr: options.logStderr)
 } catch {
     FileHandle.standardError.write(Data("nimbus-supervisor: \(error)\n".utf8))
     exit(1)

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import (ACCOUNT, PROTOCOL_TAG, NimbusClient, new_id, queue_url, root_credentials_for, sign_header, wait_until,
+from conftest import (ACCOUNT, PROTOCOL_TAG, NimbusClient, new_id, pid_alive, queue_url, root_credentials_for, sign_header, wait_until,
                       wait_for_queue)
 
 POC = queue_url("POC-Queue")
@@ -200,3 +200,30 @@ def test_a_batch_is_authorized_on_each_table_it_names(cluster):
     assert kind == "reply" and len(answer["Responses"][ORDERS]) == 1, answer
     kind, answer = call(cluster, "table", "dynamodb:BatchGetItem", {"RequestItems": {"authz-other": {"Keys": [{"k": {"S": "x"}}]}}}, batcher)
     denied(kind, answer, "assumed-role/Batcher/it", "dynamodb:BatchGetItem")
+
+
+def test_the_control_socket_takes_changes_from_the_root_only(cluster):
+    """nimbus:Scale/Kill/Stop need the account root's signature (the CLI's); Status stays open."""
+    def pid_of(name: str) -> int:
+        kind, status = raw_request(cluster, "supervisor", {"kind": "request", "id": new_id(), "action": "nimbus:Status"}, b"{}")
+        assert kind["kind"] == "reply", status
+        return next(p["pid"] for p in status["processes"] if p["name"] == name)
+
+    body = json.dumps({"name": "notifier"}).encode()
+    before = pid_of("notifier")
+
+    def kill(**extra):
+        return raw_request(cluster, "supervisor", {"kind": "request", "id": new_id(), "action": "nimbus:Kill", **extra}, body)
+
+    assert kill()[1]["code"] == "MissingAuthenticationToken"
+    role = assume(cluster, "Lambda-SQS-DynamoDB", LAMBDA)
+    kind, answer = raw_request(cluster, "supervisor", sign_header({"kind": "request", "id": new_id(), "action": "nimbus:Kill"}, body, role), body)
+    assert answer["code"] == "AccessDenied" and "only the account root" in answer["message"], answer
+    root = root_credentials_for(cluster.endpoint("queue"))
+    forged = sign_header({"kind": "request", "id": new_id(), "action": "nimbus:Kill"}, body, {**root, "SecretAccessKey": "x" * 40})
+    assert raw_request(cluster, "supervisor", forged, body)[1]["code"] == "SignatureDoesNotMatch"
+    assert pid_of("notifier") == before and pid_alive(before)
+    # The root's own signature (what `nimbus kill` sends) is obeyed.
+    kind, answer = raw_request(cluster, "supervisor", sign_header({"kind": "request", "id": new_id(), "action": "nimbus:Kill"}, body, root), body)
+    assert kind["kind"] == "reply" and answer["pid"] == before, answer
+    wait_until(lambda: pid_of("notifier") not in (None, before), timeout=20, message="notifier restarted after the kill")
