@@ -160,7 +160,8 @@ struct AccessLog: RouterMiddleware {
             response = GatewayNodeService.error(
                 error.status, error.status == .notFound ? "Not Found: \(request.uri.path)" : (error as? HTTPError)?.body ?? error.status.reasonPhrase)
         }
-        let micros = (ContinuousClock.now - start).components.attoseconds / 1_000_000_000_000
+        let elapsed = (ContinuousClock.now - start).components
+        let micros = elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000
         logger.info("\(request.method) \(request.uri.path) \(response.status.code) \(micros)us")
         return response
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -307,6 +308,10 @@ def test_broker_down_gives_503_quickly_and_recovers(cluster, base, sqs):
     assert_error(r, 503)
     assert elapsed < 5.0, elapsed
     assert health.status_code == 200
+    # The access log's duration counts whole seconds too (the 503 came after the 2 s queue timeout).
+    log = (cluster.directory / "data" / "logs" / "gateway.log").read_text(errors="replace")
+    logged = [int(m) for m in re.findall(r"POST /orders 503 (\d+)us", log)]
+    assert logged and logged[-1] >= 1_000_000, logged[-3:]
     # back to normal once the broker answers again (same process or a restarted one)
     wait_until(lambda: http(base, "POST", "/orders", data=b'{"after": "recovery"}', timeout=5).status_code == 200,
                timeout=20, interval=0.5, message="POST succeeds again after the broker resumes")
