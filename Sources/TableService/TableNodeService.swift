@@ -17,13 +17,13 @@ public struct TableNodeService: NodeService {
         "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:ListStreams", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords",
     ]
 
-    /// The table or stream a request acts on: StreamArn, else the table its ShardIterator reads
-    /// (`table/NAME/stream/*`: the iterator names the table, not the stream label), else TableName.
+    /// The table or stream a request acts on: StreamArn, else the stream its ShardIterator reads
+    /// (`table/NAME/stream/LABEL`), else TableName.
     public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? {
         let base = tableARNPrefix
         if let stream = JSONFields.topLevelString("StreamArn", in: request.body) { return stream }
         if let text = JSONFields.topLevelString("ShardIterator", in: request.body) {
-            return ShardIterator(text).map { base + $0.table + "/stream/*" }
+            return ShardIterator(text).map { base + $0.table + "/stream/" + ($0.stream ?? "*") }
         }
         return JSONFields.topLevelString("TableName", in: request.body).map { base + $0 }
     }
@@ -207,13 +207,15 @@ public struct TableNodeService: NodeService {
             default:
                 throw TableError.validation("Member must satisfy enum value set: [TRIM_HORIZON, LATEST, AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER]")
             }
-            return try encoder.encode(["ShardIterator": ShardIterator(table: d.name, shard: shard, after: after, issued: TableEngine.now()).encoded])
+            return try encoder.encode(["ShardIterator": ShardIterator(table: d.name, stream: d.streamLabel, shard: shard, after: after, issued: TableEngine.now()).encoded])
         case "dynamodb:GetRecords":
             let r = try decode(request, GetRecordsRequest.self)
             guard let iterator = ShardIterator(r.ShardIterator) else { throw TableError.validation("Invalid ShardIterator") }
             if TableEngine.now() - iterator.issued > 15 * 60 {
                 throw TableError("ExpiredIteratorException", "Iterator expired. The iterator was created at time \(iterator.issued) while right now the time is \(TableEngine.now())")
             }
+            // The stream authorized (the iterator's) must be the one read: the table's current stream.
+            if let label = iterator.stream { _ = try await table(forStream: tableARNPrefix + iterator.table + "/stream/" + label) }
             let limit = r.Limit ?? 1000
             guard (1...1000).contains(limit) else { throw TableError.validation("Limit must be between 1 and 1000") }
             // Records this iterator would read next were trimmed (older than the retention) since it was issued.
@@ -227,7 +229,7 @@ public struct TableNodeService: NodeService {
                 await engine.waitForRecords(table: iterator.table, shard: iterator.shard, after: iterator.after, timeout: .milliseconds(wait))
                 (records, last) = try engine.store.records(table: iterator.table, shard: iterator.shard, after: iterator.after, limit: limit)
             }
-            let next = ShardIterator(table: iterator.table, shard: iterator.shard, after: last, issued: TableEngine.now())
+            let next = ShardIterator(table: iterator.table, stream: iterator.stream, shard: iterator.shard, after: last, issued: TableEngine.now())
             // The stored records are already in GetRecords' shape: spliced in as bytes, not re-encoded.
             var out = Data("{\"Records\":[".utf8)
             for (i, record) in records.enumerated() {

@@ -117,14 +117,19 @@ struct GetRecordsRequest: Codable, Sendable { var ShardIterator: String; var Lim
 /// A shard iterator: where to read next, opaque to clients, valid 15 minutes.
 struct ShardIterator: Codable, Sendable {
     var table: String
+    /// The stream's label: GetRecords is authorized on `table/NAME/stream/LABEL`, as in AWS, and an
+    /// iterator of a stream the table no longer has is refused. nil in iterators issued before the
+    /// label was recorded (valid 15 minutes; authorized on `stream/*`).
+    var stream: String?
     var shard: Int
     var after: UInt64
     var issued: Double
 
     var encoded: String { (try? JSONEncoder().encode(self))?.base64EncodedString() ?? "" }
 
-    init(table: String, shard: Int, after: UInt64, issued: Double) {
+    init(table: String, stream: String?, shard: Int, after: UInt64, issued: Double) {
         self.table = table
+        self.stream = stream
         self.shard = shard
         self.after = after
         self.issued = issued

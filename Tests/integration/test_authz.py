@@ -227,3 +227,29 @@ def test_the_control_socket_takes_changes_from_the_root_only(cluster):
     kind, answer = raw_request(cluster, "supervisor", sign_header({"kind": "request", "id": new_id(), "action": "nimbus:Kill"}, body, root), body)
     assert kind["kind"] == "reply" and answer["pid"] == before, answer
     wait_until(lambda: pid_of("notifier") not in (None, before), timeout=20, message="notifier restarted after the kill")
+
+
+def test_get_records_is_authorized_on_the_stream_it_reads(cluster):
+    """A policy naming the table's current stream ARN lets a role read it; one naming another
+    stream label does not (the shard iterator carries its stream)."""
+    kind, answer = call(cluster, "table", "dynamodb:DescribeTable", {"TableName": ORDERS})
+    assert kind == "reply", answer
+    stream = answer["Table"]["LatestStreamArn"]
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": LAMBDA}, "Action": "sts:AssumeRole"}]}
+    for role, resource in [("ThisStream", stream), ("OldStream", stream.rsplit("/", 1)[0] + "/2001-01-01T00:00:00.000")]:
+        assert call(cluster, "iam", "iam:CreateRole", {"RoleName": role, "AssumeRolePolicyDocument": json.dumps(trust)})[0] == "reply"
+        doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["dynamodb:GetShardIterator", "dynamodb:GetRecords"],
+                                                       "Resource": resource}]}
+        kind, answer = call(cluster, "iam", "iam:CreatePolicy", {"PolicyName": f"{role}-Read", "PolicyDocument": json.dumps(doc)})
+        assert kind == "reply", answer
+        assert call(cluster, "iam", "iam:AttachRolePolicy", {"RoleName": role, "PolicyArn": answer["Policy"]["Arn"]})[0] == "reply"
+    # The iterator comes from the root (GetShardIterator names the stream itself, so it is checked on it too).
+    kind, answer = call(cluster, "table", "dynamodb:GetShardIterator",
+                        {"StreamArn": stream, "ShardId": "shardId-00000000000000000000-00000000", "ShardIteratorType": "LATEST"})
+    assert kind == "reply", answer
+    read = {"ShardIterator": answer["ShardIterator"]}
+    kind, answer = call(cluster, "table", "dynamodb:GetRecords", read, assume(cluster, "ThisStream", LAMBDA))
+    assert kind == "reply" and "NextShardIterator" in answer, answer
+    kind, answer = call(cluster, "table", "dynamodb:GetRecords", read, assume(cluster, "OldStream", LAMBDA))
+    denied(kind, answer, "assumed-role/OldStream/it", "dynamodb:GetRecords")
+    assert answer["message"].endswith(stream), answer

@@ -193,6 +193,26 @@ def test_a_recreated_table_s_long_poll_waits_for_its_own_records(cluster):
         client("dynamodb:DeleteTable", {"TableName": "again"})
 
 
+def test_an_iterator_of_a_replaced_stream_is_refused(cluster):
+    """An iterator names its stream: after the table is deleted and created again (a new stream
+    label), the old iterator does not read the new stream."""
+    spec = {"AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}], "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+            "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}}
+    with table(cluster) as client:
+        first = client("dynamodb:CreateTable", {"TableName": "replaced", **spec})["TableDescription"]["LatestStreamArn"]
+        old = client("dynamodb:GetShardIterator", {"StreamArn": first, "ShardId": SHARD, "ShardIteratorType": "TRIM_HORIZON"})["ShardIterator"]
+        assert client("dynamodb:GetRecords", {"ShardIterator": old})["Records"] == []
+        client("dynamodb:DeleteTable", {"TableName": "replaced"})
+        second = wait_until(lambda: client("dynamodb:CreateTable", {"TableName": "replaced", **spec})["TableDescription"]["LatestStreamArn"],
+                            timeout=5, message="table created again")
+        assert second != first
+        client("dynamodb:PutItem", {"TableName": "replaced", "Item": {"k": {"S": "new"}}})
+        assert client.error("dynamodb:GetRecords", {"ShardIterator": old}) == "ResourceNotFoundException"
+        fresh = client("dynamodb:GetShardIterator", {"StreamArn": second, "ShardId": SHARD, "ShardIteratorType": "TRIM_HORIZON"})["ShardIterator"]
+        assert [r["dynamodb"]["Keys"]["k"]["S"] for r in client("dynamodb:GetRecords", {"ShardIterator": fresh})["Records"]] == ["new"]
+        client("dynamodb:DeleteTable", {"TableName": "replaced"})
+
+
 def test_sharded_stream_and_trimming(tmp_path):
     """A cluster whose tables get 4 stream shards and keep records ~2 s: keys stay in their shard,
     expired records are trimmed (TrimmedDataAccessException), and sequence numbers never go back,
