@@ -34,6 +34,20 @@ public struct ResourcePolicy: Sendable, Hashable {
     public static func == (a: ResourcePolicy, b: ResourcePolicy) -> Bool { a.fingerprint == b.fingerprint && a.text == b.text }
 }
 
+/// A service's resource policies (queue or topic Policy attributes), readable without a hop into
+/// its engine: the authorizer asks for one on every request, and the engine's actor is busy with
+/// the hot path. Kept as `ResourcePolicy` values, fingerprinted once here rather than per request.
+public final class ResourcePolicies: Sendable {
+    private let byKey = Mutex<[String: ResourcePolicy]>([:])
+
+    public init() {}
+
+    public func policy(_ key: String) -> ResourcePolicy? { byKey.withLock { $0[key] } }
+
+    /// Everything at once (policy text by queue name or topic ARN), after any change to one.
+    public func replace(_ all: [String: String]) { byKey.withLock { $0 = all.mapValues(ResourcePolicy.init(text:)) } }
+}
+
 /// Authentication and authorization of every request a node receives, in one place: the runtime
 /// calls `authorize` before the service sees the request.
 ///

@@ -14,6 +14,9 @@ public struct SNSTopics: Sendable {
     private let entropy: @Sendable () -> UInt64
 
     public private(set) var topics: [String: Topic] = [:]
+
+    /// Each topic's access policy (JSON text) by topic ARN: its resource policy for authorization.
+    public var policiesByTopicArn: [String: String] { topics.compactMapValues(\.policy) }
     public private(set) var subscriptions: [String: Subscription] = [:]
     /// Deliveries not yet delivered nor given up, by id.
     public private(set) var outbox: [String: Delivery] = [:]

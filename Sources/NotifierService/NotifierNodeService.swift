@@ -11,6 +11,8 @@ public struct NotifierNodeService: NodeService {
     let engine: NotifierEngine
     let store: NotifierStore
     let senders: DeliverySenders
+    /// The topics' access policies by topic ARN.
+    let policies = ResourcePolicies()
     let configuration: NodeConfiguration
 
     /// Opens (or creates) the notifier's database under the data directory and loads it: the
@@ -24,6 +26,7 @@ public struct NotifierNodeService: NodeService {
         var topics = SNSTopics(region: cluster.region, account: cluster.account, publicBaseURL: settings.publicBaseURL)
         topics.restore(topics: loaded.topics, subscriptions: loaded.subscriptions, outbox: loaded.outbox, dedupe: loaded.dedupe,
                        delivered: loaded.delivered, failed: loaded.failed)
+        policies.replace(topics.policiesByTopicArn)
         engine = NotifierEngine(topics: topics, store: store, logger: logger)
         let heloName = settings.fromAddress.split(separator: "@").last.map(String.init) ?? "nimbus.local"
         // A few connections in parallel: one SMTP conversation is a chain of round trips.
@@ -46,6 +49,17 @@ public struct NotifierNodeService: NodeService {
         return nil
     }
 
+    /// A topic's access policy takes part in authorization as its resource policy, as in AWS
+    /// (an Allow for another principal grants; a Deny wins over any identity policy).
+    public func resourcePolicy(for resourceARN: String) async -> ResourcePolicy? {
+        resourceARN.hasPrefix("arn:aws:sns:") ? policies.policy(resourceARN) : nil
+    }
+
+    /// After anything that may create, change or delete a topic policy.
+    private func refreshPolicies() async {
+        policies.replace(await engine.read { sns in sns.policiesByTopicArn })
+    }
+
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
         let encoder = JSONEncoder()
         switch request.header.action {
@@ -54,10 +68,12 @@ public struct NotifierNodeService: NodeService {
             let arn = try await engine.perform { sns, now, changes in
                 try sns.createTopic(name: r.Name, attributes: r.Attributes ?? [:], now: now, changes: &changes)
             }
+            if r.Attributes?["Policy"] != nil { await refreshPolicies() }
             return try encoder.encode(TopicArnResponse(TopicArn: arn))
         case SNSAction.deleteTopic:
             let r = try request.decode(TopicArnRequest.self)
             try await engine.perform { sns, _, changes in try sns.deleteTopic(r.TopicArn, changes: &changes) }
+            await refreshPolicies()
             return Data("{}".utf8)
         case SNSAction.listTopics:
             let r = try request.decode(NextTokenRequest.self)
@@ -71,6 +87,7 @@ public struct NotifierNodeService: NodeService {
             try await engine.perform { sns, _, changes in
                 try sns.setTopicAttributes(r.TopicArn, name: r.AttributeName, value: r.AttributeValue, changes: &changes)
             }
+            if r.AttributeName == "Policy" { await refreshPolicies() }
             return Data("{}".utf8)
         case SNSAction.subscribe:
             let r = try request.decode(SubscribeRequest.self)
@@ -129,6 +146,7 @@ public struct NotifierNodeService: NodeService {
 
     public func run(runtime: NodeRuntime) async throws {
         do { try await applyStack(logger: runtime.logger) } catch { runtime.logger.error("stack: \(error)") }
+        await refreshPolicies()
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await deliveryLoop(runtime: runtime) }

@@ -6,15 +6,6 @@ import QueueCore
 import ServiceLifecycle
 import Synchronization
 
-/// The queues' access policies, readable without a hop into the engine: the authorizer asks for a
-/// queue's policy on every request, and the engine's actor is busy with the send path.
-final class QueuePolicies: Sendable {
-    private let byName = Mutex<[String: ResourcePolicy]>([:])
-    func policy(_ name: String) -> ResourcePolicy? { byName.withLock { $0[name] } }
-    /// Kept as `ResourcePolicy` values, fingerprinted once here rather than on every request.
-    func replace(_ all: [String: String]) { byName.withLock { $0 = all.mapValues(ResourcePolicy.init(text:)) } }
-}
-
 final class ARNsByURL: Sendable {
     private let cache = Mutex<[String: String]>([:])
     func withLock<R>(_ body: (inout [String: String]) -> R) -> R { cache.withLock { body(&$0) } }
@@ -24,7 +15,8 @@ final class ARNsByURL: Sendable {
 public struct QueueNodeService: NodeService {
     let engine: QueueEngine
     let configuration: NodeConfiguration
-    let policies = QueuePolicies()
+    /// The queues' access policies by queue name.
+    let policies = ResourcePolicies()
     /// Every request names its queue by URL; the ARN the authorizer needs is built once per URL.
     let arnsByURL = ARNsByURL()
 

@@ -253,3 +253,34 @@ def test_get_records_is_authorized_on_the_stream_it_reads(cluster):
     kind, answer = call(cluster, "table", "dynamodb:GetRecords", read, assume(cluster, "OldStream", LAMBDA))
     denied(kind, answer, "assumed-role/OldStream/it", "dynamodb:GetRecords")
     assert answer["message"].endswith(stream), answer
+
+
+def test_a_topic_policy_takes_part_as_the_resource_policy(cluster):
+    """As for queues: a topic's Policy can grant a role with no identity policy for it, and its
+    explicit Deny wins over an identity policy that allows."""
+    kind, answer = call(cluster, "notifier", "sns:CreateTopic", {"Name": "authz-topic"})
+    assert kind == "reply", answer
+    topic = answer["TopicArn"]
+    publish = {"TopicArn": topic, "Message": "hello"}
+    streams = assume(cluster, "Lambda-DynamoDBStreams-SNS", LAMBDA)  # Lambda-SNS-Publish: sns:Publish on *
+    assert call(cluster, "notifier", "sns:Publish", publish, streams)[0] == "reply"
+
+    def set_policy(statements: list[dict]):
+        policy = json.dumps({"Version": "2012-10-17", "Statement": statements}) if statements else ""
+        kind, answer = call(cluster, "notifier", "sns:SetTopicAttributes", {"TopicArn": topic, "AttributeName": "Policy", "AttributeValue": policy})
+        assert kind == "reply", answer
+
+    role = lambda name: {"AWS": f"arn:aws:iam::{ACCOUNT}:role/{name}"}  # noqa: E731
+    set_policy([{"Effect": "Deny", "Principal": role("Lambda-DynamoDBStreams-SNS"), "Action": "sns:Publish", "Resource": topic}])
+    kind, answer = call(cluster, "notifier", "sns:Publish", publish, streams)
+    denied(kind, answer, "assumed-role/Lambda-DynamoDBStreams-SNS/it", "sns:Publish")
+    assert "explicit deny" in answer["message"], answer
+    # The ingest worker's role has no sns:Publish of its own; the topic's policy can grant it.
+    ingest = assume(cluster, "Lambda-SQS-DynamoDB", LAMBDA)
+    denied(*call(cluster, "notifier", "sns:Publish", publish, ingest), "assumed-role/Lambda-SQS-DynamoDB/it", "sns:Publish")
+    set_policy([{"Effect": "Allow", "Principal": role("Lambda-SQS-DynamoDB"), "Action": "sns:Publish", "Resource": topic}])
+    assert call(cluster, "notifier", "sns:Publish", publish, ingest)[0] == "reply"
+    assert call(cluster, "notifier", "sns:Publish", publish, streams)[0] == "reply"  # the deny is gone
+    set_policy([])
+    denied(*call(cluster, "notifier", "sns:Publish", publish, ingest), "assumed-role/Lambda-SQS-DynamoDB/it", "sns:Publish")
+    assert call(cluster, "notifier", "sns:DeleteTopic", {"TopicArn": topic})[0] == "reply"
