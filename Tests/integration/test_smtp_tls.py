@@ -9,6 +9,7 @@ Each test starts aiosmtpd in this process and a lone ``nimbus-notifier`` pointed
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import ssl
@@ -80,16 +81,20 @@ def setup():
         yield tmp, find_base_port(), cert, key
 
 
-def start_smtp(port: int, recorder: Recorder, **options):
-    controller = Controller(recorder, hostname=HOST, port=port, authenticator=recorder.authenticate, **options)
-    controller.start()
-    return controller
-
-
-def run_notifier(tmp: Path, base: int, smtp_port: int, smtp: dict) -> Notifier:
-    node = Notifier(tmp, base, smtp_port, smtp=smtp)
-    node.start()
-    return node
+@contextlib.contextmanager
+def smtp_and_notifier(setup, smtp_options: dict, notifier_settings: dict):
+    """aiosmtpd with ``smtp_options`` (TLS, STARTTLS) and a notifier pointed at it: (recorder, node)."""
+    tmp, base, _, _ = setup
+    recorder = Recorder()
+    smtp = Controller(recorder, hostname=HOST, port=base + 7, authenticator=recorder.authenticate, **smtp_options)
+    smtp.start()
+    node = Notifier(tmp, base, base + 7, smtp=notifier_settings)
+    try:
+        node.start()
+        yield recorder, node
+    finally:
+        node.kill()
+        smtp.stop()
 
 
 def subscribe(sns: SNS, address: str) -> str:
@@ -103,93 +108,52 @@ def log_mentions(node: Notifier, text: str) -> bool:
 
 
 def test_starttls_with_auth_after_it_delivers_encrypted(setup):
-    tmp, base, cert, key = setup
-    recorder = Recorder()
+    _, _, cert, key = setup
     # The server refuses mail before STARTTLS and offers AUTH only after it.
-    smtp = start_smtp(base + 7, recorder, tls_context=server_context(cert, key), require_starttls=True, auth_require_tls=True)
-    node = run_notifier(tmp, base, base + 7, {"smtpTLS": "starttls", "smtpCAFile": str(cert),
-                                              "smtpUsername": USER, "smtpPassword": PASSWORD})
-    try:
-        with SNS(node.endpoint) as sns:
-            to = f"{unique('tls')}@example.com"
-            topic = subscribe(sns, to)
-            confirmation, encrypted = wait_until(lambda: recorder.to(to), timeout=15, message="confirmation mail over STARTTLS")[0]
-            assert encrypted
-            sns("ConfirmSubscription", {"TopicArn": topic, "Token": token_from(confirmation)})
-            sns("Publish", {"TopicArn": topic, "Subject": "order", "Message": "order 7: latex gloves"})
-            wait_until(lambda: len(recorder.to(to)) == 2, timeout=15, message="the published mail")
-            node.wait_idle()
+    server = {"tls_context": server_context(cert, key), "require_starttls": True, "auth_require_tls": True}
+    settings = {"smtpTLS": "starttls", "smtpCAFile": str(cert), "smtpUsername": USER, "smtpPassword": PASSWORD}
+    with smtp_and_notifier(setup, server, settings) as (recorder, node), SNS(node.endpoint) as sns:
+        to = f"{unique('tls')}@example.com"
+        topic = subscribe(sns, to)
+        confirmation, encrypted = wait_until(lambda: recorder.to(to), timeout=15, message="confirmation mail over STARTTLS")[0]
+        assert encrypted
+        sns("ConfirmSubscription", {"TopicArn": topic, "Token": token_from(confirmation)})
+        sns("Publish", {"TopicArn": topic, "Subject": "order", "Message": "order 7: latex gloves"})
+        wait_until(lambda: len(recorder.to(to)) == 2, timeout=15, message="the published mail")
+        node.wait_idle()
         mails = recorder.to(to)
         assert len(mails) == 2 and all(encrypted for _, encrypted in mails)
         assert "order 7: latex gloves" in mails[1][0].get_content()
         assert (USER.encode(), PASSWORD.encode()) in recorder.logins
-    finally:
-        node.kill()
-        smtp.stop()
 
 
 def test_implicit_tls_delivers(setup):
-    tmp, base, cert, key = setup
-    recorder = Recorder()
-    smtp = start_smtp(base + 7, recorder, ssl_context=server_context(cert, key))
-    node = run_notifier(tmp, base, base + 7, {"smtpTLS": "tls", "smtpCAFile": str(cert)})
-    try:
-        with SNS(node.endpoint) as sns:
-            to = f"{unique('smtps')}@example.com"
-            subscribe(sns, to)
-            confirmation, encrypted = wait_until(lambda: recorder.to(to), timeout=15, message="confirmation mail over SMTPS")[0]
-            assert encrypted and "Token: " in confirmation.get_content()
-    finally:
-        node.kill()
-        smtp.stop()
+    _, _, cert, key = setup
+    with smtp_and_notifier(setup, {"ssl_context": server_context(cert, key)}, {"smtpTLS": "tls", "smtpCAFile": str(cert)}) as (recorder, node), \
+            SNS(node.endpoint) as sns:
+        to = f"{unique('smtps')}@example.com"
+        subscribe(sns, to)
+        confirmation, encrypted = wait_until(lambda: recorder.to(to), timeout=15, message="confirmation mail over SMTPS")[0]
+        assert encrypted and "Token: " in confirmation.get_content()
 
 
-def test_an_untrusted_certificate_gets_no_mail(setup):
-    tmp, base, cert, key = setup
-    other, _ = make_certificate(tmp, "someone-else")
-    recorder = Recorder()
-    smtp = start_smtp(base + 7, recorder, tls_context=server_context(cert, key), require_starttls=True)
-    # The notifier trusts another certificate only: the handshake must fail, and nothing is sent in clear.
-    node = run_notifier(tmp, base, base + 7, {"smtpTLS": "starttls", "smtpCAFile": str(other)})
-    try:
+@pytest.mark.parametrize("case", ["untrusted certificate", "certificate for another host", "no STARTTLS"])
+def test_no_mail_leaves_without_the_tls_asked_for(setup, case):
+    """Nothing is sent, in clear or otherwise; the mail stays in the outbox and the log says why."""
+    tmp, _, cert, key = setup
+    trusted, server, reason = str(cert), {"tls_context": server_context(cert, key), "require_starttls": True}, ""
+    if case == "untrusted certificate":
+        trusted, reason = str(make_certificate(tmp, "someone-else")[0]), "certificate verification failed"
+    elif case == "certificate for another host":
+        # Trusted, but issued to another name than the one the notifier connects to (127.0.0.1).
+        other, other_key = make_certificate(tmp, "mail-example-org", names="DNS:mail.example.org")
+        trusted, server = str(other), {"tls_context": server_context(other, other_key), "require_starttls": True}
+        reason = "certificate verification failed: IP address mismatch"
+    else:
+        server, reason = {}, "does not offer STARTTLS"  # plain SMTP only
+    with smtp_and_notifier(setup, server, {"smtpTLS": "starttls", "smtpCAFile": trusted}) as (recorder, node):
         with SNS(node.endpoint) as sns:
-            subscribe(sns, f"{unique('untrusted')}@example.com")
-        wait_until(lambda: log_mentions(node, "certificate verification failed"), timeout=15, message="the handshake failure in the log")
+            subscribe(sns, f"{unique('refused')}@example.com")
+        wait_until(lambda: log_mentions(node, reason), timeout=15, message=f"'{reason}' in the log")
         assert node.health()["outboxDepth"] == "1"  # kept for a retry, not dropped
         assert recorder.messages == []
-    finally:
-        node.kill()
-        smtp.stop()
-
-
-def test_a_trusted_certificate_for_another_host_gets_no_mail(setup):
-    tmp, base, _, _ = setup
-    cert, key = make_certificate(tmp, "mail-example-org", names="DNS:mail.example.org")
-    recorder = Recorder()
-    smtp = start_smtp(base + 7, recorder, tls_context=server_context(cert, key), require_starttls=True)
-    # Trusted, but issued to another name than the one the notifier connects to (127.0.0.1).
-    node = run_notifier(tmp, base, base + 7, {"smtpTLS": "starttls", "smtpCAFile": str(cert)})
-    try:
-        with SNS(node.endpoint) as sns:
-            subscribe(sns, f"{unique('misnamed')}@example.com")
-        wait_until(lambda: log_mentions(node, "certificate verification failed: IP address mismatch"), timeout=15,
-                   message="the name check's failure in the log")
-        assert recorder.messages == []
-    finally:
-        node.kill()
-        smtp.stop()
-
-
-def test_a_server_without_starttls_gets_no_mail_in_clear(setup):
-    tmp, base, cert, _ = setup
-    recorder = Recorder()
-    smtp = start_smtp(base + 7, recorder)  # plain SMTP only
-    node = run_notifier(tmp, base, base + 7, {"smtpTLS": "starttls", "smtpCAFile": str(cert)})
-    try:
-        with SNS(node.endpoint) as sns:
-            subscribe(sns, f"{unique('plain')}@example.com")
-        wait_until(lambda: log_mentions(node, "does not offer STARTTLS"), timeout=15, message="the refusal in the log")
-        assert recorder.messages == []
-    finally:
-        node.kill()
-        smtp.stop()
