@@ -270,6 +270,9 @@ public struct ClusterConfig: Sendable, Equatable {
         if from.count != 2 || from[0].isEmpty || from[1].isEmpty || notifier.fromAddress.contains(where: { $0.isWhitespace || $0 == "<" || $0 == ">" }) {
             throw ConfigError("notifier.fromAddress must be an address like no-reply@nimbus.local, not \"\(notifier.fromAddress)\"")
         }
+        if notifier.smtpTLS != .off && instances(.mailSink) == 1 {
+            throw ConfigError("notifier.smtpTLS: \(notifier.smtpTLS.rawValue) needs a relay that speaks TLS; the local mail sink speaks plain SMTP only (set services.mail-sink.instances: 0 and notifier.smtpHost to the relay)")
+        }
         if let file = notifier.smtpCAFile {
             // Absolute: the processes that read it do not share one working directory.
             guard file.hasPrefix("/") else { throw ConfigError("notifier.smtpCAFile must be an absolute path, not \"\(file)\"") }

@@ -171,8 +171,10 @@ public final class NodeRuntime: Sendable {
                 _ = try request.decode(EmptyRequest.self)
                 body = try await healthReport()
             } else {
-                // The runtime's own actions (health, the supervisor's control socket, the policy
-                // version) are unauthenticated: the supervisor must work before anyone has credentials.
+                // The runtime's own actions are not authorized here: health, the supervisor's status
+                // and the policy version are open (the supervisor must work before anyone has
+                // credentials), and the supervisor checks its Scale, Kill and Stop itself
+                // (ControlAuthenticator: the account root only).
                 if let authorizer, let action = request.header.action, !action.hasPrefix("nimbus:") {
                     let resources = service.resourceARNs(for: request, runtime: self)
                     if resources.count == 1 {

@@ -13,7 +13,15 @@ struct SupervisorService: NodeService {
     var actions: Set<String> { [NimbusAction.status, NimbusAction.scale, NimbusAction.kill, NimbusAction.stop] }
 
     func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
-        if request.header.action != NimbusAction.status { try control?.check(request) }
+        if request.header.action != NimbusAction.status, let control {
+            do {
+                try control.check(request)
+            } catch {
+                runtime.logger.warning("control request rejected", metadata: [
+                    "action": "\(request.header.action ?? "")", "code": "\(error.code)", "accessKeyId": "\(request.header.auth?.accessKeyId ?? "-")"])
+                throw error
+            }
+        }
         switch request.header.action {
         case NimbusAction.status:
             return try JSONEncoder().encode(StatusReply(

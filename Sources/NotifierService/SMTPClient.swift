@@ -302,9 +302,6 @@ final class SMTPConnection {
         return true
     }
 
-    /// The negotiated TLS version, nil for plain SMTP.
-    var tlsVersion: String? { tls?.protocolVersion }
-
     /// Upgrades the connection: TLS over the same socket, the server's certificate verified.
     func startTLS(_ context: TLSClientContext, host: String) throws {
         // Bytes that arrived before the handshake were not protected by it: a man in the middle

@@ -20,8 +20,9 @@ final class TLSClientContext: @unchecked Sendable {
         SSL_CTX_ctrl(context, SSL_CTRL_SET_MIN_PROTO_VERSION, Int(TLS1_2_VERSION), nil)
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
         if let caFile {
+            // Retryable like any connection failure: the mail is not at fault, and the file can be fixed.
             guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else {
-                throw SMTPError("cannot load the CA certificates in \(caFile): \(TLSClientContext.lastError())", permanent: true)
+                throw SMTPError("cannot load the CA certificates in \(caFile): \(TLSClientContext.lastError())")
             }
         } else if SSL_CTX_set_default_verify_paths(context) != 1 {
             throw SMTPError("cannot load the system's CA certificates: \(TLSClientContext.lastError())")
@@ -80,9 +81,6 @@ final class TLSStream {
     }
 
     deinit { close() }
-
-    /// The negotiated protocol, e.g. "TLSv1.3".
-    var protocolVersion: String { String(cString: SSL_get_version(ssl)) }
 
     func write(_ bytes: [UInt8]) throws {
         var offset = 0

@@ -14,11 +14,12 @@ import Testing
         let caFile = #filePath
         let c = try ClusterConfig.parse("""
             dataDirectory: /var/nimbus
+            services: {mail-sink: {instances: 0}}
             notifier: {smtpHost: mail.local, smtpPort: 25, fromAddress: orders@shop.example, smtpUsername: u, smtpPassword: p,
                        publicBaseURL: "https://nimbus.example", mailSinkDirectory: inbox, smtpTLS: starttls, smtpCAFile: "\(caFile)"}
             """)
         #expect(c.notifier.smtpTLS == .starttls && c.notifier.smtpCAFile == caFile)
-        #expect(try ClusterConfig.parse("notifier: {smtpTLS: tls}").notifier.smtpTLS == .tls)
+        #expect(try ClusterConfig.parse("services: {mail-sink: {instances: 0}}\nnotifier: {smtpTLS: tls}").notifier.smtpTLS == .tls)
         #expect(c.notifier.smtpHost == "mail.local" && c.notifier.smtpPort == 25)
         #expect(c.notifier.smtpUsername == "u" && c.notifier.smtpPassword == "p")
         #expect(c.mailSinkDirectoryURL(relativeTo: URL(fileURLWithPath: "/etc")).path == "/var/nimbus/inbox")
@@ -28,7 +29,9 @@ import Testing
         for bad in ["notifier: {smtpPort: 0}", "notifier: {fromAddress: nobody}", "notifier: {smtpUsername: u}",
                     "notifier: {publicBaseURL: ftp://x}", "notifier: {smtpHost: \"\"}",
                     "notifier: {smtpTLS: yes}", "notifier: {smtpTLS: STARTTLS}", "notifier: {smtpCAFile: /no/such/ca.pem}",
-                    "notifier: {smtpCAFile: relative/ca.pem}"] {
+                    "notifier: {smtpCAFile: relative/ca.pem}",
+                    // The local mail sink (instances: 1 by default) speaks plain SMTP only.
+                    "notifier: {smtpTLS: starttls}"] {
             #expect(throws: ConfigError.self, "\(bad)") { try ClusterConfig.parse(bad) }
         }
     }

@@ -115,6 +115,8 @@ class Notifier:
             *[f"  {kind}: {{ endpoint: tcp://{HOST}:{base + offset} }}"
               for kind, offset in [("iam", 1), ("queue", 2), ("table", 3), ("notifier", 4), ("gateway", 5)]],
             f"  ingest-worker: {{ endpoint: tcp://{HOST}:{base + 10} }}",
+            # The tests start their own SMTP server; none is supervised (and smtpTLS needs a relay).
+            f"  mail-sink: {{ endpoint: tcp://{HOST}:{base + 9}, instances: 0 }}",
             f"  stream-worker: {{ endpoint: tcp://{HOST}:{base + 20} }}",
             f"gateway: {{http: \"{HOST}:{base + 6}\"}}",
             f"notifier: {{smtpHost: {HOST}, smtpPort: {smtp_port}, fromAddress: orders@nimbus.test, "
