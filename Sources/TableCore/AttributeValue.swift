@@ -32,6 +32,17 @@ public indirect enum AttributeValue: Equatable, Hashable, Sendable {
         }
     }
 
+    /// How many maps and lists are nested here (0 for a scalar): DynamoDB takes at most 32.
+    public var nesting: Int {
+        switch self {
+        case .m(let m): return 1 + (m.values.map(\.nesting).max() ?? 0)
+        case .l(let l): return 1 + (l.map(\.nesting).max() ?? 0)
+        default: return 0
+        }
+    }
+
+    public static let maxNesting = 32
+
     /// DynamoDB's size accounting: name and value bytes (numbers roughly one byte per two digits).
     public var size: Int {
         switch self {

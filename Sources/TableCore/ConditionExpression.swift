@@ -84,7 +84,17 @@ public enum ConditionParser {
     /// `attribute_not_exists(orderID)` on every order), and tokenizing by Character is not cheap.
     private static let recentTokens = Mutex<[String: [String]]>([:])
 
+    /// DynamoDB's limit on any one expression string.
+    static let maxExpressionBytes = 4096
+    /// How deep parentheses and NOTs may nest. DynamoDB's own limit is not documented; ours keeps
+    /// the recursive parser (and the evaluation and release of what it builds) far from the end
+    /// of a thread's stack, which a 4 KB string of "(" would otherwise reach.
+    static let maxNesting = 100
+
     static func tokenize(_ text: String) throws(TableError) -> [String] {
+        guard text.utf8.count <= maxExpressionBytes else {
+            throw TableError.validation("Invalid expression: Expression size has exceeded the maximum allowed size; expression size: \(text.utf8.count) bytes (at most \(maxExpressionBytes))")
+        }
         if let tokens = recentTokens.withLock({ $0[text] }) { return tokens }
         let tokens = try tokenizeUncached(text)
         recentTokens.withLock { cache in
@@ -131,8 +141,17 @@ public enum ConditionParser {
         var at = 0
         var usedNames: Set<String> = []
         var usedValues: Set<String> = []
+        /// Open parentheses and NOTs around the current token (see `maxNesting`).
+        var depth = 0
 
         func peek(_ offset: Int = 0) -> String? { at + offset < tokens.count ? tokens[at + offset] : nil }
+
+        mutating func nest() throws(TableError) {
+            depth += 1
+            guard depth <= ConditionParser.maxNesting else {
+                throw TableError.validation("Invalid ConditionExpression: The expression has more than \(ConditionParser.maxNesting) nested levels of parentheses and NOT")
+            }
+        }
 
         mutating func keyword(_ word: String) -> Bool {
             guard let t = peek(), t.uppercased() == word else { return false }
@@ -160,13 +179,19 @@ public enum ConditionParser {
         }
 
         mutating func not() throws(TableError) -> Condition {
-            if keyword("NOT") { return .not(try not()) }
+            if keyword("NOT") {
+                try nest()
+                defer { depth -= 1 }
+                return .not(try not())
+            }
             return try primary()
         }
 
         mutating func primary() throws(TableError) -> Condition {
             if peek() == "(" {
                 at += 1
+                try nest()
+                defer { depth -= 1 }
                 let inner = try or()
                 try expect(")")
                 return inner

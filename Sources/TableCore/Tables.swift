@@ -199,6 +199,9 @@ public struct Tables: Sendable {
         let itemKey = try key(definition, item, exact: false)
         let size = item.reduce(0) { $0 + $1.key.utf8.count + $1.value.size }
         if size > 400 * 1024 { throw TableError.validation("Item size has exceeded the maximum allowed size") }
+        if item.values.contains(where: { $0.nesting > AttributeValue.maxNesting }) {
+            throw TableError.validation("Nesting Levels have exceeded supported limits")
+        }
         let old = items[table]?[itemKey]
         if let condition, !ConditionEvaluator.holds(condition, on: old) {
             throw TableError("ConditionalCheckFailedException", "The conditional request failed")

@@ -71,6 +71,26 @@ let conditionCases: [ConditionCase] = [
         }
     }
 
+    /// Deep nesting is refused before it can exhaust a thread's stack (a 20,000-deep "(" once
+    /// crashed the table node), and so is an expression longer than DynamoDB's 4 KB.
+    @Test func nestingAndSizeAreBounded() throws {
+        let inner = "attribute_not_exists(a)"
+        let fine = String(repeating: "(", count: 100) + inner + String(repeating: ")", count: 100)
+        #expect(try ConditionParser.parse(fine, names: nil, values: nil) == .notExists([.name("a")]))
+        _ = try ConditionParser.parse(String(repeating: "NOT ", count: 100) + inner, names: nil, values: nil)
+        for deep in [String(repeating: "(", count: 101) + inner + String(repeating: ")", count: 101),
+                     String(repeating: "NOT ", count: 101) + inner,
+                     String(repeating: "(NOT ", count: 60) + inner + String(repeating: ")", count: 60)] {
+            #expect { try ConditionParser.parse(deep, names: nil, values: nil) } throws: { error in
+                (error as? TableError)?.message.contains("nested levels") == true
+            }
+        }
+        let long = String(repeating: "(", count: 2100) + inner + String(repeating: ")", count: 2100)
+        #expect { try ConditionParser.parse(long, names: nil, values: nil) } throws: { error in
+            (error as? TableError)?.message.contains("maximum allowed size") == true
+        }
+    }
+
     @Test func unusedPlaceholdersAreRefused() {
         #expect(throws: TableError.self) { try ConditionParser.parse("attribute_exists(a)", names: ["#n": "x"], values: nil) }
         #expect(throws: TableError.self) { try ConditionParser.parse("attribute_exists(a)", names: nil, values: [":v": .n("1")]) }

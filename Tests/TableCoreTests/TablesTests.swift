@@ -87,6 +87,13 @@ import Testing
         } == "ValidationException")
         let big = String(repeating: "x", count: 401 * 1024)
         #expect(code { _ = try tables.putItem("orders", ["orderID": .s("b"), "blob": .s(big)], condition: nil, now: 1, changes: &changes) } == "ValidationException")
+        // Maps and lists nest at most 32 deep, as in DynamoDB.
+        func nested(_ levels: Int) -> AttributeValue {
+            (0..<levels).reduce(AttributeValue.s("x")) { inner, level in level.isMultiple(of: 2) ? .m(["a": inner]) : .l([inner]) }
+        }
+        #expect(nested(32).nesting == 32)
+        #expect(code { _ = try tables.putItem("orders", ["orderID": .s("n32"), "doc": nested(32)], condition: nil, now: 1, changes: &changes) } == nil)
+        #expect(code { _ = try tables.putItem("orders", ["orderID": .s("n33"), "doc": nested(33)], condition: nil, now: 1, changes: &changes) } == "ValidationException")
     }
 
     @Test func aKeyAlwaysLandsInTheSameShardAndKeysSpreadOverShards() throws {

@@ -193,6 +193,24 @@ def test_a_recreated_table_s_long_poll_waits_for_its_own_records(cluster):
         client("dynamodb:DeleteTable", {"TableName": "again"})
 
 
+def test_deep_expressions_and_items_are_refused_without_harm(cluster):
+    """A ConditionExpression of 2,000 nested parentheses once crashed the table node (its parser
+    recursed off the end of the stack); now it, an expression over 4 KB and an item nested deeper
+    than DynamoDB's 32 levels are ValidationExceptions, and the node keeps running."""
+    before = process_by_name(cluster.status(), "table")["pid"]
+    inner = "attribute_not_exists(orderID)"
+    with table(cluster) as client:
+        for expression in ["(" * 2000 + inner + ")" * 2000, "(" * 101 + inner + ")" * 101, "NOT " * 101 + inner]:
+            assert client.error("dynamodb:PutItem", {"TableName": "orders", "Item": {"orderID": {"S": "deep"}},
+                                                     "ConditionExpression": expression}) == "ValidationException"
+        doc = {"S": "x"}
+        for _ in range(33):
+            doc = {"M": {"a": doc}}
+        assert client.error("dynamodb:PutItem", {"TableName": "orders", "Item": {"orderID": {"S": "deep"}, "doc": doc}}) == "ValidationException"
+        client("dynamodb:PutItem", {"TableName": "orders", "Item": {"orderID": {"S": "deep"}, "doc": doc["M"]["a"]}})  # 32 levels
+    assert process_by_name(cluster.status(), "table")["pid"] == before
+
+
 def test_an_iterator_of_a_replaced_stream_is_refused(cluster):
     """An iterator names its stream: after the table is deleted and created again (a new stream
     label), the old iterator does not read the new stream."""
