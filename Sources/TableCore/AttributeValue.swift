@@ -35,8 +35,8 @@ public indirect enum AttributeValue: Equatable, Hashable, Sendable {
     /// How many maps and lists are nested here (0 for a scalar): DynamoDB takes at most 32.
     public var nesting: Int {
         switch self {
-        case .m(let m): return 1 + (m.values.map(\.nesting).max() ?? 0)
-        case .l(let l): return 1 + (l.map(\.nesting).max() ?? 0)
+        case .m(let m): return 1 + m.values.reduce(0) { max($0, $1.nesting) }
+        case .l(let l): return 1 + l.reduce(0) { max($0, $1.nesting) }
         default: return 0
         }
     }
