@@ -68,6 +68,15 @@ public struct TableError: ServiceError, Equatable, Sendable, CustomStringConvert
         self.code = code
         self.message = message
     }
+
+    /// The same error naming the expression it is about: the condition grammar is shared by
+    /// ConditionExpression, FilterExpression, KeyConditionExpression and the values of an
+    /// UpdateExpression, and its messages say "ConditionExpression".
+    public func about(_ expression: String) -> TableError {
+        let prefix = "Invalid ConditionExpression:"
+        guard expression != "ConditionExpression", message.hasPrefix(prefix) else { return self }
+        return TableError(code, "Invalid \(expression):" + message.dropFirst(prefix.count))
+    }
     public static func validation(_ message: String) -> TableError { TableError("ValidationException", message) }
     public var description: String { "\(code): \(message)" }
 }

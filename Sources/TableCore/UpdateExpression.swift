@@ -34,6 +34,16 @@ public enum UpdateParser {
     public static func parse(_ text: String, names: [String: String]?, values: [String: AttributeValue]?)
         throws(TableError) -> (expression: UpdateExpression, usedNames: Set<String>, usedValues: Set<String>)
     {
+        do {
+            return try parseActions(text, names: names, values: values)
+        } catch {
+            throw error.about("UpdateExpression")
+        }
+    }
+
+    private static func parseActions(_ text: String, names: [String: String]?, values: [String: AttributeValue]?)
+        throws(TableError) -> (expression: UpdateExpression, usedNames: Set<String>, usedValues: Set<String>)
+    {
         var p = ConditionParser.Parser(tokens: try ConditionParser.tokenize(text), names: names ?? [:], values: values ?? [:])
         var actions: [UpdateExpression.Action] = []
         var clauses: Set<String> = []

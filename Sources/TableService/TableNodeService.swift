@@ -146,11 +146,15 @@ public struct TableNodeService: NodeService {
             return Self.answer("Attributes", r.ReturnValues == "ALL_OLD" ? old : nil)
         case "dynamodb:Scan", "dynamodb:Query":
             let r = try decode(request, ReadManyRequest.self)
-            func parse(_ text: String?) throws -> Condition? {
-                try text.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues, checkUnused: false) }
+            func parse(_ text: String?, _ expression: String) throws -> Condition? {
+                do {
+                    return try text.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues, checkUnused: false) }
+                } catch let error as TableError {
+                    throw error.about(expression)
+                }
             }
-            let filter = try parse(r.FilterExpression)
-            let keyCondition = try parse(r.KeyConditionExpression)
+            let filter = try parse(r.FilterExpression, "FilterExpression")
+            let keyCondition = try parse(r.KeyConditionExpression, "KeyConditionExpression")
             let isQuery = request.header.action == "dynamodb:Query"
             if isQuery && keyCondition == nil { throw TableError.validation("Query needs a KeyConditionExpression") }
             let page = try await engine.read { t in

@@ -52,9 +52,19 @@ import Testing
         } catch let error as TableError {
             #expect(error.code == "ValidationException")
             #expect(error.message.contains(fragment), "\(error.message)")
+            // Errors from the grammar it shares with conditions name the UpdateExpression too.
+            #expect(!error.message.contains("ConditionExpression"), "\(error.message)")
         } catch {
             Issue.record("unexpected \(error)")
         }
+    }
+
+    @Test func aGrammarErrorNamesTheExpressionItIsAbout() {
+        let error = TableError.validation("Invalid ConditionExpression: Syntax error; token: \"(\"")
+        #expect(error.about("FilterExpression").message == "Invalid FilterExpression: Syntax error; token: \"(\"")
+        #expect(error.about("ConditionExpression") == error)
+        #expect(TableError.validation("Item size has exceeded the maximum allowed size").about("UpdateExpression").message
+                == "Item size has exceeded the maximum allowed size")
     }
 
     @Test func typeErrorsAndMissingParentsAreRefused() throws {

@@ -200,6 +200,9 @@ def test_deep_expressions_and_items_are_refused_without_harm(cluster):
     before = process_by_name(cluster.status(), "table")["pid"]
     inner = "attribute_not_exists(orderID)"
     with table(cluster) as client:
+        # A grammar error names the expression it is in.
+        kind, answer = client.answer("dynamodb:Scan", {"TableName": "orders", "FilterExpression": "(((a = b"})
+        assert kind == "error" and answer["message"].startswith("Invalid FilterExpression:"), answer
         for expression in ["(" * 2000 + inner + ")" * 2000, "(" * 101 + inner + ")" * 101, "NOT " * 101 + inner]:
             assert client.error("dynamodb:PutItem", {"TableName": "orders", "Item": {"orderID": {"S": "deep"}},
                                                      "ConditionExpression": expression}) == "ValidationException"
