@@ -192,19 +192,21 @@ public enum RequestSigning {
         sign(&envelope, with: credentials, key: key, nowMillis: nowMillis)
     }
 
-    /// Whether `signature` (hex) is the one `key` makes for this request, compared in time
-    /// independent of where they differ, without building the expected hex.
-    static func isValid(signature: String, key: SigningKey, header: EnvelopeHeader, auth: RequestAuth, body: Data) -> Bool {
+    /// When `signature` (hex) is the one `key` makes for this request, its first 128 bits (what the
+    /// replay guard remembers); nil when it is not. Compared in time independent of where they
+    /// differ, without building the expected hex.
+    static func verifiedFingerprint(signature: String, key: SigningKey, header: EnvelopeHeader, auth: RequestAuth,
+                                    body: Data) -> SignatureFingerprint? {
         var signature = signature
         return signature.withUTF8 { given in
-            guard given.count == 64 else { return false }
+            guard given.count == 64 else { return nil }
             return authenticationCode(key: key, header: header, auth: auth, body: body) { bytes in
                 var diff: UInt8 = 0
                 for i in 0..<32 {
                     diff |= given[2 * i] ^ Hex.digits[Int(bytes[i] >> 4)]
                     diff |= given[2 * i + 1] ^ Hex.digits[Int(bytes[i] & 0x0F)]
                 }
-                return diff == 0
+                return diff == 0 ? SignatureFingerprint(bytes) : nil
             }
         }
     }
@@ -219,6 +221,20 @@ public enum RequestSigning {
         for i in 0..<x.count { diff |= x[i] ^ y[i] }
         return diff == 0
     }
+}
+
+/// The first 128 bits of a request's MAC. They are uniformly random, so hashing one of its words is
+/// as good as hashing both.
+struct SignatureFingerprint: Hashable {
+    let high: UInt64
+    let low: UInt64
+
+    init(_ mac: UnsafeRawBufferPointer) {
+        high = mac.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
+        low = mac.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+    }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(low) }
 }
 
 // SymmetricKey is an immutable value (its bytes are never mutated after init); swift-crypto 3.x

@@ -15,7 +15,7 @@ extension ErrorCode {
     public static let requestExpired: ErrorCode = "RequestExpired"
     /// Temporary credentials past their expiry.
     public static let expiredToken: ErrorCode = "ExpiredToken"
-    /// The same signed request (access key, id, timestamp) seen before within the skew window.
+    /// The same signed request (the same signature) seen before within the skew window.
     /// AWS has no replay check; the name is ours.
     public static let requestReplayed: ErrorCode = "RequestReplayed"
 }
@@ -66,11 +66,11 @@ public final class RequestVerifier: Sendable {
         if let expiration = material.expiration, nowMillis >= expiration {
             return .failure(WireError(.expiredToken, "The security token included in the request is expired"))
         }
-        guard RequestSigning.isValid(signature: auth.signature, key: material.key, header: header, auth: auth, body: body) else {
+        guard let fingerprint = RequestSigning.verifiedFingerprint(signature: auth.signature, key: material.key, header: header, auth: auth, body: body) else {
             return .failure(WireError(.signatureDoesNotMatch,
                 "The request signature we calculated does not match the signature you provided. Check your Secret Access Key and signing method."))
         }
-        let fresh = replay.withLock { $0.insert(key: auth.accessKeyId, id: header.id, timestamp: auth.timestamp, nowMillis: nowMillis) }
+        let fresh = replay.withLock { $0.insert(fingerprint, timestamp: auth.timestamp, nowMillis: nowMillis) }
         guard fresh else {
             return .failure(WireError(.requestReplayed, "A request with id \(header.id) and this signature was already received"))
         }
@@ -80,19 +80,17 @@ public final class RequestVerifier: Sendable {
     public var rememberedNonces: Int { replay.withLock { $0.count } }
 }
 
-/// Remembers (access key, request id, timestamp) of every accepted request until its timestamp
-/// leaves the skew window; older requests are refused by the skew check anyway, so nothing older
-/// need be kept. Buckets by timestamp make forgetting a dictionary drop, not a scan.
+/// Remembers every accepted request until its timestamp leaves the skew window; older requests are
+/// refused by the skew check anyway, so nothing older need be kept. A request is remembered by its
+/// signature's first 128 bits, not by (access key, id, timestamp): the signature covers all three
+/// (and the rest of the request), an exact copy carries the same one, and 16 bytes hash and compare
+/// without touching strings, so a node at 15,000 requests/s keeps 4.5 million of them in about
+/// 100 MB instead of the strings' several hundred. Two different requests share 128 bits with a
+/// chance of about n²/2¹²⁹. Buckets by timestamp make forgetting a dictionary drop, not a scan.
 struct ReplayGuard {
     let windowMillis: Int64
     let bucketMillis: Int64
-    private var buckets: [Int64: Set<Nonce>] = [:]
-
-    struct Nonce: Hashable {
-        var key: String
-        var id: String
-        var timestamp: Int64
-    }
+    private var buckets: [Int64: Set<SignatureFingerprint>] = [:]
     private(set) var count = 0
 
     init(windowMillis: Int64) {
@@ -100,17 +98,17 @@ struct ReplayGuard {
         bucketMillis = max(1_000, windowMillis / 10)
     }
 
-    /// False when the triple was seen before (a replay).
-    mutating func insert(key: String, id: String, timestamp: Int64, nowMillis: Int64) -> Bool {
+    /// False when the request was seen before (a replay).
+    mutating func insert(_ fingerprint: SignatureFingerprint, timestamp: Int64, nowMillis: Int64) -> Bool {
         forget(before: nowMillis - windowMillis)
         let bucket = timestamp / bucketMillis
         if buckets[bucket] == nil {
             // Sized like the newest bucket so far: a busy node does not rehash its way up.
-            var fresh = Set<Nonce>()
+            var fresh = Set<SignatureFingerprint>()
             fresh.reserveCapacity(buckets.max { $0.key < $1.key }?.value.count ?? 0)
             buckets[bucket] = fresh
         }
-        let inserted = buckets[bucket]!.insert(Nonce(key: key, id: id, timestamp: timestamp)).inserted
+        let inserted = buckets[bucket]!.insert(fingerprint).inserted
         if inserted { count += 1 }
         return inserted
     }

@@ -144,6 +144,19 @@ import NimbusProtocol
         #expect(verifier.rememberedNonces == 1)
     }
 
+    @Test func aReplayIsKnownByItsSignatureSoTheSameIdWithAnotherBodyIsAnotherRequest() {
+        let verifier = RequestVerifier(skewMillis: 300_000)
+        var first = request(id: "r-5")
+        RequestSigning.sign(&first, with: credentials, nowMillis: now)
+        var other = request(id: "r-5", body: #"{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/000000000000/POC-Queue","MessageBody":"bye"}"#)
+        RequestSigning.sign(&other, with: credentials, nowMillis: now)
+        #expect(first.header.auth!.signature != other.header.auth!.signature)
+        #expect(code(verify(verifier, first)) == nil)
+        #expect(code(verify(verifier, other)) == nil)
+        #expect(code(verify(verifier, other)) == "RequestReplayed")
+        #expect(verifier.rememberedNonces == 2)
+    }
+
     @Test func expiredCredentialsAreExpiredToken() {
         var e = request()
         RequestSigning.sign(&e, with: credentials, nowMillis: now)
