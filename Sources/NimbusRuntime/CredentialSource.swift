@@ -45,12 +45,14 @@ public final class CredentialSource: Sendable {
     public func current() -> Credentials? {
         guard let file else { return state.withLock { $0.credentials } }
         let now = ContinuousClock.now
-        let due = state.withLock { s -> Bool in
-            if let last = s.lastCheck, now - last < .seconds(1), s.credentials != nil { return false }
+        // Every signed request asks: one lock when the file was looked at within the second.
+        let recent = state.withLock { s -> Credentials? in
+            if let last = s.lastCheck, now - last < .seconds(1), let credentials = s.credentials { return credentials }
             s.lastCheck = now
-            return true
+            return nil
         }
-        if due, let modified = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.modificationDate] as? Date,
+        if let recent { return recent }
+        if let modified = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.modificationDate] as? Date,
            modified != state.withLock({ $0.modified }),
            let data = try? Data(contentsOf: file), let fresh = try? JSONDecoder().decode(Credentials.self, from: data) {
             state.withLock { s in

@@ -56,10 +56,12 @@ public final class NimbusClient: Sendable {
         var resign: (@Sendable () -> [Data]?)?
         // The runtime's own actions are signed when credentials are at hand (the supervisor's
         // Scale, Kill and Stop need the root's signature) but never wait for them.
-        if let credentials, !action.hasPrefix("nimbus:") || credentials.current() != nil {
-            // A process may start a moment before the supervisor has written its credentials.
-            if credentials.current() == nil { _ = await credentials.wait(timeout: .seconds(10)) }
-            credentials.sign(&envelope)
+        if let credentials, credentials.sign(&envelope) || !action.hasPrefix("nimbus:") {
+            if envelope.header.auth == nil {
+                // A process may start a moment before the supervisor has written its credentials.
+                _ = await credentials.wait(timeout: .seconds(10))
+                credentials.sign(&envelope)
+            }
             let unsigned = envelope
             resign = {
                 var again = unsigned
@@ -67,6 +69,22 @@ public final class NimbusClient: Sendable {
             }
         }
         let answer = try await io.request(envelope, to: endpoint, timeout: timeout, attempts: attempts, resign: resign)
+        if let error = answer.wireError { throw error }
+        return answer.body
+    }
+
+    /// A request built (and signed, when the client has credentials) now, to be sent later with
+    /// `send(_:to:timeout:)`: a load generator prepares its requests before it starts timing, so
+    /// that what it measures is the node's cost, not its own.
+    public func prepare(_ action: String, resource: String? = nil, body: Data) -> Envelope {
+        var envelope = Envelope.request(id: Self.newRequestID(), action: action, resource: resource, sender: stamp, body: body)
+        credentials?.sign(&envelope)
+        return envelope
+    }
+
+    /// Sends a prepared request once: a resent copy would carry the same signature, a replay.
+    public func send(_ prepared: Envelope, to endpoint: String, timeout: Duration = .seconds(2)) async throws -> Data {
+        let answer = try await io.request(prepared, to: endpoint, timeout: timeout, attempts: 1)
         if let error = answer.wireError { throw error }
         return answer.body
     }
