@@ -19,6 +19,7 @@ public struct ClusterConfig: Sendable, Equatable {
     public var gateway = GatewaySettings()
     public var notifier = NotifierSettings()
     public var iam = IAMSettings()
+    public var storage = StorageSettings()
 
     public init() {}
 
@@ -45,6 +46,13 @@ public struct ClusterConfig: Sendable, Equatable {
     }
 
     /// The table node (DynamoDB and DynamoDB Streams).
+    public struct StorageSettings: Sendable, Equatable {
+        /// The disk alarm: while the file system under the data directory has less free space than
+        /// this, writes that grow durable state (SendMessage, PutItem, UpdateItem, BatchWriteItem,
+        /// Publish) are refused with ServiceUnavailable; reads, receives and deletes go on. 0: never.
+        public var minFreeDiskMB: Int = 64
+    }
+
     public struct TableSettings: Sendable, Equatable {
         /// Stream shards per new table; a partition key always maps to the same shard, so one item's
         /// records stay in order while stream workers read shards in parallel.
@@ -291,6 +299,9 @@ public struct ClusterConfig: Sendable, Equatable {
         for kind in iam.roles.keys where ServiceKind(rawValue: kind) == nil {
             throw ConfigError("iam.roles.\(kind) is not a service kind")
         }
+        if storage.minFreeDiskMB < 0 || storage.minFreeDiskMB > 1 << 40 {
+            throw ConfigError("storage.minFreeDiskMB must be 0 (no disk alarm) ... \(1 << 40), not \(storage.minFreeDiskMB)")
+        }
         if notifier.mailSinkDirectory.isEmpty { throw ConfigError("notifier.mailSinkDirectory must not be empty") }
     }
 
@@ -315,6 +326,11 @@ private struct ConfigFile: Decodable {
     var gateway: Gateway?
     var notifier: Notifier?
     var iam: IAM?
+    var storage: Storage?
+
+    struct Storage: Decodable {
+        var minFreeDiskMB: Int?
+    }
 
     struct IAM: Decodable {
         var enforce: Bool?
@@ -418,6 +434,7 @@ private struct ConfigFile: Decodable {
             if let v = s.instances { settings.instances = v }
             c.services[kind] = settings
         }
+        if let v = storage?.minFreeDiskMB { c.storage.minFreeDiskMB = v }
         if let i = iam {
             if let v = i.enforce { c.iam.enforce = v }
             if let v = i.credentialSeconds { c.iam.credentialSeconds = v }

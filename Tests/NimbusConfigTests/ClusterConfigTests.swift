@@ -19,12 +19,15 @@ import NimbusConfig
             account: "123456789012"
             dataDirectory: /var/lib/nimbus
             heartbeat: { intervalMilliseconds: 500, liveness: 4 }
+            storage: { minFreeDiskMB: 0 }
             services:
               queue: { endpoint: tcp://10.0.0.5:9002, bind: tcp://0.0.0.0:9002 }
               ingest-worker: { endpoint: tcp://127.0.0.1:9100, instances: 3 }
             """)
         #expect(config.region == "eu-west-1")
         #expect(config.heartbeat.liveness == 4)
+        #expect(config.storage.minFreeDiskMB == 0)
+        #expect(ClusterConfig().storage.minFreeDiskMB == 64)
         #expect(config.endpoint(.queue).description == "tcp://10.0.0.5:9002")
         #expect(config.bindEndpoint(.queue).description == "tcp://0.0.0.0:9002")
         #expect(config.instances(.ingestWorker) == 3)
@@ -47,6 +50,7 @@ import NimbusConfig
         ("heartbeat: { intervalMilliseconds: fast }", "heartbeat.intervalMilliseconds"),
         ("restart: { initialBackoffSeconds: 10, maxBackoffSeconds: 5 }", "backoff"),
         ("region: [", "config"),
+        ("storage: { minFreeDiskMB: -1 }", "storage.minFreeDiskMB"),
     ])
     func mistakesAreNamed(yaml: String, mentions: String) {
         do {
