@@ -223,6 +223,10 @@ public struct ClusterConfig: Sendable, Equatable {
         } catch {
             throw ConfigError("\(source): \(error)")
         }
+        let unknown = ConfigFile.unknownKeys(in: (try? Yams.compose(yaml: yaml)) ?? nil)
+        if !unknown.isEmpty {
+            throw ConfigError("\(source): unknown \(unknown.count == 1 ? "key" : "keys") \(unknown.joined(separator: ", "))")
+        }
         var config = ClusterConfig()
         try file.apply(to: &config)
         try config.validate()
@@ -387,6 +391,55 @@ private struct ConfigFile: Decodable {
         var endpoint: Endpoint?
         var bind: Endpoint?
         var instances: Int?
+    }
+
+    /// The keys of a parsed file that no setting has, each with the known key it is likely a typo of:
+    /// a misspelt key would otherwise leave its setting at the default without a word. The known keys
+    /// are the decoding structs' own property names (they are spelt as in the file), so they cannot
+    /// drift from what is read.
+    static func unknownKeys(in root: Yams.Node?) -> [String] {
+        guard let root, case .mapping(let top) = root else { return [] }
+        var unknown: [String] = []
+        func check(_ mapping: Yams.Node.Mapping, against known: Any, path: String) {
+            let names = Mirror(reflecting: known).children.compactMap(\.label)
+            for key in mapping.keys {
+                let name = key.string ?? "\(key)"
+                guard !names.contains(name) else { continue }
+                let guess = names.first { $0.lowercased() == name.lowercased() }
+                    ?? names.min { editDistance($0, name) < editDistance($1, name) }.flatMap { editDistance($0, name) <= 2 ? $0 : nil }
+                unknown.append(path + name + (guess.map { " (did you mean \(path)\($0)?)" } ?? ""))
+            }
+        }
+        check(top, against: ConfigFile(), path: "")
+        let sections: [(String, Any)] = [
+            ("supervisor", Supervisor()), ("heartbeat", Heartbeat()), ("restart", Restart()), ("table", Table()),
+            ("gateway", Gateway()), ("notifier", Notifier()), ("iam", IAM()), ("storage", Storage()),
+        ]
+        for (name, known) in sections {
+            if case .mapping(let section)? = top[name] { check(section, against: known, path: name + ".") }
+        }
+        // services: { KIND: {...} }: the kinds themselves are checked when applied.
+        if case .mapping(let services)? = top["services"] {
+            for (kind, value) in services {
+                if case .mapping(let service) = value { check(service, against: Service(), path: "services.\(kind.string ?? "?").") }
+            }
+        }
+        return unknown
+    }
+
+    /// Levenshtein distance (ignoring case), for "did you mean".
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a.lowercased()), b = Array(b.lowercased())
+        guard !a.isEmpty, !b.isEmpty else { return a.count + b.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     func apply(to c: inout ClusterConfig) throws {

@@ -51,6 +51,11 @@ import NimbusConfig
         ("restart: { initialBackoffSeconds: 10, maxBackoffSeconds: 5 }", "backoff"),
         ("region: [", "config"),
         ("storage: { minFreeDiskMB: -1 }", "storage.minFreeDiskMB"),
+        // A misspelt key is named, with the key it probably means, instead of leaving a default.
+        ("gatway: { rateLimit: 5 }", "unknown key gatway (did you mean gateway?)"),
+        ("gateway: { ratelimit: 5 }", "gateway.ratelimit (did you mean gateway.rateLimit?)"),
+        ("table: { streamShard: 4 }\nzzz: 1", "unknown keys zzz, table.streamShard (did you mean table.streamShards?)"),
+        ("services: { queue: { endpiont: tcp://127.0.0.1:1 } }", "services.queue.endpiont (did you mean services.queue.endpoint?)"),
     ])
     func mistakesAreNamed(yaml: String, mentions: String) {
         do {
