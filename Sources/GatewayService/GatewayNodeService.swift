@@ -65,6 +65,7 @@ public struct GatewayNodeService: NodeService {
         }
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(g.idleTimeoutSeconds * 1e9)))),
             configuration: .init(address: .hostname(String(parts[0]), port: Int(parts[1])!), serverName: "Nimbus"),
             logger: runtime.logger)
         runtime.logger.info("HTTP on http://\(g.http) (POST / and /orders -> \(g.queueName))")

@@ -74,6 +74,9 @@ public struct ClusterConfig: Sendable, Equatable {
         public var maxBodyBytes: Int = 262_144
         /// How long a POST waits for the queue's durable acknowledgement before answering 503.
         public var queueTimeoutMilliseconds: Int = 2_000
+        /// A connection with nothing received for this long (idle between requests, or a request
+        /// that stops half-way) is closed, so idle clients cannot hold every file descriptor.
+        public var idleTimeoutSeconds: Double = 60
     }
 
     /// The notifier (SNS, POC-Topic): where its mail goes and what its links point at.
@@ -256,6 +259,7 @@ public struct ClusterConfig: Sendable, Equatable {
         if gateway.rateLimit <= 0 || gateway.burst < 1 { throw ConfigError("gateway.rateLimit and gateway.burst must be positive") }
         if gateway.maxBodyBytes < 1 { throw ConfigError("gateway.maxBodyBytes must be positive") }
         if gateway.queueTimeoutMilliseconds < 10 { throw ConfigError("gateway.queueTimeoutMilliseconds must be at least 10") }
+        if !(gateway.idleTimeoutSeconds > 0) { throw ConfigError("gateway.idleTimeoutSeconds must be positive") }
         for kind in ServiceKind.allCases {
             let n = instances(kind)
             if kind.isWorker {
@@ -368,6 +372,7 @@ private struct ConfigFile: Decodable {
         var burst: Double?
         var maxBodyBytes: Int?
         var queueTimeoutMilliseconds: Int?
+        var idleTimeoutSeconds: Double?
     }
 
     struct Supervisor: Decodable {
@@ -458,6 +463,7 @@ private struct ConfigFile: Decodable {
             if let v = g.burst { c.gateway.burst = v }
             if let v = g.maxBodyBytes { c.gateway.maxBodyBytes = v }
             if let v = g.queueTimeoutMilliseconds { c.gateway.queueTimeoutMilliseconds = v }
+            if let v = g.idleTimeoutSeconds { c.gateway.idleTimeoutSeconds = v }
         }
         if let s = supervisor {
             if let v = s.endpoint { c.supervisor.endpoint = v }

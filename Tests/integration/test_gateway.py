@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -259,12 +260,37 @@ def test_concurrent_large_posts_are_all_accepted(base, sqs, empty_poc):
 @pytest.fixture
 def throttled_cluster():
     with tempfile.TemporaryDirectory(prefix="nimbus-it-throttle-") as tmp:
-        c = start_cluster(Path(tmp), instances=CLUSTER_INSTANCES, rateLimit=5, burst=5)
+        # A tight gateway: 5 requests/s, and connections idle for 1 s are closed.
+        c = start_cluster(Path(tmp), instances=CLUSTER_INSTANCES, rateLimit=5, burst=5, idleTimeoutSeconds=1)
         try:
             wait_for_queue(c, "POC-Queue")
             yield c
         finally:
             stop_cluster(c)
+
+
+def test_idle_and_half_sent_connections_are_closed_after_the_idle_timeout(throttled_cluster):
+    """Clients that connect and send nothing, or stop half-way through a request, cannot hold the
+    gateway's file descriptors: each is closed once idle for gateway.idleTimeoutSeconds (1 s here)."""
+    def closed_at(sock: socket.socket) -> float:
+        sock.settimeout(10)
+        while sock.recv(4096):  # a half-sent request gets no answer; EOF is the server closing
+            pass
+        return time.monotonic()
+
+    port = throttled_cluster.http_port
+    idle = socket.create_connection(("127.0.0.1", port))
+    half = socket.create_connection(("127.0.0.1", port))
+    half.sendall(b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"half\": ")
+    kept = socket.create_connection(("127.0.0.1", port))
+    kept.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    kept.settimeout(5)
+    assert kept.recv(4096).startswith(b"HTTP/1.1 200"), "a keep-alive request is answered"
+    since = time.monotonic()  # every socket's last activity was just before this
+    for sock in (idle, half, kept):
+        with sock:
+            assert closed_at(sock) - since < 8, "closed by the gateway"
+    assert time.monotonic() - since > 0.5, "not before the idle timeout"
 
 
 def test_burst_over_the_rate_limit_gets_429(throttled_cluster):
