@@ -45,7 +45,7 @@ public struct ClusterConfig: Sendable, Equatable {
         ]
     }
 
-    /// The table node (DynamoDB and DynamoDB Streams).
+    /// Every node's durable state.
     public struct StorageSettings: Sendable, Equatable {
         /// The disk alarm: while the file system under the data directory has less free space than
         /// this, writes that grow durable state (SendMessage, PutItem, UpdateItem, BatchWriteItem,
@@ -53,6 +53,7 @@ public struct ClusterConfig: Sendable, Equatable {
         public var minFreeDiskMB: Int = 64
     }
 
+    /// The table node (DynamoDB and DynamoDB Streams).
     public struct TableSettings: Sendable, Equatable {
         /// Stream shards per new table; a partition key always maps to the same shard, so one item's
         /// records stay in order while stream workers read shards in parallel.

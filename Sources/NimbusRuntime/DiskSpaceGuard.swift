@@ -9,7 +9,8 @@ import Synchronization
 /// after the core has already changed; the node then exits (its memory says more than its disk) and
 /// restarts into the same full disk, and the requests in that commit get no answer at all.
 /// Consumers (receives, reads, deletes) go on: they are what frees space, and the reserve is there for
-/// them. Free space is measured at most once per `recheckMillis`, so the check costs a request a lock.
+/// them. Free space is measured at most once per `recheckMillis`; in between, the check costs a
+/// request one lock.
 public final class DiskSpaceGuard: Sendable {
     public let minimumFreeBytes: Int64
     private let path: String
@@ -45,19 +46,19 @@ public final class DiskSpaceGuard: Sendable {
     public func checkRoomToWrite() throws(WireError) {
         guard minimumFreeBytes > 0 else { return }
         let now = clock()
-        let due = state.withLock { s -> Bool in
-            if let at = s.checkedAt, now - at < recheckMillis { return false }
+        let (due, known) = state.withLock { s -> (Bool, Int64?) in
+            if let at = s.checkedAt, now - at < recheckMillis { return (false, s.shortOf) }
             s.checkedAt = now
-            return true
+            return (true, nil)
         }
-        if due { remeasure() }
-        if let free = state.withLock({ $0.shortOf }) {
+        if let free = due ? remeasure() : known {
             throw WireError(.serviceUnavailable, "\(service): the data directory's file system has \(Self.megabytes(free)) MB free, "
                 + "under the \(Self.megabytes(minimumFreeBytes)) MB reserve (storage.minFreeDiskMB); writes are refused until space is freed")
         }
     }
 
-    private func remeasure() {
+    /// Measures, logs a change, and returns the free bytes when they are under the reserve.
+    private func remeasure() -> Int64? {
         let free = measure(path)
         let short = free.flatMap { $0 < minimumFreeBytes ? $0 : nil }
         let was = state.withLock { s -> Int64? in
@@ -69,6 +70,7 @@ public final class DiskSpaceGuard: Sendable {
         } else if short == nil, was != nil {
             logger.notice("disk alarm cleared: \(free.map { "\(Self.megabytes($0)) MB" } ?? "unknown space") free under \(path); writes accepted again")
         }
+        return short
     }
 
     private static func megabytes(_ bytes: Int64) -> Int64 { bytes / 1_048_576 }
