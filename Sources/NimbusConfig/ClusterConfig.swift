@@ -51,6 +51,9 @@ public struct ClusterConfig: Sendable, Equatable {
         /// this, writes that grow durable state (SendMessage, PutItem, UpdateItem, BatchWriteItem,
         /// Publish) are refused with ServiceUnavailable; reads, receives and deletes go on. 0: never.
         public var minFreeDiskMB: Int = 64
+        /// Each process's log (`logs/NAME.log`) is rotated at this size, keeping the one before as
+        /// `NAME.log.1`. 0: never.
+        public var logMaxMB: Int = 64
     }
 
     /// The table node (DynamoDB and DynamoDB Streams).
@@ -308,6 +311,9 @@ public struct ClusterConfig: Sendable, Equatable {
         for kind in iam.roles.keys where ServiceKind(rawValue: kind) == nil {
             throw ConfigError("iam.roles.\(kind) is not a service kind")
         }
+        if storage.logMaxMB < 0 || storage.logMaxMB > 1 << 30 {
+            throw ConfigError("storage.logMaxMB must be 0 (never rotated) ... \(1 << 30), not \(storage.logMaxMB)")
+        }
         if storage.minFreeDiskMB < 0 || storage.minFreeDiskMB > 1 << 40 {
             throw ConfigError("storage.minFreeDiskMB must be 0 (no disk alarm) ... \(1 << 40), not \(storage.minFreeDiskMB)")
         }
@@ -339,6 +345,7 @@ private struct ConfigFile: Decodable {
 
     struct Storage: Decodable {
         var minFreeDiskMB: Int?
+        var logMaxMB: Int?
     }
 
     struct IAM: Decodable {
@@ -495,6 +502,7 @@ private struct ConfigFile: Decodable {
             c.services[kind] = settings
         }
         if let v = storage?.minFreeDiskMB { c.storage.minFreeDiskMB = v }
+        if let v = storage?.logMaxMB { c.storage.logMaxMB = v }
         if let i = iam {
             if let v = i.enforce { c.iam.enforce = v }
             if let v = i.credentialSeconds { c.iam.credentialSeconds = v }

@@ -3,7 +3,9 @@ import Logging
 import Synchronization
 
 /// swift-log handler writing logfmt lines (`ts=… level=… node=… msg="…" key=value`) to one file per
-/// process, appending, so that a restarted process continues the same file.
+/// process, appending, so that a restarted process continues the same file. Past `maxBytes` the file
+/// is renamed to `NAME.log.1` (replacing the one before) and a new one begun: a gateway logs a line
+/// per request, about 1 GB an hour at full load, which would otherwise fill the disk.
 public struct FileLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
@@ -11,32 +13,64 @@ public struct FileLogHandler: LogHandler {
     private let sink: Sink
 
     final class Sink: Sendable {
-        let fd: Int32
-        private let lock = Mutex(())
-        init(fd: Int32) { self.fd = fd }
+        /// The file written, and its size so far; nil path: standard error, never rotated.
+        private let state: Mutex<(fd: Int32, written: Int64)>
+        private let path: String?
+        private let maxBytes: Int64
+
+        init(fd: Int32, path: String?, maxBytes: Int64) {
+            var size = stat()
+            state = Mutex((fd, fstat(fd, &size) == 0 ? Int64(size.st_size) : 0))
+            self.path = path
+            self.maxBytes = maxBytes
+        }
+
         func write(_ bytes: [UInt8]) {
-            lock.withLock { _ in
+            state.withLock { state in
                 var bytes = bytes
                 var offset = 0
                 while offset < bytes.count {
-                    let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                    let n = bytes.withUnsafeMutableBytes { Glibc.write(state.fd, $0.baseAddress! + offset, $0.count - offset) }
                     if n < 0 { if errno == EINTR { continue }; return }
                     offset += n
                 }
+                state.written += Int64(bytes.count)
+                if let path, maxBytes > 0, state.written >= maxBytes { rotate(path, &state) }
             }
+        }
+
+        /// NAME.log becomes NAME.log.1 and writing goes on in a new NAME.log. Standard output and
+        /// error that went to the old file (a supervised process's: a crash's own output) follow.
+        /// When renaming or opening fails, writing goes on where it was (tried again at the next
+        /// `maxBytes`).
+        private func rotate(_ path: String, _ state: inout (fd: Int32, written: Int64)) {
+            state.written = 0
+            guard rename(path, path + ".1") == 0 else { return }
+            let fresh = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard fresh >= 0 else { return }
+            var old = stat(), standard = stat()
+            if fstat(state.fd, &old) == 0 {
+                for fd: Int32 in [1, 2] where fstat(fd, &standard) == 0 && standard.st_dev == old.st_dev && standard.st_ino == old.st_ino {
+                    dup2(fresh, fd)
+                }
+            }
+            if state.fd > 2 { close(state.fd) }
+            state.fd = fresh
         }
     }
 
-    /// Appends to `file`, creating it and its folder; standard error when that fails.
-    public init(node: String, file: URL?) {
+    /// Appends to `file`, creating it and its folder; standard error when that fails. `maxBytes`:
+    /// the size at which the file is rotated (0: never).
+    public init(node: String, file: URL?, maxBytes: Int64 = 0) {
         self.node = node
         var fd: Int32 = 2
+        var path: String?
         if let file {
             try? FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
             let opened = open(file.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-            if opened >= 0 { fd = opened }
+            if opened >= 0 { (fd, path) = (opened, file.path) }
         }
-        sink = Sink(fd: fd)
+        sink = Sink(fd: fd, path: path, maxBytes: maxBytes)
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {

@@ -112,7 +112,8 @@ extension NodeMain {
         installed.withLock { current in
             if let current { return current }
             let logFile = logToStderr ? nil : configuration.logDirectory.appendingPathComponent("\(configuration.name).log")
-            let handler = FileLogHandler(node: configuration.name, file: logFile)
+            let handler = FileLogHandler(node: configuration.name, file: logFile,
+                                         maxBytes: Int64(configuration.cluster.storage.logMaxMB) * 1_048_576)
             LoggingSystem.bootstrap { _ in handler }
             current = handler
             return handler
