@@ -5,7 +5,7 @@ import Synchronization
 /// swift-log handler writing logfmt lines (`ts=… level=… node=… msg="…" key=value`) to one file per
 /// process, appending, so that a restarted process continues the same file. Past `maxBytes` the file
 /// is renamed to `NAME.log.1` (replacing the one before) and a new one begun: a gateway logs a line
-/// per request, about 1 GB an hour at full load, which would otherwise fill the disk.
+/// of about 85 bytes per request, 0.6 GB an hour at 2,000 POSTs/s, which would otherwise fill the disk.
 public struct FileLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
