@@ -51,6 +51,9 @@ public struct ClusterConfig: Sendable, Equatable {
         /// this, writes that grow durable state (SendMessage, PutItem, UpdateItem, BatchWriteItem,
         /// Publish) are refused with ServiceUnavailable; reads, receives and deletes go on. 0: never.
         public var minFreeDiskMB: Int = 64
+        /// The memory alarm: while a node's resident memory is over this share of the machine's,
+        /// the same writes are refused (every service keeps its whole state in memory). 0: never.
+        public var maxMemoryPercent: Double = 40
         /// Each process's log (`logs/NAME.log`) is rotated at this size, keeping the one before as
         /// `NAME.log.1`. 0: never.
         public var logMaxMB: Int = 64
@@ -311,6 +314,9 @@ public struct ClusterConfig: Sendable, Equatable {
         for kind in iam.roles.keys where ServiceKind(rawValue: kind) == nil {
             throw ConfigError("iam.roles.\(kind) is not a service kind")
         }
+        if !(0...100).contains(storage.maxMemoryPercent) {
+            throw ConfigError("storage.maxMemoryPercent must be 0 (no memory alarm) ... 100, not \(storage.maxMemoryPercent)")
+        }
         if storage.logMaxMB < 0 || storage.logMaxMB > 1 << 30 {
             throw ConfigError("storage.logMaxMB must be 0 (never rotated) ... \(1 << 30), not \(storage.logMaxMB)")
         }
@@ -345,6 +351,7 @@ private struct ConfigFile: Decodable {
 
     struct Storage: Decodable {
         var minFreeDiskMB: Int?
+        var maxMemoryPercent: Double?
         var logMaxMB: Int?
     }
 
@@ -503,6 +510,7 @@ private struct ConfigFile: Decodable {
         }
         if let v = storage?.minFreeDiskMB { c.storage.minFreeDiskMB = v }
         if let v = storage?.logMaxMB { c.storage.logMaxMB = v }
+        if let v = storage?.maxMemoryPercent { c.storage.maxMemoryPercent = v }
         if let i = iam {
             if let v = i.enforce { c.iam.enforce = v }
             if let v = i.credentialSeconds { c.iam.credentialSeconds = v }

@@ -11,8 +11,8 @@ public struct TableNodeService: NodeService {
     let configuration: NodeConfiguration
     /// Stream shards per new table (records of one partition key always go to the same shard).
     let shards: Int
-    /// Refuses puts and updates while the disk is nearly full (reads and deletes go on).
-    let disk: DiskSpaceGuard
+    /// Refuses puts and updates while the disk is nearly full or the node holds too much memory (reads and deletes go on).
+    let alarm: WriteAlarm
 
     public static let actionNames: Set<String> = [
         "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable", "dynamodb:DeleteTable", "dynamodb:ListTables",
@@ -53,7 +53,7 @@ public struct TableNodeService: NodeService {
         core.restore(tables: tables, items: items, lastSequences: sequences)
         let logger = Logger(label: "table")
         engine = TableEngine(tables: core, store: store, logger: logger)
-        disk = configuration.diskSpaceGuard(service: "table", logger: logger)
+        alarm = configuration.writeAlarm(service: "table", logger: logger)
     }
 
     public var actions: Set<String> { Self.actionNames }
@@ -96,7 +96,7 @@ public struct TableNodeService: NodeService {
             description.TableStatus = "DELETING"
             return try encoder.encode(["TableDescription": description])
         case "dynamodb:UpdateItem":
-            try disk.checkRoomToWrite()
+            try alarm.checkRoomToWrite()
             let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
             guard let text = r.UpdateExpression else {
@@ -133,7 +133,7 @@ public struct TableNodeService: NodeService {
         case "dynamodb:ListTables":
             return try encoder.encode(["TableNames": await engine.read { t in t.allTables.map(\.name) }])
         case "dynamodb:PutItem":
-            try disk.checkRoomToWrite()
+            try alarm.checkRoomToWrite()
             let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let item = r.Item else { throw TableError.validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null") }
             let condition = try r.ConditionExpression.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues) }
@@ -170,7 +170,7 @@ public struct TableNodeService: NodeService {
             return try encoder.encode(ReadManyResponse(Items: page.items, Count: page.items.count, ScannedCount: page.scannedCount,
                                                        LastEvaluatedKey: page.lastEvaluatedKey))
         case "dynamodb:BatchWriteItem":
-            try disk.checkRoomToWrite()
+            try alarm.checkRoomToWrite()
             let r = try decode(request, BatchWriteRequest.self)
             let writes = r.RequestItems.mapValues { $0.map { (put: $0.PutRequest?.Item, delete: $0.DeleteRequest?.Key) } }
             try await engine.perform { t, now, changes in try t.batchWrite(writes, now: now, changes: &changes) }

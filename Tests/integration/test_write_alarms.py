@@ -1,10 +1,12 @@
-"""The disk alarm (`storage.minFreeDiskMB`): with less free space than the reserve, writes that grow
-durable state are refused with ServiceUnavailable, and the gateway answers 503; reads, receives and
-deletes go on, and no node exits. The reserve here is larger than any disk, so the alarm is on from the
-start without filling one (the unit tests cover measuring, re-measuring and clearing)."""
+"""The write alarms (`storage.minFreeDiskMB`, `storage.maxMemoryPercent`): with less free space than
+the reserve, or a node holding more memory than its limit, writes that grow durable state are refused
+with ServiceUnavailable and the gateway answers 503; reads, receives and deletes go on, and no node
+exits. The limits here are past any machine's, so each alarm is on from the start without filling a
+disk or the memory (the unit tests cover measuring, re-measuring and clearing)."""
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from conftest import SQS, process_by_name, queue_url, start_cluster, stop_cluster, wait_for_queue
@@ -13,15 +15,19 @@ POC = queue_url("POC-Queue")
 TOPIC = "arn:aws:sns:us-east-1:000000000000:POC-Topic"
 
 
-def test_a_full_disk_refuses_writes_with_a_clear_error_and_keeps_every_node_up(tmp_path):
-    cluster = start_cluster(tmp_path, sections={"storage": {"minFreeDiskMB": 1 << 40}})
+@pytest.mark.parametrize("alarm, storage, says", [
+    ("disk", {"minFreeDiskMB": 1 << 40}, "under the 1099511627776 MB reserve (storage.minFreeDiskMB)"),
+    ("memory", {"maxMemoryPercent": 0.0001}, "MB limit (storage.maxMemoryPercent)"),
+])
+def test_an_alarm_refuses_writes_with_a_clear_error_and_keeps_every_node_up(tmp_path, alarm, storage, says):
+    cluster = start_cluster(tmp_path, sections={"storage": storage})
     try:
         wait_for_queue(cluster, "POC-Queue")
         before = {p["name"]: p["pid"] for p in cluster.status()["processes"]}
 
         r = requests.post(cluster.http_url + "/orders", json={"item": "latex gloves", "customerID": "12345"}, timeout=10)
         assert r.status_code == 503, r.text
-        assert "under the 1099511627776 MB reserve (storage.minFreeDiskMB)" in r.json()["message"], r.text
+        assert says in r.json()["message"], r.text
 
         with SQS(cluster.endpoint("queue")) as sqs:
             assert sqs.error("SendMessage", {"QueueUrl": POC, "MessageBody": "x"}) == "ServiceUnavailable"
@@ -53,6 +59,6 @@ def test_a_full_disk_refuses_writes_with_a_clear_error_and_keeps_every_node_up(t
         for node in ("queue", "table", "notifier"):
             assert process_by_name(cluster.status(), node)["state"] == "running"
             log = (cluster.directory / "data" / "logs" / f"{node}.log").read_text(errors="replace")
-            assert "disk alarm" in log, f"{node} logs the alarm"
+            assert f"{alarm} alarm" in log, f"{node} logs the {alarm} alarm"
     finally:
         stop_cluster(cluster)
