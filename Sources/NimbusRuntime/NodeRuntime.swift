@@ -85,6 +85,9 @@ public final class NodeRuntime: Sendable {
     /// Verifies and authorizes every request but the runtime's own `nimbus:*` ones; nil when
     /// `iam.enforce` is off.
     public let authorizer: RequestAuthorizer?
+    /// The disk and memory alarms, for a service with actions that grow its state, and those actions.
+    let alarm: WriteAlarm?
+    let growingActions: Set<String>
 
     public init(configuration: NodeConfiguration, service: any NodeService, logger: Logger) throws {
         self.configuration = configuration
@@ -109,6 +112,8 @@ public final class NodeRuntime: Sendable {
         } else {
             authorizer = nil
         }
+        growingActions = service.growingActions
+        alarm = growingActions.isEmpty ? nil : configuration.writeAlarm(service: configuration.kind, logger: logger)
     }
 
     public var cluster: ClusterConfig { configuration.cluster }
@@ -185,6 +190,9 @@ public final class NodeRuntime: Sendable {
                         for arn in resources { checks.append((arn, await service.resourcePolicy(for: arn))) }
                         request.principal = try await authorizer.authorize(request, resources: checks)
                     }
+                }
+                if let alarm, let action = request.header.action, growingActions.contains(action) {
+                    try alarm.checkRoomToWrite()
                 }
                 body = try await service.handle(request, runtime: self)
             }

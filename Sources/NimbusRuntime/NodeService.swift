@@ -34,6 +34,10 @@ public protocol NodeService: Sendable {
 
     /// Who decides authorization for this node: nil asks the IAM node (every node but the IAM node).
     func localAuthority() -> (any Authority)?
+
+    /// The actions that grow the node's durable state (SendMessage, PutItem, Publish ...): the runtime
+    /// refuses them with ServiceUnavailable while a write alarm (disk, memory) is raised.
+    var growingActions: Set<String> { get }
 }
 
 extension NodeService {
@@ -43,6 +47,7 @@ extension NodeService {
     }
     public func resourcePolicy(for resourceARN: String) async -> ResourcePolicy? { nil }
     public func localAuthority() -> (any Authority)? { nil }
+    public var growingActions: Set<String> { [] }
 
     public func run(runtime: NodeRuntime) async throws {
         try? await gracefulShutdown()

@@ -14,8 +14,6 @@ public struct NotifierNodeService: NodeService {
     /// The topics' access policies by topic ARN.
     let policies = ResourcePolicies()
     let configuration: NodeConfiguration
-    /// Refuses publishes while the disk is nearly full or the node holds too much memory (deliveries of the outbox go on).
-    let alarm: WriteAlarm
 
     /// Opens (or creates) the notifier's database under the data directory and loads it: the
     /// outbox left by a previous run (even one ended by SIGKILL) is delivered by this one.
@@ -30,7 +28,6 @@ public struct NotifierNodeService: NodeService {
                        delivered: loaded.delivered, failed: loaded.failed)
         policies.replace(topics.policiesByTopicArn)
         engine = NotifierEngine(topics: topics, store: store, logger: logger)
-        alarm = configuration.writeAlarm(service: "notifier", logger: logger)
         let heloName = settings.fromAddress.split(separator: "@").last.map(String.init) ?? "nimbus.local"
         // A few connections in parallel: one SMTP conversation is a chain of round trips.
         senders = DeliverySenders(
@@ -43,6 +40,9 @@ public struct NotifierNodeService: NodeService {
     }
 
     public var actions: Set<String> { SNSAction.all }
+
+    /// Refused while the disk or memory alarm is raised; receives, reads and deletes go on.
+    public var growingActions: Set<String> { [SNSAction.publish, SNSAction.publishBatch] }
 
     /// The topic a request acts on: TopicArn, or the topic of a SubscriptionArn (TOPIC_ARN:ID).
     public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? {
@@ -121,7 +121,6 @@ public struct NotifierNodeService: NodeService {
             let page = try await engine.read { sns in try sns.listSubscriptionsByTopic(r.TopicArn, nextToken: r.NextToken) }
             return try encoder.encode(ListSubscriptionsResponse(Subscriptions: page.subscriptions, NextToken: page.nextToken))
         case SNSAction.publish:
-            try alarm.checkRoomToWrite()
             let r = try request.decode(PublishRequest.self)
             if r.PhoneNumber != nil {
                 throw SNSError(.invalidParameter, "Invalid parameter: PhoneNumber Reason: SMS is not supported by Nimbus")
@@ -137,7 +136,6 @@ public struct NotifierNodeService: NodeService {
             }
             return try encoder.encode(PublishResponse(MessageId: id))
         case SNSAction.publishBatch:
-            try alarm.checkRoomToWrite()
             let r = try PublishBatchRequest.fast(request.body) ?? request.decode(PublishBatchRequest.self)
             return try encoder.encode(try await engine.perform { sns, now, changes in
                 try sns.publishBatch(topicArn: r.TopicArn, entries: r.PublishBatchRequestEntries, now: now, changes: &changes)

@@ -19,8 +19,6 @@ public struct QueueNodeService: NodeService {
     let policies = ResourcePolicies()
     /// Every request names its queue by URL; the ARN the authorizer needs is built once per URL.
     let arnsByURL = ARNsByURL()
-    /// Refuses sends while the disk is nearly full or the node holds too much memory (receives and deletes go on).
-    let alarm: WriteAlarm
 
     /// Opens (or creates) the broker's database under the data directory and loads it.
     public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "queue")) throws {
@@ -31,10 +29,12 @@ public struct QueueNodeService: NodeService {
         broker.restore(queues: queues, messages: messages, now: QueueEngine.now())
         policies.replace(broker.policiesByQueueName)
         engine = QueueEngine(broker: broker, store: store, logger: logger)
-        alarm = configuration.writeAlarm(service: "queue", logger: logger)
     }
 
     public var actions: Set<String> { SQSAction.all }
+
+    /// Refused while the disk or memory alarm is raised; receives, reads and deletes go on.
+    public var growingActions: Set<String> { [SQSAction.sendMessage, SQSAction.sendMessageBatch] }
 
     /// The queue a request names: its QueueUrl, or its QueueName (CreateQueue, GetQueueUrl);
     /// ListQueues is on no one queue.
@@ -99,7 +99,6 @@ public struct QueueNodeService: NodeService {
             await refreshPolicies()
             return Data("{}".utf8)
         case SQSAction.sendMessage:
-            try alarm.checkRoomToWrite()
             let r = try SQSFastJSON.decodeSendMessage(request.body) ?? request.decode(SendMessageRequest.self)
             let sent = try await engine.perform { broker, now, changes in
                 try broker.sendMessage(r.QueueUrl, .init(body: r.MessageBody, delaySeconds: r.DelaySeconds, attributes: r.MessageAttributes),
@@ -107,7 +106,6 @@ public struct QueueNodeService: NodeService {
             }
             return SQSFastJSON.encode(sent)
         case SQSAction.sendMessageBatch:
-            try alarm.checkRoomToWrite()
             let r = try SQSFastJSON.decodeSendMessageBatch(request.body) ?? request.decode(SendMessageBatchRequest.self)
             let sent = try await engine.perform { broker, now, changes in
                 try broker.sendMessageBatch(r.QueueUrl, r.Entries, senderId: sender, now: now, changes: &changes)

@@ -11,8 +11,6 @@ public struct TableNodeService: NodeService {
     let configuration: NodeConfiguration
     /// Stream shards per new table (records of one partition key always go to the same shard).
     let shards: Int
-    /// Refuses puts and updates while the disk is nearly full or the node holds too much memory (reads and deletes go on).
-    let alarm: WriteAlarm
 
     public static let actionNames: Set<String> = [
         "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable", "dynamodb:DeleteTable", "dynamodb:ListTables",
@@ -51,12 +49,13 @@ public struct TableNodeService: NodeService {
         let (tables, items, sequences) = try store.load()
         var core = Tables(region: configuration.cluster.region, account: configuration.cluster.account)
         core.restore(tables: tables, items: items, lastSequences: sequences)
-        let logger = Logger(label: "table")
-        engine = TableEngine(tables: core, store: store, logger: logger)
-        alarm = configuration.writeAlarm(service: "table", logger: logger)
+        engine = TableEngine(tables: core, store: store, logger: Logger(label: "table"))
     }
 
     public var actions: Set<String> { Self.actionNames }
+
+    /// Refused while the disk or memory alarm is raised; receives, reads and deletes go on.
+    public var growingActions: Set<String> { ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"] }
 
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
         // Only the rarer actions use it; PutItem and GetItem write their answers by hand.
@@ -96,7 +95,6 @@ public struct TableNodeService: NodeService {
             description.TableStatus = "DELETING"
             return try encoder.encode(["TableDescription": description])
         case "dynamodb:UpdateItem":
-            try alarm.checkRoomToWrite()
             let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
             guard let text = r.UpdateExpression else {
@@ -133,7 +131,6 @@ public struct TableNodeService: NodeService {
         case "dynamodb:ListTables":
             return try encoder.encode(["TableNames": await engine.read { t in t.allTables.map(\.name) }])
         case "dynamodb:PutItem":
-            try alarm.checkRoomToWrite()
             let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let item = r.Item else { throw TableError.validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null") }
             let condition = try r.ConditionExpression.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues) }
@@ -170,7 +167,6 @@ public struct TableNodeService: NodeService {
             return try encoder.encode(ReadManyResponse(Items: page.items, Count: page.items.count, ScannedCount: page.scannedCount,
                                                        LastEvaluatedKey: page.lastEvaluatedKey))
         case "dynamodb:BatchWriteItem":
-            try alarm.checkRoomToWrite()
             let r = try decode(request, BatchWriteRequest.self)
             let writes = r.RequestItems.mapValues { $0.map { (put: $0.PutRequest?.Item, delete: $0.DeleteRequest?.Key) } }
             try await engine.perform { t, now, changes in try t.batchWrite(writes, now: now, changes: &changes) }
