@@ -93,7 +93,13 @@ public final class WriteAlarm: Sendable {
     /// The memory alarm: this process's resident memory above `maximumBytes`.
     public static func memory(maximumBytes: Int64, measure: @escaping @Sendable () -> Int64? = residentBytes) -> Condition {
         Condition(name: "memory") {
-            guard let resident = measure(), resident > maximumBytes else { return nil }
+            guard var resident = measure(), resident > maximumBytes else { return nil }
+            // Memory the service has freed (a drained backlog) may still be held by malloc's
+            // arenas and counted as resident: hand it back before deciding, or the alarm could stay
+            // raised after consumers emptied the queue.
+            _ = mallocTrim(0)
+            guard let trimmed = measure(), trimmed > maximumBytes else { return nil }
+            resident = trimmed
             return "the node holds \(megabytes(resident)) MB of memory, over its \(megabytes(maximumBytes)) MB limit (storage.maxMemoryPercent)"
         }
     }
@@ -137,3 +143,7 @@ extension NodeConfiguration {
         return WriteAlarm(service: service, conditions: conditions, logger: logger)
     }
 }
+
+/// glibc's malloc_trim (not in Swift's Glibc module): returns free heap memory to the system.
+@_silgen_name("malloc_trim")
+private func mallocTrim(_ pad: Int) -> Int32
