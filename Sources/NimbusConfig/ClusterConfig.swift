@@ -51,8 +51,9 @@ public struct ClusterConfig: Sendable, Equatable {
         /// this, writes that grow durable state (SendMessage, PutItem, UpdateItem, BatchWriteItem,
         /// Publish) are refused with ServiceUnavailable; reads, receives and deletes go on. 0: never.
         public var minFreeDiskMB: Int = 64
-        /// The memory alarm: while a node's resident memory is over this share of the machine's,
-        /// the same writes are refused (every service keeps its whole state in memory). 0: never.
+        /// The memory alarm: while a node's resident memory is over this share of the machine's (or
+        /// of its cgroup's limit, when smaller), the same writes are refused (every service keeps
+        /// its whole state in memory). 0: never.
         public var maxMemoryPercent: Double = 40
         /// Each process's log (`logs/NAME.log`) is rotated at this size, keeping the one before as
         /// `NAME.log.1`. 0: never.

@@ -5,9 +5,10 @@ import Synchronization
 
 /// RabbitMQ's disk and memory alarms for a Nimbus node: while the file system under its data
 /// directory has less free space than `storage.minFreeDiskMB`, or the node holds more memory than
-/// `storage.maxMemoryPercent` of the machine's, writes that grow durable state are refused with
-/// ServiceUnavailable before they reach the service's core. Consumers (receives, reads, deletes) go
-/// on: they are what frees space and memory, and the margins are there for them.
+/// `storage.maxMemoryPercent` of the machine's (or of its cgroup's limit: `MemoryLimit`), writes
+/// that grow durable state are refused with ServiceUnavailable before they reach the service's core.
+/// Consumers (receives, reads, deletes) go on: they are what frees space and memory, and the margins
+/// are there for them.
 ///
 /// - Without the disk alarm, a full disk fails a commit after the core has already changed. The
 ///   node then exits (its memory says more than its disk) and restarts into the same full disk, and
@@ -137,7 +138,7 @@ extension NodeConfiguration {
         if storage.minFreeDiskMB > 0 {
             conditions.append(WriteAlarm.disk(path: dataDirectory.path, minimumFreeBytes: Int64(storage.minFreeDiskMB) * 1_048_576))
         }
-        if storage.maxMemoryPercent > 0, let total = WriteAlarm.physicalMemoryBytes() {
+        if storage.maxMemoryPercent > 0, let total = MemoryLimit.current() {
             conditions.append(WriteAlarm.memory(maximumBytes: Int64(Double(total) * storage.maxMemoryPercent / 100)))
         }
         return WriteAlarm(service: service, conditions: conditions, logger: logger)
