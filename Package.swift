@@ -23,6 +23,12 @@ let serviceLibraries: [String: [Target.Dependency]] = [
     "NimbusNotifier": ["NotifierService"],
 ]
 
+/// Every Nimbus executable allocates through tcmalloc (gperftools' tcmalloc_minimal, Debian's
+/// libtcmalloc-minimal4) instead of glibc's malloc: requests are allocated on one thread and freed on
+/// another, which glibc's arenas pay for in locks and consolidation. Measured on the broker's single
+/// sends and the table's puts: 15-20 % less CPU per request (README, Performance).
+let allocator: [LinkerSetting] = [.linkedLibrary(":libtcmalloc_minimal.so.4", .when(platforms: [.linux]))]
+
 let package = Package(
     name: "Nimbus",
     platforms: [.macOS(.v15)],
@@ -106,18 +112,21 @@ let package = Package(
         ),
         .executableTarget(
             name: "NimbusSupervisor",
-            dependencies: ["NimbusRuntime", "SupervisorCore", "NimbusAuth"]
+            dependencies: ["NimbusRuntime", "SupervisorCore", "NimbusAuth"],
+            linkerSettings: allocator
         ),
         .executableTarget(
             name: "NimbusCLI",
             dependencies: [
                 "NimbusRuntime", "NimbusConfig", "SupervisorCore", "NimbusProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            linkerSettings: allocator
         ),
         .executableTarget(
             name: "NimbusBench",
-            dependencies: ["NimbusRuntime", "NimbusAuth", "IAMCore", "QueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["NimbusRuntime", "NimbusAuth", "IAMCore", "QueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            linkerSettings: allocator
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
         .testTarget(name: "NimbusProtocolTests", dependencies: ["NimbusProtocol"]),
@@ -137,8 +146,10 @@ let package = Package(
             dependencies: ["NotifierCore", "QueueCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", "COpenSSL", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "MailSink"),
-        .executableTarget(name: "NimbusMailSink", dependencies: ["MailSink", "NimbusRuntime", "NimbusProtocol"]),
+        .executableTarget(name: "NimbusMailSink", dependencies: ["MailSink", "NimbusRuntime", "NimbusProtocol"], linkerSettings: allocator),
         .testTarget(name: "NotifierCoreTests", dependencies: ["NotifierCore", "NimbusProtocol"]),
         .testTarget(name: "NotifierServiceTests", dependencies: ["NotifierService", "MailSink"]),
-    ] + serviceExecutables.map { .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"] + (serviceLibraries[$0.target] ?? [])) }
+    ] + serviceExecutables.map {
+        .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"] + (serviceLibraries[$0.target] ?? []), linkerSettings: allocator)
+    }
 )

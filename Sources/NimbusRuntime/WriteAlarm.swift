@@ -95,10 +95,10 @@ public final class WriteAlarm: Sendable {
     public static func memory(maximumBytes: Int64, measure: @escaping @Sendable () -> Int64? = residentBytes) -> Condition {
         Condition(name: "memory") {
             guard var resident = measure(), resident > maximumBytes else { return nil }
-            // Memory the service has freed (a drained backlog) may still be held by malloc's
-            // arenas and counted as resident: hand it back before deciding, or the alarm could stay
-            // raised after consumers emptied the queue.
-            _ = mallocTrim(0)
+            // Memory the service has freed (a drained backlog) may still be held by the allocator
+            // and counted as resident: hand it back before deciding, or the alarm could stay raised
+            // after consumers emptied the queue.
+            releaseFreeMemory()
             guard let trimmed = measure(), trimmed > maximumBytes else { return nil }
             resident = trimmed
             return "the node holds \(megabytes(resident)) MB of memory, over its \(megabytes(maximumBytes)) MB limit (storage.maxMemoryPercent)"
@@ -145,6 +145,16 @@ extension NodeConfiguration {
     }
 }
 
-/// glibc's malloc_trim (not in Swift's Glibc module): returns free heap memory to the system.
+/// Returns the allocator's free memory to the system: tcmalloc's, which the executables link
+/// (Package.swift), or glibc's (malloc_trim, not in Swift's Glibc module) in a process without it.
+func releaseFreeMemory() {
+    if let release = tcmallocRelease { release() } else { _ = mallocTrim(0) }
+}
+
+private let tcmallocRelease: (@convention(c) () -> Void)? = {
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "MallocExtension_ReleaseFreeMemory") else { return nil }
+    return unsafeBitCast(symbol, to: (@convention(c) () -> Void).self)
+}()
+
 @_silgen_name("malloc_trim")
 private func mallocTrim(_ pad: Int) -> Int32
