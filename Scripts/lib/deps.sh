@@ -3,7 +3,7 @@
 # tcmalloc, which every Nimbus executable links as its allocator (Package.swift).
 ensure_system_deps() {
   if pkg-config --exists libzmq openssl 2>/dev/null && command -v openssl >/dev/null \
-     && [[ "$(ldconfig -p)" == *"libtcmalloc_minimal.so.4 "* ]]; then return 0; fi
+     && [[ "$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null)" == *"libtcmalloc_minimal.so.4 "* ]]; then return 0; fi
   echo "nimbus: installing libzmq3-dev, libssl-dev, openssl, pkg-config and libtcmalloc-minimal4 ..." >&2
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
