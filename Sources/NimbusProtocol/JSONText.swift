@@ -8,27 +8,33 @@ public enum JSONText {
     }
 
     /// Appends `value` as a JSON string literal to UTF-8 bytes. Strings that need no escaping (ids,
-    /// names, ARNs: nearly all) are copied in one go.
+    /// names, ARNs: nearly all) are copied in one go; others (a notification's JSON message) run by
+    /// run between the bytes that need an escape.
     public static func appendString(_ value: String, to out: inout [UInt8]) {
         out.append(0x22)
         var value = value
         value.withUTF8 { utf8 in
-            if !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
-                out.append(contentsOf: utf8)
-                return
-            }
-            for byte in utf8 {
-                switch byte {
-                case 0x22: out.append(contentsOf: [0x5C, 0x22])
-                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-                case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
-                case 0x0D: out.append(contentsOf: [0x5C, 0x72])
-                case 0x09: out.append(contentsOf: [0x5C, 0x74])
-                case ..<0x20:
-                    out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, Hex.digits[Int(byte >> 4)], Hex.digits[Int(byte & 0xF)]])
-                default: out.append(byte)
+            var runStart = 0
+            for index in utf8.indices {
+                let byte = utf8[index]
+                guard byte < 0x20 || byte == 0x22 || byte == 0x5C else { continue }
+                if runStart < index {
+                    if runStart == 0 { out.reserveCapacity(out.count + utf8.count + 16) }
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index]))
                 }
+                out.append(0x5C)
+                switch byte {
+                case 0x22: out.append(0x22)
+                case 0x5C: out.append(0x5C)
+                case 0x0A: out.append(0x6E)
+                case 0x0D: out.append(0x72)
+                case 0x09: out.append(0x74)
+                default:
+                    out.append(contentsOf: [0x75, 0x30, 0x30, Hex.digits[Int(byte >> 4)], Hex.digits[Int(byte & 0xF)]])
+                }
+                runStart = index + 1
             }
+            if runStart < utf8.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...])) }
         }
         out.append(0x22)
     }
