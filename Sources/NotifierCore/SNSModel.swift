@@ -29,6 +29,9 @@ public enum DeliveryProtocol: String, Codable, Sendable, CaseIterable {
 
     /// Whether the endpoint's owner must confirm first (SNS trusts only its own account's queues).
     public var needsConfirmation: Bool { self != .sqs }
+
+    /// Whether RawMessageDelivery may be set (AWS: sqs, http(s) and firehose; not email).
+    public var takesRawDelivery: Bool { self == .sqs || self == .http || self == .https }
 }
 
 /// One subscription. Its ARN exists from the start (AWS shows "pending confirmation" in its place
@@ -45,9 +48,15 @@ public struct Subscription: Codable, Sendable, Equatable {
     public var token: String?
     public var tokenExpiresAt: Double?
     public var createdAt: Double
+    /// The RawMessageDelivery attribute: an sqs or http(s) endpoint gets the message itself instead
+    /// of SNS's JSON document. Optional so that subscriptions stored before it existed still load.
+    public var rawMessageDelivery: Bool?
+
+    public var isRaw: Bool { rawMessageDelivery ?? false }
 
     public init(arn: String, topicArn: String, deliveryProtocol: DeliveryProtocol, endpoint: String, owner: String, confirmed: Bool,
-                token: String?, tokenExpiresAt: Double?, createdAt: Double) {
+                token: String?, tokenExpiresAt: Double?, createdAt: Double, rawMessageDelivery: Bool? = nil) {
+        self.rawMessageDelivery = rawMessageDelivery
         self.arn = arn
         self.topicArn = topicArn
         self.deliveryProtocol = deliveryProtocol
@@ -86,10 +95,13 @@ public struct Delivery: Codable, Sendable, Equatable {
     /// When the next attempt may start.
     public var dueAt: Double
     public var lastError: String?
+    /// The body is the raw message (RawMessageDelivery), not SNS's JSON document; nil: false.
+    public var raw: Bool?
 
     public init(id: String, kind: Kind, messageId: String, topicArn: String, subscriptionArn: String, deliveryProtocol: DeliveryProtocol,
                 endpoint: String, subject: String, body: String, senderName: String, attempts: Int = 0, createdAt: Double, dueAt: Double,
-                lastError: String? = nil) {
+                lastError: String? = nil, raw: Bool? = nil) {
+        self.raw = raw
         self.id = id
         self.kind = kind
         self.messageId = messageId
@@ -143,6 +155,7 @@ extension Delivery {
         number("createdAt", "\(createdAt)")
         number("dueAt", "\(dueAt)")
         if let lastError { field("lastError", lastError) }
+        if raw == true { JSONText.append(",\"raw\":true", to: &out) }
         out.append(0x7D)
         return Data(out)
     }

@@ -165,21 +165,77 @@ public struct SNSTopics: Sendable {
 
     // MARK: Subscriptions
 
+    public func getSubscriptionAttributes(_ arn: String) throws -> [String: String] {
+        let s = try existingSubscription(arn)
+        return [
+            "SubscriptionArn": s.arn, "TopicArn": s.topicArn, "Owner": s.owner, "Protocol": s.deliveryProtocol.rawValue,
+            "Endpoint": s.endpoint, "PendingConfirmation": String(!s.confirmed), "ConfirmationWasAuthenticated": String(s.confirmed),
+            "RawMessageDelivery": String(s.isRaw),
+        ]
+    }
+
+    public mutating func setSubscriptionAttributes(_ arn: String, name: String, value: String?, changes: inout [NotifierChange]) throws {
+        var subscription = try existingSubscription(arn)
+        try Self.setSubscriptionAttribute(name, value ?? "", on: &subscription)
+        subscriptions[arn] = subscription
+        changes.append(.putSubscription(subscription))
+    }
+
+    /// Subscription attributes AWS has and Nimbus does not implement: refused by name rather than
+    /// accepted and ignored (a filter policy that filters nothing would deliver what it should not).
+    static let unsupportedSubscriptionAttributes: Set<String> = [
+        "DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy", "ReplayPolicy", "SubscriptionRoleArn",
+    ]
+
+    static func setSubscriptionAttribute(_ name: String, _ value: String, on subscription: inout Subscription) throws {
+        switch name {
+        case "RawMessageDelivery":
+            guard let raw = Bool(value.lowercased()) else {
+                throw SNSError.invalid("Attributes Reason: RawMessageDelivery: Invalid value [\(value)]. Must be true or false.")
+            }
+            guard !raw || subscription.deliveryProtocol.takesRawDelivery else {
+                throw SNSError.invalid("Attributes Reason: Delivery protocol [\(subscription.deliveryProtocol.rawValue)] does not support raw message delivery.")
+            }
+            subscription.rawMessageDelivery = raw
+        case _ where unsupportedSubscriptionAttributes.contains(name):
+            throw SNSError.invalid("Attributes Reason: \(name) is not supported by Nimbus (RawMessageDelivery is)")
+        default:
+            throw SNSError.invalid("AttributeName")
+        }
+    }
+
+    func existingSubscription(_ arn: String) throws -> Subscription {
+        guard let parsed = ARN(arn), parsed.service == "sns", parsed.resource.contains(":") else {
+            throw SNSError.invalid("SubscriptionArn")
+        }
+        guard let subscription = subscriptions[arn] else { throw SNSError(.notFound, "Subscription does not exist") }
+        return subscription
+    }
+
     /// Subscribe. Answers the subscription's ARN, or "pending confirmation" while the endpoint has to
     /// confirm (unless `returnSubscriptionArn`). Subscribing the same endpoint again answers the
     /// existing subscription; a pending one gets its confirmation message again.
     public mutating func subscribe(topicArn: String, protocol protocolName: String, endpoint: String?, returnSubscriptionArn: Bool = false,
-                                   now: Double, changes: inout [NotifierChange]) throws -> String {
+                                   attributes: [String: String] = [:], now: Double, changes: inout [NotifierChange]) throws -> String {
         let topic = try existingTopic(topicArn)
         guard let deliveryProtocol = DeliveryProtocol(rawValue: protocolName.lowercased()) else {
             throw SNSError.invalid("Amazon SNS does not support this protocol string: \(protocolName)")
         }
         guard let endpoint, !endpoint.isEmpty else { throw SNSError.invalid("Endpoint") }
         try Self.validate(endpoint: endpoint, for: deliveryProtocol)
+        // The attributes, checked on a blank subscription of this protocol before anything changes.
+        var requested = Subscription(arn: "", topicArn: topicArn, deliveryProtocol: deliveryProtocol, endpoint: endpoint, owner: account,
+                                     confirmed: false, token: nil, tokenExpiresAt: nil, createdAt: now)
+        for (name, value) in attributes.sorted(by: { $0.key < $1.key }) { try Self.setSubscriptionAttribute(name, value, on: &requested) }
 
         if var existing = subscriptions.values.first(where: {
             $0.topicArn == topicArn && $0.deliveryProtocol == deliveryProtocol && $0.endpoint == endpoint
         }) {
+            // AWS answers an identical Subscribe with the same subscription, and refuses one that
+            // would change it.
+            if !attributes.isEmpty, requested.isRaw != existing.isRaw {
+                throw SNSError.invalid("Attributes Reason: Subscription already exists with different attributes")
+            }
             if existing.confirmed { return existing.arn }
             // Send the confirmation again; an expired token is replaced, a live one kept, so a link
             // from the first message keeps working.
@@ -197,7 +253,7 @@ public struct SNSTopics: Sendable {
         let subscription = Subscription(
             arn: "\(topicArn):\(newUUID())", topicArn: topicArn, deliveryProtocol: deliveryProtocol, endpoint: endpoint, owner: account,
             confirmed: !confirmNeeded, token: confirmNeeded ? newToken() : nil,
-            tokenExpiresAt: confirmNeeded ? now + Self.tokenLifetime : nil, createdAt: now)
+            tokenExpiresAt: confirmNeeded ? now + Self.tokenLifetime : nil, createdAt: now, rawMessageDelivery: requested.rawMessageDelivery)
         subscriptions[subscription.arn] = subscription
         changes.append(.putSubscription(subscription))
         if confirmNeeded {
@@ -227,10 +283,7 @@ public struct SNSTopics: Sendable {
     }
 
     public mutating func unsubscribe(_ arn: String, changes: inout [NotifierChange]) throws {
-        guard let parsed = ARN(arn), parsed.service == "sns", parsed.resource.contains(":") else {
-            throw SNSError.invalid("SubscriptionArn")
-        }
-        guard subscriptions[arn] != nil else { throw SNSError(.notFound, "Subscription does not exist") }
+        _ = try existingSubscription(arn)
         removeSubscription(arn, changes: &changes)
     }
 
@@ -278,14 +331,15 @@ public struct SNSTopics: Sendable {
         let messageId = newUUID()
         for subscription in subscriptions.values.sorted(by: { $0.arn < $1.arn }) where subscription.topicArn == topicArn && subscription.confirmed {
             let text = message.text(for: subscription.deliveryProtocol)
+            let raw = subscription.isRaw && subscription.deliveryProtocol.takesRawDelivery
             let delivery = Delivery(
                 id: newUUID(), kind: .notification, messageId: messageId, topicArn: topicArn, subscriptionArn: subscription.arn,
                 deliveryProtocol: subscription.deliveryProtocol, endpoint: subscription.endpoint,
                 subject: input.subject ?? Self.defaultSubject,
-                body: NotificationText.notification(
+                body: raw ? text : NotificationText.notification(
                     protocol: subscription.deliveryProtocol, messageId: messageId, topicArn: topicArn, subject: input.subject, message: text,
                     attributes: input.messageAttributes ?? [:], timestamp: now, unsubscribeURL: unsubscribeURL(subscription.arn)),
-                senderName: topic.displayName, createdAt: now, dueAt: now)
+                senderName: topic.displayName, createdAt: now, dueAt: now, raw: raw ? true : nil)
             put(delivery)
             changes.append(.putDelivery(delivery))
         }

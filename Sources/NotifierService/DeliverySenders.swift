@@ -95,6 +95,7 @@ final class DeliverySenders: Sendable {
         request.setValue(delivery.messageId, forHTTPHeaderField: "x-amz-sns-message-id")
         request.setValue(delivery.topicArn, forHTTPHeaderField: "x-amz-sns-topic-arn")
         if delivery.kind == .notification { request.setValue(delivery.subscriptionArn, forHTTPHeaderField: "x-amz-sns-subscription-arn") }
+        if delivery.raw == true { request.setValue("true", forHTTPHeaderField: "x-amz-sns-rawdelivery") }
         request.setValue("Amazon Simple Notification Service Agent", forHTTPHeaderField: "User-Agent")
         let (_, response) = try await URLSession.shared.data(for: request)
         guard let http = response as? HTTPURLResponse else { throw SenderError("no HTTP response from \(delivery.endpoint)") }

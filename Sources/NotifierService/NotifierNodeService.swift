@@ -94,12 +94,10 @@ public struct NotifierNodeService: NodeService {
             return Data("{}".utf8)
         case SNSAction.subscribe:
             let r = try request.decode(SubscribeRequest.self)
-            if let attributes = r.Attributes, !attributes.isEmpty {
-                throw SNSError(.invalidParameter, "Invalid parameter: Attributes Reason: subscription attributes are not supported by Nimbus")
-            }
             let arn = try await engine.perform { sns, now, changes in
                 try sns.subscribe(topicArn: r.TopicArn, protocol: r.Protocol, endpoint: r.Endpoint,
-                                  returnSubscriptionArn: r.ReturnSubscriptionArn ?? false, now: now, changes: &changes)
+                                  returnSubscriptionArn: r.ReturnSubscriptionArn ?? false, attributes: r.Attributes ?? [:],
+                                  now: now, changes: &changes)
             }
             return try encoder.encode(SubscriptionArnResponse(SubscriptionArn: arn))
         case SNSAction.confirmSubscription:
@@ -108,8 +106,19 @@ public struct NotifierNodeService: NodeService {
                 try sns.confirmSubscription(topicArn: r.TopicArn, token: r.Token, now: now, changes: &changes)
             }
             return try encoder.encode(SubscriptionArnResponse(SubscriptionArn: arn))
+        case SNSAction.getSubscriptionAttributes:
+            let r = try request.decode(SubscriptionArnRequest.self)
+            return try encoder.encode(AttributesResponse(Attributes: try await engine.read { sns in
+                try sns.getSubscriptionAttributes(r.SubscriptionArn)
+            }))
+        case SNSAction.setSubscriptionAttributes:
+            let r = try request.decode(SetSubscriptionAttributesRequest.self)
+            try await engine.perform { sns, _, changes in
+                try sns.setSubscriptionAttributes(r.SubscriptionArn, name: r.AttributeName, value: r.AttributeValue, changes: &changes)
+            }
+            return Data("{}".utf8)
         case SNSAction.unsubscribe:
-            let r = try request.decode(UnsubscribeRequest.self)
+            let r = try request.decode(SubscriptionArnRequest.self)
             try await engine.perform { sns, _, changes in try sns.unsubscribe(r.SubscriptionArn, changes: &changes) }
             return Data("{}".utf8)
         case SNSAction.listSubscriptions:
@@ -301,6 +310,7 @@ public struct NotifierNodeService: NodeService {
                 let topicArn = try resolver.string(topicValue)
                 let deliveryProtocol = try resolver.string(protocolValue)
                 let endpoint = try resolver.string(endpointValue)
+                let attributes = try resource.properties["RawMessageDelivery"].map { ["RawMessageDelivery": try resolver.string($0)] } ?? [:]
                 if endpoint.isEmpty {
                     logger.info("stack: \(resource.logicalID) has no Endpoint (parameter not set); not subscribed")
                     continue
@@ -310,7 +320,8 @@ public struct NotifierNodeService: NodeService {
                         $0.topicArn == topicArn && $0.deliveryProtocol.rawValue == deliveryProtocol.lowercased() && $0.endpoint == endpoint
                     }
                     if !exists {
-                        _ = try sns.subscribe(topicArn: topicArn, protocol: deliveryProtocol, endpoint: endpoint, now: now, changes: &changes)
+                        _ = try sns.subscribe(topicArn: topicArn, protocol: deliveryProtocol, endpoint: endpoint, attributes: attributes,
+                                              now: now, changes: &changes)
                     }
                 }
             default:

@@ -16,10 +16,12 @@ enum SNSAction {
     static let listSubscriptionsByTopic = "sns:ListSubscriptionsByTopic"
     static let publish = "sns:Publish"
     static let publishBatch = "sns:PublishBatch"
+    static let getSubscriptionAttributes = "sns:GetSubscriptionAttributes"
+    static let setSubscriptionAttributes = "sns:SetSubscriptionAttributes"
 
     static let all: Set<String> = [
         createTopic, deleteTopic, listTopics, getTopicAttributes, setTopicAttributes, subscribe, confirmSubscription, unsubscribe,
-        listSubscriptions, listSubscriptionsByTopic, publish, publishBatch,
+        listSubscriptions, listSubscriptionsByTopic, publish, publishBatch, getSubscriptionAttributes, setSubscriptionAttributes,
     ]
 }
 
@@ -76,8 +78,14 @@ struct ConfirmSubscriptionRequest: Decodable {
     var AuthenticateOnUnsubscribe: String?
 }
 
-struct UnsubscribeRequest: Decodable {
+struct SubscriptionArnRequest: Decodable {
     var SubscriptionArn: String
+}
+
+struct SetSubscriptionAttributesRequest: Decodable {
+    var SubscriptionArn: String
+    var AttributeName: String
+    var AttributeValue: String?
 }
 
 struct ListSubscriptionsByTopicRequest: Decodable {

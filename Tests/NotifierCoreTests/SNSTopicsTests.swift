@@ -312,6 +312,69 @@ final class Counter: @unchecked Sendable {
         #expect(attributes["kind"] == ["Type": "String", "Value": "order"])
     }
 
+    @Test func rawMessageDeliveryGivesQueuesTheMessageItself() throws {
+        var sns = try withTopic()
+        var changes: [NotifierChange] = []
+        let raw = try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:raw",
+                                    attributes: ["RawMessageDelivery": "true"], now: Self.t0, changes: &changes)
+        let wrapped = try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:wrapped",
+                                        now: Self.t0, changes: &changes)
+        #expect(try sns.getSubscriptionAttributes(raw)["RawMessageDelivery"] == "true")
+        #expect(try sns.getSubscriptionAttributes(wrapped)["RawMessageDelivery"] == "false")
+        changes = []
+        _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: #"{"orderID":"o-1"}"#), now: Self.t0, changes: &changes)
+        let byArn = Dictionary(uniqueKeysWithValues: deliveries(changes).map { ($0.subscriptionArn, $0) })
+        #expect(byArn[raw]?.body == #"{"orderID":"o-1"}"#)
+        #expect(byArn[raw]?.raw == true)
+        let document = try JSONSerialization.jsonObject(with: Data(try #require(byArn[wrapped]).body.utf8)) as? [String: Any]
+        #expect(document?["Type"] as? String == "Notification" && document?["Message"] as? String == #"{"orderID":"o-1"}"#)
+        #expect(byArn[wrapped]?.raw == nil)
+        // The outbox row keeps the flag across a restart.
+        let row = try #require(byArn[raw])
+        #expect(try JSONDecoder().decode(Delivery.self, from: row.jsonData()) == row)
+
+        // Turned off again, the queue gets SNS's document.
+        try sns.setSubscriptionAttributes(raw, name: "RawMessageDelivery", value: "false", changes: &changes)
+        changes = []
+        _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: "m"), now: Self.t0, changes: &changes)
+        #expect(deliveries(changes).allSatisfy { $0.raw == nil && $0.body != "m" })
+    }
+
+    @Test func subscriptionAttributesAreValidatedLikeSNS() throws {
+        var sns = try withTopic()
+        var changes: [NotifierChange] = []
+        let queue = try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:q",
+                                      now: Self.t0, changes: &changes)
+        let mail = try confirmedEmail(&sns, "a@example.com")
+        let attributes = try sns.getSubscriptionAttributes(mail)
+        #expect(attributes["Protocol"] == "email" && attributes["Endpoint"] == "a@example.com")
+        #expect(attributes["PendingConfirmation"] == "false" && attributes["TopicArn"] == Self.topicArn)
+        expectError("InvalidParameter") { try sns.setSubscriptionAttributes(mail, name: "RawMessageDelivery", value: "true", changes: &changes) }
+        expectError("InvalidParameter") { try sns.setSubscriptionAttributes(queue, name: "RawMessageDelivery", value: "yes", changes: &changes) }
+        expectError("InvalidParameter") { try sns.setSubscriptionAttributes(queue, name: "FilterPolicy", value: "{}", changes: &changes) }
+        expectError("InvalidParameter") { try sns.setSubscriptionAttributes(queue, name: "Colour", value: "red", changes: &changes) }
+        expectError("NotFound") { _ = try sns.getSubscriptionAttributes(Self.topicArn + ":00000000-0000-0000-0000-000000000000") }
+        expectError("InvalidParameter") { _ = try sns.getSubscriptionAttributes("not-an-arn") }
+        expectError("InvalidParameter") {
+            _ = try sns.subscribe(topicArn: Self.topicArn, protocol: "email", endpoint: "b@example.com",
+                                  attributes: ["RawMessageDelivery": "true"], now: Self.t0, changes: &changes)
+        }
+        #expect(!sns.subscriptions.values.contains { $0.endpoint == "b@example.com" }, "a refused Subscribe creates nothing")
+        // The same endpoint again: the same subscription, unless the attributes would change it.
+        #expect(try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:q",
+                                  attributes: ["RawMessageDelivery": "false"], now: Self.t0, changes: &changes) == queue)
+        expectError("InvalidParameter") {
+            _ = try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:q",
+                                  attributes: ["RawMessageDelivery": "true"], now: Self.t0, changes: &changes)
+        }
+    }
+
+    @Test func subscriptionsStoredBeforeRawDeliveryStillLoad() throws {
+        let old = #"{"arn":"a:b","topicArn":"t","deliveryProtocol":"sqs","endpoint":"e","owner":"o","confirmed":true,"createdAt":1}"#
+        let subscription = try JSONDecoder().decode(Subscription.self, from: Data(old.utf8))
+        #expect(subscription.rawMessageDelivery == nil && !subscription.isRaw)
+    }
+
     @Test func messageStructureJSONPicksEachProtocolsText() throws {
         var sns = try withTopic()
         _ = try confirmedEmail(&sns, "me@example.com")

@@ -346,6 +346,11 @@ def test_bad_inputs_get_aws_errors(env, sns):
         ("ConfirmSubscription", {"TopicArn": topic, "Token": "0" * 64}, "InvalidParameter"),
         ("SetTopicAttributes", {"TopicArn": topic, "AttributeName": "Bogus", "AttributeValue": "x"}, "InvalidParameter"),
         ("GetTopicAttributes", {"TopicArn": missing}, "NotFound"),
+        ("GetSubscriptionAttributes", {"SubscriptionArn": topic + ":00000000-0000-0000-0000-000000000000"}, "NotFound"),
+        ("GetSubscriptionAttributes", {"SubscriptionArn": "not-an-arn"}, "InvalidParameter"),
+        ("SetSubscriptionAttributes", {"SubscriptionArn": topic + ":00000000-0000-0000-0000-000000000000",
+                                       "AttributeName": "RawMessageDelivery", "AttributeValue": "true"}, "NotFound"),
+        ("SetSubscriptionAttributes", {"SubscriptionArn": topic + ":x"}, "MissingParameter"),
     ]
     for operation, body, code in cases:
         assert sns.error(operation, body) == code, (operation, body)
@@ -391,6 +396,9 @@ Resources:
   POCTopicEmailSubscription:
     Type: AWS::SNS::Subscription
     Properties: {TopicArn: !Ref POCTopic, Protocol: email, Endpoint: !Ref NotificationEmail}
+  POCTopicRawQueueSubscription:
+    Type: AWS::SNS::Subscription
+    Properties: {TopicArn: !Ref POCTopic, Protocol: sqs, Endpoint: "arn:aws:sqs:us-east-1:000000000000:raw", RawMessageDelivery: true}
 """)
     base = find_base_port()
     sink = MailSink(base + 7, tmp_path / "mail", tmp_path / "sink.log")
@@ -400,15 +408,17 @@ Resources:
         node.start()
         topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:POC-Topic"
         with SNS(node.endpoint) as sns:
-            wait_until(lambda: sns("ListSubscriptionsByTopic", {"TopicArn": topic})["Subscriptions"], timeout=10,
-                       message="stack applied")
+            subscriptions = wait_until(lambda: (lambda s: s if len(s) == 2 else None)(
+                sns("ListSubscriptionsByTopic", {"TopicArn": topic})["Subscriptions"]), timeout=10, message="stack applied")
+            queue_arn = next(s["SubscriptionArn"] for s in subscriptions if s["Protocol"] == "sqs")
+            assert sns("GetSubscriptionAttributes", {"SubscriptionArn": queue_arn})["Attributes"]["RawMessageDelivery"] == "true"
             confirmation = wait_until(lambda: sink.mails("lab@example.com"), timeout=15, message="confirmation")[0]
             arn = sns("ConfirmSubscription", {"TopicArn": topic, "Token": token_from(confirmation)})["SubscriptionArn"]
             # A restart applies the stack again without a second subscription or confirmation mail.
             node.kill(signal.SIGTERM)
             node.start()
             node.wait_idle()
-            assert [s["SubscriptionArn"] for s in sns("ListSubscriptionsByTopic", {"TopicArn": topic})["Subscriptions"]] == [arn]
+            assert sorted(s["SubscriptionArn"] for s in sns("ListSubscriptionsByTopic", {"TopicArn": topic})["Subscriptions"]) == sorted([arn, queue_arn])
             assert len(sink.mails("lab@example.com")) == 1
     finally:
         node.kill(signal.SIGTERM)
