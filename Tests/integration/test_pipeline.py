@@ -192,6 +192,20 @@ def test_an_http_subscriber_confirms_and_then_receives_notifications(cluster):
         assert image["order"] == {"S": '{"item": "after"}'}
         orders = [json.loads(json.loads(b["Message"])["order"]["S"])["item"] for h, b in received if b.get("Type") == "Notification"]
         assert "before" not in orders
+
+        # RawMessageDelivery: the next order arrives as the published message itself, flagged.
+        with SQS(cluster.endpoint("notifier")) as sns:
+            topic = notification["TopicArn"]
+            subscription = next(s["SubscriptionArn"] for s in sns("sns:ListSubscriptionsByTopic", {"TopicArn": topic})["Subscriptions"]
+                                if s["Endpoint"] == url)
+            sns("sns:SetSubscriptionAttributes", {"SubscriptionArn": subscription, "AttributeName": "RawMessageDelivery",
+                                                  "AttributeValue": "true"})
+        assert requests.post(cluster.http_url + "/orders", data=b'{"item": "raw"}', timeout=5).status_code == 200
+        headers, image = wait_until(lambda: next(((h, b) for h, b in received if "order" in b), None),
+                                    timeout=10, message="raw notification POST")
+        assert image["order"] == {"S": '{"item": "raw"}'}
+        assert headers.get("x-amz-sns-rawdelivery") == "true"
+        assert headers.get("x-amz-sns-message-type") == "Notification"
     finally:
         server.shutdown()
         server.server_close()
