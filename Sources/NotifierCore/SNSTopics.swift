@@ -339,7 +339,8 @@ public struct SNSTopics: Sendable {
                 body: raw ? text : NotificationText.notification(
                     protocol: subscription.deliveryProtocol, messageId: messageId, topicArn: topicArn, subject: input.subject, message: text,
                     attributes: input.messageAttributes ?? [:], timestamp: now, unsubscribeURL: unsubscribeURL(subscription.arn)),
-                senderName: topic.displayName, createdAt: now, dueAt: now, raw: raw ? true : nil)
+                senderName: topic.displayName, createdAt: now, dueAt: now, raw: raw ? true : nil,
+                messageAttributes: raw && subscription.deliveryProtocol == .sqs ? input.messageAttributes.flatMap { $0.isEmpty ? nil : $0 } : nil)
             put(delivery)
             changes.append(.putDelivery(delivery))
         }

@@ -46,7 +46,7 @@ final class DeliverySenders: Sendable {
             return Dictionary(deliveries.map { ($0.id, "not an SQS queue ARN: \($0.endpoint)") }, uniquingKeysWith: { a, _ in a })
         }
         let request = SendMessageBatchRequest(QueueUrl: url, Entries: deliveries.enumerated().map {
-            SendMessageBatchEntry(Id: String($0.offset), MessageBody: $0.element.body)
+            SendMessageBatchEntry(Id: String($0.offset), MessageBody: $0.element.body, MessageAttributes: $0.element.messageAttributes)
         })
         let answer: SendMessageBatchResponse
         do {

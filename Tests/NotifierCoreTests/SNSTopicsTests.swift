@@ -333,6 +333,15 @@ final class Counter: @unchecked Sendable {
         let row = try #require(byArn[raw])
         #expect(try JSONDecoder().decode(Delivery.self, from: row.jsonData()) == row)
 
+        // Message attributes travel beside a raw body (a queue gets them as its message's own).
+        changes = []
+        let attributes = ["kind": MessageAttributeValue(DataType: "String", StringValue: "order \"1\"")]
+        _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: "m", messageAttributes: attributes), now: Self.t0, changes: &changes)
+        let withAttributes = deliveries(changes)
+        #expect(withAttributes.first { $0.subscriptionArn == raw }?.messageAttributes == attributes)
+        #expect(withAttributes.first { $0.subscriptionArn == wrapped }?.messageAttributes == nil)
+        for delivery in withAttributes { #expect(try JSONDecoder().decode(Delivery.self, from: delivery.jsonData()) == delivery) }
+
         // Turned off again, the queue gets SNS's document.
         try sns.setSubscriptionAttributes(raw, name: "RawMessageDelivery", value: "false", changes: &changes)
         changes = []

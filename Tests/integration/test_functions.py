@@ -209,6 +209,17 @@ def test_raw_message_delivery_gives_a_subscriber_queue_the_published_message_its
         assert raw_body == document["Message"], "the raw queue gets exactly the message the wrapped one carries"
         assert order_of(raw_body) == {"item": "raw gloves", "n": 7}
 
+        # A raw delivery's message attributes become the SQS message's own.
+        sns("sns:Publish", {"TopicArn": topic, "Message": "direct",
+                            "MessageAttributes": {"kind": {"DataType": "String", "StringValue": "order"}}})
+
+        def direct() -> dict | None:
+            answer = queue("ReceiveMessage", {"QueueUrl": queue_url("raw-watch"), "MaxNumberOfMessages": 10,
+                                              "MessageAttributeNames": ["All"], "WaitTimeSeconds": 1})
+            return next((m for m in answer.get("Messages", []) if m["Body"] == "direct"), None)
+        message = wait_until(direct, timeout=15, message="the direct publish in the raw queue")
+        assert message["MessageAttributes"] == {"kind": {"DataType": "String", "StringValue": "order"}}, message
+
         # Switched off, the next notification is SNS's document again.
         sns("sns:SetSubscriptionAttributes", {"SubscriptionArn": raw, "AttributeName": "RawMessageDelivery", "AttributeValue": "false"})
         assert requests.post(cluster.http_url + "/orders", data=b'{"n": 8}', timeout=5).status_code == 200
