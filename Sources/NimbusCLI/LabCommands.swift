@@ -191,12 +191,21 @@ struct Subscribe: AsyncParsableCommand {
     @Option(help: "The topic's name.")
     var topic = "POC-Topic"
 
+    @Flag(help: "RawMessageDelivery (sqs, http, https): the endpoint gets the message itself, not SNS's JSON document.")
+    var raw = false
+
     func run() async throws {
         do {
             let located = try cluster.load()
             let arn = "arn:aws:sns:\(located.config.region):\(located.config.account):\(topic)"
-            struct Request: Encodable { var TopicArn: String; var `Protocol`: String; var Endpoint: String; var ReturnSubscriptionArn = true }
-            let request = Request(TopicArn: arn, Protocol: `protocol`, Endpoint: endpoint)
+            struct Request: Encodable {
+                var TopicArn: String
+                var `Protocol`: String
+                var Endpoint: String
+                var ReturnSubscriptionArn = true
+                var Attributes: [String: String]?
+            }
+            let request = Request(TopicArn: arn, Protocol: `protocol`, Endpoint: endpoint, Attributes: raw ? ["RawMessageDelivery": "true"] : nil)
             let answer = try await ask(located, "sns:Subscribe", to: .notifier, try JSONEncoder().encode(request))
             let object = try JSONSerialization.jsonObject(with: answer) as? [String: Any] ?? [:]
             print(object["SubscriptionArn"] as? String ?? String(decoding: answer, as: UTF8.self))

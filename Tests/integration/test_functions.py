@@ -170,8 +170,10 @@ def test_raw_message_delivery_gives_a_subscriber_queue_the_published_message_its
     with SQS(cluster.endpoint("queue")) as queue, SQS(cluster.endpoint("notifier")) as sns:
         raw_arn = create_topic_subscriber_queue(queue, "raw-watch")
         wrapped_arn = create_topic_subscriber_queue(queue, "wrapped-watch")
-        raw = sns("sns:Subscribe", {"TopicArn": topic, "Protocol": "sqs", "Endpoint": raw_arn,
-                                    "Attributes": {"RawMessageDelivery": "true"}})["SubscriptionArn"]
+        # The CLI's `subscribe --raw`, which sends Subscribe with the attribute.
+        subscribed = cluster.nimbus("subscribe", "sqs", raw_arn, "--raw")
+        assert subscribed.returncode == 0, subscribed.stderr
+        raw = subscribed.stdout.strip().splitlines()[0]
         wrapped = sns("sns:Subscribe", {"TopicArn": topic, "Protocol": "sqs", "Endpoint": wrapped_arn})["SubscriptionArn"]
         attributes = sns("sns:GetSubscriptionAttributes", {"SubscriptionArn": raw})["Attributes"]
         assert attributes["RawMessageDelivery"] == "true" and attributes["Endpoint"] == raw_arn, attributes
