@@ -11,10 +11,18 @@ public enum MemoryLimit {
         let cgroup = read("/proc/self/cgroup").flatMap { membership in
             read("/proc/self/mountinfo").flatMap { cgroupLimit(membership: membership, mountInfo: $0, read: read) }
         }
-        switch (WriteAlarm.physicalMemoryBytes(), cgroup) {
+        switch (physicalMemoryBytes(), cgroup) {
         case let (machine?, cgroup?): return min(machine, cgroup)
         case let (machine, cgroup): return machine ?? cgroup
         }
+    }
+
+    /// The machine's memory (/proc/meminfo's MemTotal).
+    public static func physicalMemoryBytes() -> Int64? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }),
+              let kilobytes = Int64(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return kilobytes * 1024
     }
 
     /// The tightest memory limit on the process's cgroup and its ancestors, from the contents of

@@ -120,14 +120,6 @@ public final class WriteAlarm: Sendable {
         guard fields.count > 1, let pages = Int64(fields[1]) else { return nil }
         return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
     }
-
-    /// The machine's memory (/proc/meminfo's MemTotal).
-    public static func physicalMemoryBytes() -> Int64? {
-        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }),
-              let kilobytes = Int64(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
-        return kilobytes * 1024
-    }
 }
 
 extension NodeConfiguration {

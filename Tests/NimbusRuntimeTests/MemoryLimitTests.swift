@@ -67,7 +67,7 @@ import Testing
     }
 
     @Test func theCurrentLimitIsAtMostTheMachinesMemory() throws {
-        let machine = try #require(WriteAlarm.physicalMemoryBytes())
+        let machine = try #require(MemoryLimit.physicalMemoryBytes())
         let current = try #require(MemoryLimit.current())
         #expect(current > 0 && current <= machine)
     }

@@ -83,7 +83,7 @@ import Testing
         #expect(free > 0)
         #expect(WriteAlarm.availableBytes("/no/such/folder/\(UUID())") == nil)
         let resident = try #require(WriteAlarm.residentBytes())
-        let total = try #require(WriteAlarm.physicalMemoryBytes())
+        let total = try #require(MemoryLimit.physicalMemoryBytes())
         #expect(resident > 1 << 20 && resident < total)
     }
 }
