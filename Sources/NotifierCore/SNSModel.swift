@@ -51,6 +51,8 @@ public struct Subscription: Codable, Sendable, Equatable {
     /// The RawMessageDelivery attribute: an sqs or http(s) endpoint gets the message itself instead
     /// of SNS's JSON document. Optional so that subscriptions stored before it existed still load.
     public var rawMessageDelivery: Bool?
+    /// The FilterPolicy attribute's JSON text (scope: message attributes); nil: everything is delivered.
+    public var filterPolicy: String?
 
     public var isRaw: Bool { rawMessageDelivery ?? false }
 

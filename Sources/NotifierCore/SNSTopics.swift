@@ -18,6 +18,8 @@ public struct SNSTopics: Sendable {
     /// Each topic's access policy (JSON text) by topic ARN: its resource policy for authorization.
     public var policiesByTopicArn: [String: String] { topics.compactMapValues(\.policy) }
     public private(set) var subscriptions: [String: Subscription] = [:]
+    /// The subscriptions' filter policies, parsed (by subscription ARN): matched on every publish.
+    private var filters: [String: FilterPolicy] = [:]
     /// Deliveries not yet delivered nor given up, by id.
     public private(set) var outbox: [String: Delivery] = [:]
     /// The outbox in the order it falls due, so handing out the next deliveries costs a few heap
@@ -62,6 +64,8 @@ public struct SNSTopics: Sendable {
                                  delivered: Int, failed: Int) {
         self.topics = Dictionary(topics.map { ($0.arn, $0) }, uniquingKeysWith: { $1 })
         self.subscriptions = Dictionary(subscriptions.map { ($0.arn, $0) }, uniquingKeysWith: { $1 })
+        // Validated when set; one that no longer parses filters nothing rather than everything.
+        filters = self.subscriptions.compactMapValues { $0.filterPolicy.flatMap { try? FilterPolicy(json: $0) } }
         self.outbox = Dictionary(outbox.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
         dueOrder = Heap(self.outbox.values.map(DueKey.init))
         handedOut = []
@@ -171,20 +175,21 @@ public struct SNSTopics: Sendable {
             "SubscriptionArn": s.arn, "TopicArn": s.topicArn, "Owner": s.owner, "Protocol": s.deliveryProtocol.rawValue,
             "Endpoint": s.endpoint, "PendingConfirmation": String(!s.confirmed), "ConfirmationWasAuthenticated": String(s.confirmed),
             "RawMessageDelivery": String(s.isRaw),
-        ]
+        ].merging(s.filterPolicy.map { ["FilterPolicy": $0, "FilterPolicyScope": "MessageAttributes"] } ?? [:]) { a, _ in a }
     }
 
     public mutating func setSubscriptionAttributes(_ arn: String, name: String, value: String?, changes: inout [NotifierChange]) throws {
         var subscription = try existingSubscription(arn)
         try Self.setSubscriptionAttribute(name, value ?? "", on: &subscription)
         subscriptions[arn] = subscription
+        filters[arn] = try subscription.filterPolicy.map { try FilterPolicy(json: $0) }
         changes.append(.putSubscription(subscription))
     }
 
     /// Subscription attributes AWS has and Nimbus does not implement: refused by name rather than
     /// accepted and ignored (a filter policy that filters nothing would deliver what it should not).
     static let unsupportedSubscriptionAttributes: Set<String> = [
-        "DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy", "ReplayPolicy", "SubscriptionRoleArn",
+        "DeliveryPolicy", "RedrivePolicy", "ReplayPolicy", "SubscriptionRoleArn",
     ]
 
     static func setSubscriptionAttribute(_ name: String, _ value: String, on subscription: inout Subscription) throws {
@@ -197,8 +202,17 @@ public struct SNSTopics: Sendable {
                 throw SNSError.invalid("Attributes Reason: Delivery protocol [\(subscription.deliveryProtocol.rawValue)] does not support raw message delivery.")
             }
             subscription.rawMessageDelivery = raw
+        case "FilterPolicy":
+            // An empty value removes the policy, as in AWS.
+            if value.isEmpty { subscription.filterPolicy = nil; return }
+            _ = try FilterPolicy(json: value)
+            subscription.filterPolicy = value
+        case "FilterPolicyScope":
+            guard value == "MessageAttributes" else {
+                throw SNSError.invalid("Attributes Reason: FilterPolicyScope: only MessageAttributes is supported by Nimbus, not [\(value)]")
+            }
         case _ where unsupportedSubscriptionAttributes.contains(name):
-            throw SNSError.invalid("Attributes Reason: \(name) is not supported by Nimbus (RawMessageDelivery is)")
+            throw SNSError.invalid("Attributes Reason: \(name) is not supported by Nimbus (RawMessageDelivery, FilterPolicy are)")
         default:
             throw SNSError.invalid("AttributeName")
         }
@@ -233,7 +247,8 @@ public struct SNSTopics: Sendable {
         }) {
             // AWS answers an identical Subscribe with the same subscription, and refuses one that
             // would change it.
-            if !attributes.isEmpty, requested.isRaw != existing.isRaw {
+            if attributes["RawMessageDelivery"] != nil && requested.isRaw != existing.isRaw
+                || attributes["FilterPolicy"] != nil && requested.filterPolicy != existing.filterPolicy {
                 throw SNSError.invalid("Attributes Reason: Subscription already exists with different attributes")
             }
             if existing.confirmed { return existing.arn }
@@ -250,11 +265,13 @@ public struct SNSTopics: Sendable {
         }
 
         let confirmNeeded = deliveryProtocol.needsConfirmation
-        let subscription = Subscription(
+        var subscription = Subscription(
             arn: "\(topicArn):\(newUUID())", topicArn: topicArn, deliveryProtocol: deliveryProtocol, endpoint: endpoint, owner: account,
             confirmed: !confirmNeeded, token: confirmNeeded ? newToken() : nil,
             tokenExpiresAt: confirmNeeded ? now + Self.tokenLifetime : nil, createdAt: now, rawMessageDelivery: requested.rawMessageDelivery)
+        subscription.filterPolicy = requested.filterPolicy
         subscriptions[subscription.arn] = subscription
+        filters[subscription.arn] = try subscription.filterPolicy.map { try FilterPolicy(json: $0) }
         changes.append(.putSubscription(subscription))
         if confirmNeeded {
             enqueue(confirmationFor: subscription, topic: topic, now: now, changes: &changes)
@@ -307,6 +324,7 @@ public struct SNSTopics: Sendable {
 
     private mutating func removeSubscription(_ arn: String, changes: inout [NotifierChange]) {
         subscriptions.removeValue(forKey: arn)
+        filters.removeValue(forKey: arn)
         changes.append(.deleteSubscription(arn: arn))
         // Nothing more goes to an endpoint that unsubscribed, not even what was already queued.
         for delivery in outbox.values where delivery.subscriptionArn == arn {
@@ -329,7 +347,8 @@ public struct SNSTopics: Sendable {
         if let dedupeKey, let seen = dedupe[dedupeKey], seen.expiresAt > now { return seen.messageId }
 
         let messageId = newUUID()
-        for subscription in subscriptions.values.sorted(by: { $0.arn < $1.arn }) where subscription.topicArn == topicArn && subscription.confirmed {
+        for subscription in subscriptions.values.sorted(by: { $0.arn < $1.arn })
+        where subscription.topicArn == topicArn && subscription.confirmed && filters[subscription.arn]?.matches(input.messageAttributes ?? [:]) != false {
             let text = message.text(for: subscription.deliveryProtocol)
             let raw = subscription.isRaw && subscription.deliveryProtocol.takesRawDelivery
             let delivery = Delivery(

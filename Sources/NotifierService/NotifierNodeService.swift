@@ -311,6 +311,10 @@ public struct NotifierNodeService: NodeService {
                 let deliveryProtocol = try resolver.string(protocolValue)
                 let endpoint = try resolver.string(endpointValue)
                 let attributes = try resource.properties["RawMessageDelivery"].map { ["RawMessageDelivery": try resolver.string($0)] } ?? [:]
+                if resource.properties["FilterPolicy"] != nil {
+                    // Ignoring it would deliver everything; the stack's YAML scalars lose their JSON types.
+                    throw StackError("\(resource.logicalID).FilterPolicy is not supported in a Nimbus stack: set it with SetSubscriptionAttributes")
+                }
                 if endpoint.isEmpty {
                     logger.info("stack: \(resource.logicalID) has no Endpoint (parameter not set); not subscribed")
                     continue

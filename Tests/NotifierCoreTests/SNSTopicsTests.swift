@@ -360,7 +360,7 @@ final class Counter: @unchecked Sendable {
         #expect(attributes["PendingConfirmation"] == "false" && attributes["TopicArn"] == Self.topicArn)
         expectError("InvalidParameter") { try sns.setSubscriptionAttributes(mail, name: "RawMessageDelivery", value: "true", changes: &changes) }
         expectError("InvalidParameter") { try sns.setSubscriptionAttributes(queue, name: "RawMessageDelivery", value: "yes", changes: &changes) }
-        expectError("InvalidParameter") { try sns.setSubscriptionAttributes(queue, name: "FilterPolicy", value: "{}", changes: &changes) }
+        expectError("InvalidParameter") { try sns.setSubscriptionAttributes(queue, name: "DeliveryPolicy", value: "{}", changes: &changes) }
         expectError("InvalidParameter") { try sns.setSubscriptionAttributes(queue, name: "Colour", value: "red", changes: &changes) }
         expectError("NotFound") { _ = try sns.getSubscriptionAttributes(Self.topicArn + ":00000000-0000-0000-0000-000000000000") }
         expectError("InvalidParameter") { _ = try sns.getSubscriptionAttributes("not-an-arn") }
@@ -376,6 +376,43 @@ final class Counter: @unchecked Sendable {
             _ = try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:q",
                                   attributes: ["RawMessageDelivery": "true"], now: Self.t0, changes: &changes)
         }
+    }
+
+    @Test func aFilterPolicyDecidesWhichPublishesReachTheSubscription() throws {
+        var sns = try withTopic()
+        var changes: [NotifierChange] = []
+        let filtered = try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:big",
+                                         attributes: ["FilterPolicy": #"{"total":[{"numeric":[">=",100]}]}"#], now: Self.t0, changes: &changes)
+        let everything = try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:all",
+                                           now: Self.t0, changes: &changes)
+        #expect(try sns.getSubscriptionAttributes(filtered)["FilterPolicyScope"] == "MessageAttributes")
+        func reached(_ attributes: [String: MessageAttributeValue]?) throws -> Set<String> {
+            changes = []
+            _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: "m", messageAttributes: attributes), now: Self.t0, changes: &changes)
+            return Set(deliveries(changes).map(\.subscriptionArn))
+        }
+        #expect(try reached(["total": MessageAttributeValue(DataType: "Number", StringValue: "250")]) == [filtered, everything])
+        #expect(try reached(["total": MessageAttributeValue(DataType: "Number", StringValue: "20")]) == [everything])
+        #expect(try reached(nil) == [everything])
+
+        // Survives a restart (the parsed policies are rebuilt from the stored text).
+        var restored = makeTopics()
+        restored.restore(topics: Array(sns.topics.values), subscriptions: Array(sns.subscriptions.values), outbox: [], dedupe: [],
+                         delivered: 0, failed: 0)
+        changes = []
+        _ = try restored.publish(topicArn: Self.topicArn, PublishInput(message: "m"), now: Self.t0, changes: &changes)
+        #expect(Set(deliveries(changes).map(\.subscriptionArn)) == [everything])
+
+        // An empty value removes the policy; a bad one is refused and the old one kept.
+        expectError("InvalidParameter") {
+            try sns.setSubscriptionAttributes(everything, name: "FilterPolicy", value: #"{"total":"x"}"#, changes: &changes)
+        }
+        expectError("InvalidParameter") {
+            try sns.setSubscriptionAttributes(everything, name: "FilterPolicyScope", value: "MessageBody", changes: &changes)
+        }
+        try sns.setSubscriptionAttributes(filtered, name: "FilterPolicy", value: "", changes: &changes)
+        #expect(try reached(nil) == [filtered, everything])
+        #expect(try sns.getSubscriptionAttributes(filtered)["FilterPolicy"] == nil)
     }
 
     @Test func subscriptionsStoredBeforeRawDeliveryStillLoad() throws {
