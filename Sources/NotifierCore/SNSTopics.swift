@@ -65,7 +65,7 @@ public struct SNSTopics: Sendable {
         self.topics = Dictionary(topics.map { ($0.arn, $0) }, uniquingKeysWith: { $1 })
         self.subscriptions = Dictionary(subscriptions.map { ($0.arn, $0) }, uniquingKeysWith: { $1 })
         // Validated when set; one that no longer parses filters nothing rather than everything.
-        filters = self.subscriptions.compactMapValues { $0.filterPolicy.flatMap { try? FilterPolicy(json: $0) } }
+        filters = self.subscriptions.compactMapValues { (try? Self.parsedFilter($0)) ?? nil }
         self.outbox = Dictionary(outbox.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
         dueOrder = Heap(self.outbox.values.map(DueKey.init))
         handedOut = []
@@ -181,9 +181,16 @@ public struct SNSTopics: Sendable {
     public mutating func setSubscriptionAttributes(_ arn: String, name: String, value: String?, changes: inout [NotifierChange]) throws {
         var subscription = try existingSubscription(arn)
         try Self.setSubscriptionAttribute(name, value ?? "", on: &subscription)
+        let filter = try Self.parsedFilter(subscription)
         subscriptions[arn] = subscription
-        filters[arn] = try subscription.filterPolicy.map { try FilterPolicy(json: $0) }
+        filters[arn] = filter
         changes.append(.putSubscription(subscription))
+    }
+
+    /// A subscription's filter policy, parsed (and so validated): once when it is set, once per
+    /// subscription at restore.
+    static func parsedFilter(_ subscription: Subscription) throws -> FilterPolicy? {
+        try subscription.filterPolicy.map { try FilterPolicy(json: $0) }
     }
 
     /// Subscription attributes AWS has and Nimbus does not implement: refused by name rather than
@@ -203,10 +210,8 @@ public struct SNSTopics: Sendable {
             }
             subscription.rawMessageDelivery = raw
         case "FilterPolicy":
-            // An empty value removes the policy, as in AWS.
-            if value.isEmpty { subscription.filterPolicy = nil; return }
-            _ = try FilterPolicy(json: value)
-            subscription.filterPolicy = value
+            // An empty value removes the policy, as in AWS; the callers parse (validate) it.
+            subscription.filterPolicy = value.isEmpty ? nil : value
         case "FilterPolicyScope":
             guard value == "MessageAttributes" else {
                 throw SNSError.invalid("Attributes Reason: FilterPolicyScope: only MessageAttributes is supported by Nimbus, not [\(value)]")
@@ -241,6 +246,7 @@ public struct SNSTopics: Sendable {
         var requested = Subscription(arn: "", topicArn: topicArn, deliveryProtocol: deliveryProtocol, endpoint: endpoint, owner: account,
                                      confirmed: false, token: nil, tokenExpiresAt: nil, createdAt: now)
         for (name, value) in attributes.sorted(by: { $0.key < $1.key }) { try Self.setSubscriptionAttribute(name, value, on: &requested) }
+        let filter = try Self.parsedFilter(requested)
 
         if var existing = subscriptions.values.first(where: {
             $0.topicArn == topicArn && $0.deliveryProtocol == deliveryProtocol && $0.endpoint == endpoint
@@ -265,13 +271,14 @@ public struct SNSTopics: Sendable {
         }
 
         let confirmNeeded = deliveryProtocol.needsConfirmation
-        var subscription = Subscription(
-            arn: "\(topicArn):\(newUUID())", topicArn: topicArn, deliveryProtocol: deliveryProtocol, endpoint: endpoint, owner: account,
-            confirmed: !confirmNeeded, token: confirmNeeded ? newToken() : nil,
-            tokenExpiresAt: confirmNeeded ? now + Self.tokenLifetime : nil, createdAt: now, rawMessageDelivery: requested.rawMessageDelivery)
-        subscription.filterPolicy = requested.filterPolicy
+        // The requested subscription, attributes and all, with its identity and confirmation state.
+        var subscription = requested
+        subscription.arn = "\(topicArn):\(newUUID())"
+        subscription.confirmed = !confirmNeeded
+        subscription.token = confirmNeeded ? newToken() : nil
+        subscription.tokenExpiresAt = confirmNeeded ? now + Self.tokenLifetime : nil
         subscriptions[subscription.arn] = subscription
-        filters[subscription.arn] = try subscription.filterPolicy.map { try FilterPolicy(json: $0) }
+        filters[subscription.arn] = filter
         changes.append(.putSubscription(subscription))
         if confirmNeeded {
             enqueue(confirmationFor: subscription, topic: topic, now: now, changes: &changes)

@@ -403,6 +403,13 @@ final class Counter: @unchecked Sendable {
         _ = try restored.publish(topicArn: Self.topicArn, PublishInput(message: "m"), now: Self.t0, changes: &changes)
         #expect(Set(deliveries(changes).map(\.subscriptionArn)) == [everything])
 
+        // A bad policy in Subscribe creates nothing.
+        expectError("InvalidParameter") {
+            _ = try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:bad",
+                                  attributes: ["FilterPolicy": #"{"total":[{"numeric":["!",1]}]}"#], now: Self.t0, changes: &changes)
+        }
+        #expect(!sns.subscriptions.values.contains { $0.endpoint.hasSuffix(":bad") })
+
         // An empty value removes the policy; a bad one is refused and the old one kept.
         expectError("InvalidParameter") {
             try sns.setSubscriptionAttributes(everything, name: "FilterPolicy", value: #"{"total":"x"}"#, changes: &changes)
@@ -410,6 +417,7 @@ final class Counter: @unchecked Sendable {
         expectError("InvalidParameter") {
             try sns.setSubscriptionAttributes(everything, name: "FilterPolicyScope", value: "MessageBody", changes: &changes)
         }
+        #expect(try reached(nil) == [everything], "the refused policy left the old state as it was")
         try sns.setSubscriptionAttributes(filtered, name: "FilterPolicy", value: "", changes: &changes)
         #expect(try reached(nil) == [filtered, everything])
         #expect(try sns.getSubscriptionAttributes(filtered)["FilterPolicy"] == nil)
