@@ -3,10 +3,9 @@ import Foundation
 import Glibc
 #endif
 
-/// A local SMTP server that keeps what it receives: each message is written, once per recipient,
-/// as an .eml file into `directory` (written to a hidden temporary name, then renamed, so a reader
-/// never sees half a mail), with `X-Nimbus-Rcpt` and `X-Nimbus-Mail-From` headers in front.
-/// One thread per connection; many connections and many messages per connection.
+/// A local SMTP server that keeps what it receives: each message is appended, once per recipient, to
+/// that recipient's mbox file in `directory` (`MailboxStore`). One thread per connection; many
+/// connections and many messages per connection.
 public final class MailSinkServer: @unchecked Sendable {
     public let directory: URL
     /// The port actually bound (useful with port 0).
@@ -14,12 +13,12 @@ public final class MailSinkServer: @unchecked Sendable {
     private let listener: Int32
     private let lock = NSLock()
     private var connections = 0
-    private var sequence = 0
+    private let mailboxes: MailboxStore
     public static let maxConnections = 256
 
     public init(host: String = "127.0.0.1", port: Int, directory: URL) throws {
         self.directory = directory
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        mailboxes = try MailboxStore(directory: directory)
         let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard s >= 0 else { throw SinkError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
@@ -145,70 +144,14 @@ public final class MailSinkServer: @unchecked Sendable {
         return true
     }
 
-    /// Mails received again with a Message-ID already kept for that recipient (not stored twice).
-    public var duplicates: Int { lock.withLock { duplicateCount } }
-    private var duplicateCount = 0
+    /// Mails kept (one per recipient of each message), and received again with a Message-ID already
+    /// kept for that recipient (not stored twice).
+    public var mailsStored: Int { mailboxes.stored }
+    public var duplicates: Int { mailboxes.duplicates }
 
-    /// One file per recipient, atomically renamed into place. A mail with a Message-ID is kept once
-    /// per recipient, as mailbox providers do: SMTP delivery is at-least-once (a sender that lost the
-    /// final "250" sends again, with the same Message-ID), and the copy is collapsed here.
     func store(_ message: SMTPSession.Message) throws {
-        let messageID = Self.messageID(message.data)
-        let folder = directory.path + "/"
-        for recipient in message.recipients {
-            let safe = String(recipient.map { $0.isLetter || $0.isNumber || "@._-+".contains($0) ? $0 : "_" }.prefix(100))
-            let name: String
-            if let messageID {
-                name = "\(safe)-\(String(Self.fnv1a(messageID + "\u{0}" + recipient), radix: 16)).eml"
-                if access(folder + name, F_OK) == 0 {
-                    lock.withLock { duplicateCount += 1 }
-                    continue
-                }
-            } else {
-                let n = lock.withLock { () -> Int in sequence += 1; return sequence }
-                let stamp = String(format: "%.6f", Date().timeIntervalSince1970)
-                name = "\(stamp)-\(getpid())-\(n)-\(safe).eml"
-            }
-            let header = "X-Nimbus-Rcpt: \(Self.oneLine(recipient))\r\nX-Nimbus-Mail-From: \(Self.oneLine(message.from))\r\n"
-            let temporary = folder + ".tmp-" + name
-            try (Data(header.utf8) + Data(message.data)).write(to: URL(fileURLWithPath: temporary))
-            guard rename(temporary, folder + name) == 0 else {
-                let reason = String(cString: strerror(errno))
-                unlink(temporary)
-                throw SinkError("rename: \(reason)")
-            }
-        }
+        try mailboxes.store(message)
     }
-
-    /// The Message-ID header's value, from the header section (lines end in CRLF; an empty line
-    /// ends the headers).
-    static func messageID(_ data: [UInt8]) -> String? {
-        let name = Array("message-id:".utf8)
-        var start = 0
-        let end = min(data.count, 64 * 1024)
-        while start < end {
-            var stop = start
-            while stop + 1 < end, !(data[stop] == 0x0D && data[stop + 1] == 0x0A) { stop += 1 }
-            if stop + 1 >= end { stop = end }
-            if stop == start { return nil }  // end of the headers
-            if stop - start >= name.count, (0..<name.count).allSatisfy({ i in data[start + i] | 0x20 == name[i] | 0x20 }) {
-                var from = start + name.count, to = stop
-                while from < to, data[from] == 0x20 || data[from] == 0x09 { from += 1 }
-                while to > from, data[to - 1] == 0x20 || data[to - 1] == 0x09 { to -= 1 }
-                return from < to ? String(decoding: data[from..<to], as: UTF8.self) : nil
-            }
-            start = stop + 2
-        }
-        return nil
-    }
-
-    static func fnv1a(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xcbf29ce484222325
-        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
-        return hash
-    }
-
-    static func oneLine(_ text: String) -> String { text.filter { $0 != "\r" && $0 != "\n" } }
 }
 
 public struct SinkError: Error, CustomStringConvertible {

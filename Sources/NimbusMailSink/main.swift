@@ -3,8 +3,8 @@ import MailSink
 import NimbusRuntime
 
 /// The local SMTP sink as a cluster node: the supervisor starts, health-checks and restarts it like
-/// any other process. It listens on `notifier.smtpHost:smtpPort` and writes every mail it receives as
-/// an .eml file (one per recipient) into `<dataDirectory>/<notifier.mailSinkDirectory>`. Plain SMTP,
+/// any other process. It listens on `notifier.smtpHost:smtpPort` and appends every mail it receives to
+/// the recipient's mbox file, `<dataDirectory>/<notifier.mailSinkDirectory>/<address>.mbox`. Plain SMTP,
 /// any sender, recipient and credentials: for development and tests, not a mail server.
 struct MailSinkService: NodeService {
     let server: MailSinkServer
@@ -25,8 +25,8 @@ struct MailSinkService: NodeService {
     }
 
     func healthDetails() async -> [String: String] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: server.directory.path))?.filter { $0.hasSuffix(".eml") }.count ?? 0
-        return ["smtp": "\(server.port)", "directory": server.directory.path, "mails": "\(files)", "duplicatesCollapsed": "\(server.duplicates)"]
+        ["smtp": "\(server.port)", "directory": server.directory.path, "mails": "\(server.mailsStored)",
+         "duplicatesCollapsed": "\(server.duplicates)"]
     }
 }
 

@@ -54,12 +54,14 @@ import NotifierCore
                                               body: "hello \(i)\n.\nend", messageID: "m\(i)@nimbus.local", date: Date()))
         }
         await client.close()
-        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".eml") && !$0.hasPrefix(".") }
-        #expect(files.count == 3)
-        let texts = try files.map { try String(contentsOf: dir.appendingPathComponent($0), encoding: .utf8) }
-        #expect(texts.allSatisfy { $0.hasPrefix("X-Nimbus-Rcpt: me@example.com\r\n") })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["me@example.com.mbox"])
+        #expect(server.mailsStored == 3)
+        let mailbox = try String(contentsOf: dir.appendingPathComponent("me@example.com.mbox"), encoding: .utf8)
+        let mails = mailbox.components(separatedBy: "\n\nFrom ")
+        #expect(mails.count == 3)
+        #expect(mails.allSatisfy { $0.contains("\nX-Nimbus-Rcpt: me@example.com\nX-Nimbus-Mail-From: no-reply@nimbus.local\n") })
         // The lone "." line survived the trip (dot-stuffed by the client, unstuffed by the sink).
-        #expect(texts.contains { $0.contains("\r\n\r\nhello 1\r\n.\r\nend\r\n") })
+        #expect(mails[1].contains("\n\nhello 1\n.\nend"))
     }
 
     @Test func aRefusedConnectionIsARetryableError() async throws {
@@ -205,7 +207,7 @@ final class ScriptedSMTPServer: @unchecked Sendable {
 }
 
 @Suite struct SinkMessageIDTests {
-    func id(_ text: String) -> String? { MailSinkServer.messageID(Array(text.utf8)) }
+    func id(_ text: String) -> String? { MailboxStore.messageID(Array(text.utf8)) }
 
     @Test func theHeaderIsFoundInAnyCaseAndTrimmed() {
         #expect(id("Subject: s\r\nMessage-ID: <abc@nimbus.local>\r\n\r\nbody") == "<abc@nimbus.local>")

@@ -13,11 +13,16 @@ The ZeroMQ client here is written from ``docs/protocol.md`` alone: three frames
 from __future__ import annotations
 
 import base64
+import email
+import email.message
+import email.policy
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -332,6 +337,22 @@ def ask_health(endpoint: str, timeout: float = 2.0) -> tuple[dict, dict]:
     return ask(endpoint, "nimbus:Health", {}, timeout=timeout)
 
 
+def sink_mails(directory: Path, to: str | None = None) -> list[email.message.EmailMessage]:
+    """Every mail a mail sink kept in ``directory`` (to ``to`` only, when given): one mbox file per
+    recipient (mboxrd: a "From " line before each mail, body lines starting ">*From " quoted with one
+    more ">"), read under a shared flock, since the sink appends each mail under an exclusive one."""
+    found = []
+    for path in sorted(directory.glob("*.mbox")):
+        with open(path, "rb") as mailbox:
+            fcntl.flock(mailbox, fcntl.LOCK_SH)
+            data = mailbox.read()
+        for chunk in re.split(rb"(?:\A|\n\n)From [^\n]*\n", data)[1:]:
+            message = email.message_from_bytes(re.sub(rb"(?m)^>(>*From )", rb"\1", chunk), policy=email.policy.default)
+            if to is None or message["X-Nimbus-Rcpt"] == to:
+                found.append(message)
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # SQS over the wire (the queue broker answers `sqs:<Operation>` in AWS's SQS JSON shapes)
 # --------------------------------------------------------------------------------------------
@@ -504,7 +525,7 @@ class Cluster:
 
     @property
     def mail_directory(self) -> Path:
-        """Where the cluster's mail sink keeps received mail (.eml files)."""
+        """Where the cluster's mail sink keeps received mail (an mbox file per recipient; ``sink_mails``)."""
         return self.directory / "data" / "mail"
 
     @property

@@ -1,15 +1,14 @@
 """The notifier node (SNS, POC-Topic) over the wire, delivering email through ``nimbus-mail-sink``.
 
 Each test module run starts its own ``nimbus-mail-sink`` and ``nimbus-notifier`` (no supervisor) on
-free ports with their own data directory; mail arrives as .eml files (one per recipient, with an
-``X-Nimbus-Rcpt`` header) in the sink's folder. "Everything was delivered" is read from the node's
+free ports with their own data directory; mail arrives in the sink's folder, appended to an mbox file
+per recipient (each mail with an ``X-Nimbus-Rcpt`` header; ``sink_mails`` reads them). "Everything was delivered" is read from the node's
 health (``outboxDepth`` and ``sending`` both 0), so counting mails needs no sleeps.
 """
 
 from __future__ import annotations
 
 import email
-import email.policy
 import json
 import os
 import re
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOST, NIMBUS_BIN, REGION, ACCOUNT, SQS, ask_health, find_base_port, pid_alive, wait_until
+from conftest import HOST, NIMBUS_BIN, REGION, ACCOUNT, SQS, ask_health, find_base_port, pid_alive, sink_mails, wait_until
 
 SNS_TIMEOUT = 10.0
 CONFIRM_SUBJECT = "AWS Notification - Subscription Confirmation"
@@ -91,12 +90,7 @@ class MailSink:
         wait_until(lambda: not port_open(self.port), timeout=5, message="mail sink stopped")
 
     def mails(self, to: str | None = None) -> list[email.message.EmailMessage]:
-        found = []
-        for path in sorted(self.directory.glob("*.eml")):
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if to is None or message["X-Nimbus-Rcpt"] == to:
-                found.append(message)
-        return found
+        return sink_mails(self.directory, to)
 
 
 class Notifier:

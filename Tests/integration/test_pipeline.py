@@ -5,7 +5,6 @@ link in its confirmation mail; and the same with workers and the notifier SIGKIL
 from __future__ import annotations
 
 import email
-import email.policy
 import json
 import os
 import re
@@ -17,18 +16,13 @@ from pathlib import Path
 
 import requests
 
-from conftest import SQS, STACK_FILE, process_by_name, scan_all, start_cluster, stop_cluster, wait_for_queue, wait_until
+from conftest import SQS, STACK_FILE, process_by_name, scan_all, sink_mails, start_cluster, stop_cluster, wait_for_queue, wait_until
 
 LAB_BODY = '{"item": "latex gloves", "customerID": "12345"}'
 
 
 def mails(cluster, to: str) -> list[email.message.EmailMessage]:
-    out = []
-    for path in sorted(cluster.mail_directory.glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if message["X-Nimbus-Rcpt"] == to:
-            out.append(message)
-    return out
+    return sink_mails(cluster.mail_directory, to)
 
 
 def confirmation(cluster, to: str) -> email.message.EmailMessage:
