@@ -26,15 +26,19 @@ final class MailboxStore: @unchecked Sendable {
     private var duplicateCount = 0
 
     /// Opens (creating) `directory` and reads the mailboxes already there, so counts and
-    /// deduplication carry over a restart.
+    /// deduplication carry over a restart. They are read a megabyte at a time: a mailbox can be
+    /// larger than the memory the sink should take.
     init(directory: URL) throws {
         self.directory = directory
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] where name.hasSuffix(".mbox") {
-            guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) else { continue }
-            let scan = Self.scan([UInt8](data))
-            storedCount += scan.count
-            seen.formUnion(scan.keys)
+            guard let file = FileHandle(forReadingAtPath: directory.appendingPathComponent(name).path) else { continue }
+            defer { try? file.close() }
+            var scanner = MboxScanner()
+            while let chunk = try file.read(upToCount: 1 << 20), !chunk.isEmpty { scanner.feed([UInt8](chunk)) }
+            scanner.finish()
+            storedCount += scanner.count
+            seen.formUnion(scanner.keys)
         }
     }
 
@@ -102,38 +106,59 @@ final class MailboxStore: @unchecked Sendable {
 
     /// How many mails an mbox holds, and the deduplication keys of those with a Message-ID.
     static func scan(_ data: [UInt8]) -> (count: Int, keys: [UInt64]) {
-        var count = 0
-        var keys: [UInt64] = []
-        var inHeaders = false
-        var previousBlank = true
-        var recipient: String?
-        var messageID: String?
-        var start = 0
-        while start < data.count {
-            var end = start
-            while end < data.count, data[end] != 0x0A { end += 1 }
-            let line = data[start..<end]
-            start = end + 1
+        var scanner = MboxScanner()
+        scanner.feed(data)
+        scanner.finish()
+        return (scanner.count, scanner.keys)
+    }
+
+    /// Reads an mbox line by line, fed in pieces of any size: counts the mails (a "From " line at the
+    /// start or after a blank line) and notes the recipient and Message-ID in each one's headers.
+    struct MboxScanner {
+        private(set) var count = 0
+        private(set) var keys: [UInt64] = []
+        private var pending: [UInt8] = []
+        private var inHeaders = false
+        private var previousBlank = true
+        private var recipient: String?
+        private var messageID: String?
+
+        mutating func feed(_ bytes: [UInt8]) {
+            pending += bytes
+            var start = 0
+            while let newline = pending[start...].firstIndex(of: 0x0A) {
+                line(pending[start..<newline])
+                start = newline + 1
+            }
+            pending.removeSubrange(..<start)
+        }
+
+        /// The last line, when the file does not end with a line end.
+        mutating func finish() {
+            if !pending.isEmpty { line(pending[...]) }
+            pending = []
+        }
+
+        private mutating func line(_ line: ArraySlice<UInt8>) {
             if previousBlank, line.starts(with: Array("From ".utf8)) {
                 count += 1
                 inHeaders = true
                 recipient = nil
                 messageID = nil
                 previousBlank = false
-                continue
+                return
             }
             previousBlank = line.isEmpty
-            guard inHeaders else { continue }
+            guard inHeaders else { return }
             if line.isEmpty {
                 inHeaders = false
-                if let recipient, let messageID { keys.append(fnv1a(messageID + "\u{0}" + recipient)) }
-            } else if let value = headerValue(line, "x-nimbus-rcpt:") {
+                if let recipient, let messageID { keys.append(MailboxStore.fnv1a(messageID + "\u{0}" + recipient)) }
+            } else if let value = MailboxStore.headerValue(line, "x-nimbus-rcpt:") {
                 recipient = value
-            } else if let value = headerValue(line, "message-id:") {
+            } else if let value = MailboxStore.headerValue(line, "message-id:") {
                 messageID = value
             }
         }
-        return (count, keys)
     }
 
     // MARK: Private
@@ -176,7 +201,7 @@ final class MailboxStore: @unchecked Sendable {
         return rest.elementsEqual("From ".utf8)
     }
 
-    private static func headerValue(_ line: ArraySlice<UInt8>, _ name: String) -> String? {
+    static func headerValue(_ line: ArraySlice<UInt8>, _ name: String) -> String? {
         let lower = Array(name.utf8)
         guard line.count >= lower.count,
               zip(line.prefix(lower.count), lower).allSatisfy({ $0 | 0x20 == $1 | 0x20 }) else { return nil }

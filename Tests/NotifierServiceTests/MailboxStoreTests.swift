@@ -42,6 +42,14 @@ import Testing
         let scan = MailboxStore.scan(mailbox)
         #expect(scan.count == 2)
         #expect(Set(scan.keys) == [MailboxStore.fnv1a("<1@x>\u{0}me@x.y"), MailboxStore.fnv1a("<2@x>\u{0}me@x.y")])
+        // Fed in pieces that split lines anywhere (the sink reads a mailbox a megabyte at a time).
+        for size in [1, 7, 64] {
+            var scanner = MailboxStore.MboxScanner()
+            for start in stride(from: 0, to: mailbox.count, by: size) { scanner.feed(Array(mailbox[start..<min(start + size, mailbox.count)])) }
+            scanner.finish()
+            #expect(scanner.count == 2)
+            #expect(Set(scanner.keys) == Set(scan.keys))
+        }
     }
 
     @Test func oneMailboxPerRecipientAndAResentMailIsKeptOnceAcrossARestart() throws {
