@@ -183,7 +183,14 @@ final class MailboxStore: @unchecked Sendable {
     }
 
     private func descriptor(_ name: String) throws -> Int32 {
-        if let fd = files[name] { return fd }
+        if let fd = files[name] {
+            // A mailbox deleted while open (someone emptied it with rm) is opened anew: writing on
+            // into the unlinked file would lose every mail after.
+            var status = stat()
+            if fstat(fd, &status) == 0, status.st_nlink > 0 { return fd }
+            close(fd)
+            files[name] = nil
+        }
         if files.count >= Self.maxOpenFiles {
             for fd in files.values { close(fd) }
             files.removeAll()

@@ -73,6 +73,18 @@ import Testing
         #expect(a.components(separatedBy: "\nX-Nimbus-Rcpt: a@x.y\n").count == 3)
     }
 
+    @Test func aMailboxDeletedWhileOpenIsCreatedAgain() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try MailboxStore(directory: directory)
+        try store.store(message("<1@x>", to: ["a@x.y"]))
+        try FileManager.default.removeItem(at: directory.appendingPathComponent("a@x.y.mbox"))
+        try store.store(message("<2@x>", to: ["a@x.y"]))
+        let mailbox = try String(contentsOf: directory.appendingPathComponent("a@x.y.mbox"), encoding: .utf8)
+        #expect(mailbox.contains("Message-ID: <2@x>"))
+        #expect(!mailbox.contains("Message-ID: <1@x>"))
+    }
+
     @Test func aRecipientBecomesASafeFileName() {
         #expect(MailboxStore.fileName("me+tag@example.com") == "me+tag@example.com.mbox")
         #expect(MailboxStore.fileName("../../etc/passwd") == "_.._.._etc_passwd.mbox")
