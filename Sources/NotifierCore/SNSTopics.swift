@@ -524,23 +524,35 @@ public struct SNSTopics: Sendable {
 
     /// Hands out up to `limit` deliveries due at `now`, oldest first. Each counts as being sent
     /// until `deliverySucceeded` or `deliveryFailed` reports on it, and is not handed out again
-    /// before that.
-    public mutating func takeDue(now: Double, limit: Int) -> [Delivery] {
+    /// before that. Those in `notYet` stay in the outbox for a later call: the shell names the
+    /// deliveries whose outbox rows are not durable yet, so nothing is sent that a crash could
+    /// make the notifier forget it sent.
+    public mutating func takeDue(now: Double, limit: Int, notYet: Set<String> = []) -> [Delivery] {
         var due: [Delivery] = []
+        var held: [DueKey] = []
         while due.count < limit, let top = dueOrder.min, top.dueAt <= now {
             dueOrder.removeMin()
             guard let delivery = outbox[top.id], delivery.dueAt == top.dueAt, !handedOut.contains(top.id) else { continue }  // stale
+            if notYet.contains(top.id) {
+                held.append(top)
+                continue
+            }
             handedOut.insert(top.id)
             due.append(delivery)
         }
+        for key in held { dueOrder.insert(key) }
         return due
     }
 
-    /// When the next delivery not handed out falls due, if any.
-    public mutating func nextDueAt() -> Double? {
+    /// When the next delivery not handed out (nor in `notYet`) falls due, if any.
+    public mutating func nextDueAt(notYet: Set<String> = []) -> Double? {
+        var held: [DueKey] = []
+        defer { for key in held { dueOrder.insert(key) } }
         while let top = dueOrder.min {
-            if let delivery = outbox[top.id], delivery.dueAt == top.dueAt, !handedOut.contains(top.id) { return top.dueAt }
             dueOrder.removeMin()
+            guard let delivery = outbox[top.id], delivery.dueAt == top.dueAt, !handedOut.contains(top.id) else { continue }  // stale
+            held.append(top)
+            if !notYet.contains(top.id) { return top.dueAt }
         }
         return nil
     }

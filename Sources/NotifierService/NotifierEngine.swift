@@ -12,10 +12,17 @@ actor NotifierEngine {
     private let committer: GroupCommitter<NotifierChange>
     /// Rung whenever the outbox may have something due sooner than the loop thinks.
     nonisolated let doorbell = Doorbell()
+    /// Deliveries put into the outbox by commits not yet durable (with how many such commits).
+    private var notDurable: [String: Int] = [:]
 
     init(topics: SNSTopics, store: NotifierStore, logger: Logger) {
+        self.init(topics: topics, write: { try store.commit($0) }, logger: logger)
+    }
+
+    /// `write` makes a batch of changes durable (the store's commit; a test's stand-in).
+    init(topics: SNSTopics, write: @escaping @Sendable ([NotifierChange]) throws -> Void, logger: Logger) {
         self.topics = topics
-        committer = GroupCommitter(write: { try store.commit($0) }, onFailure: { error in
+        committer = GroupCommitter(write: write, onFailure: { error in
             // The core is now ahead of the disk: stop rather than answer from a state a restart
             // would not reproduce; the supervisor restarts the node from what is durable.
             logger.critical("commit failed: \(error); exiting so a restart reloads the durable state")
@@ -29,21 +36,37 @@ actor NotifierEngine {
     func perform<T: Sendable>(_ operation: @Sendable (inout SNSTopics, Double, inout [NotifierChange]) throws -> T) async throws -> T {
         var changes: [NotifierChange] = []
         let result = try operation(&topics, Self.now(), &changes)
-        if changes.contains(where: { if case .putDelivery = $0 { true } else { false } }) { doorbell.ring() }
-        try await committer.commit(changes)
+        try await commit(changes)
         return result
+    }
+
+    /// Commits `changes`. The deliveries they put into the outbox are not handed out until the
+    /// commit is durable: one sent before, followed by a crash, would be forgotten, and its publish,
+    /// unanswered, sent again by the publisher as a new notification (a second mail).
+    private func commit(_ changes: [NotifierChange]) async throws {
+        let puts = changes.compactMap { change -> String? in if case .putDelivery(let d) = change { d.id } else { nil } }
+        for id in puts { notDurable[id, default: 0] += 1 }
+        defer {
+            for id in puts {
+                if let n = notDurable[id], n > 1 { notDurable[id] = n - 1 } else { notDurable[id] = nil }
+            }
+            if !puts.isEmpty { doorbell.ring() }
+        }
+        try await committer.commit(changes)
     }
 
     func read<T: Sendable>(_ operation: @Sendable (SNSTopics) throws -> T) rethrows -> T { try operation(topics) }
 
-    /// Due deliveries not already being sent; they count as being sent until reported.
+    /// Due deliveries not already being sent, whose outbox rows are durable; they count as being
+    /// sent until reported.
     func takeDue(limit: Int) -> [Delivery] {
-        topics.takeDue(now: Self.now(), limit: limit)
+        topics.takeDue(now: Self.now(), limit: limit, notYet: notDurable.isEmpty ? [] : Set(notDurable.keys))
     }
 
-    /// Seconds until the next delivery not being sent falls due (nil: nothing waiting).
+    /// Seconds until the next delivery not being sent falls due (nil: nothing waiting). One whose
+    /// commit is in flight does not count: the commit rings the doorbell when it is done.
     func secondsUntilNextDue() -> Double? {
-        topics.nextDueAt().map { max(0, $0 - Self.now()) }
+        topics.nextDueAt(notYet: notDurable.isEmpty ? [] : Set(notDurable.keys)).map { max(0, $0 - Self.now()) }
     }
 
     /// An attempt's result: nil error for delivered; `permanent` when the endpoint refused for good.
@@ -69,7 +92,7 @@ actor NotifierEngine {
                 gaveUp.append(false)
             }
         }
-        try await committer.commit(changes)
+        try await commit(changes)
         return gaveUp
     }
 

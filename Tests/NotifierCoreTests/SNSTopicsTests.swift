@@ -585,6 +585,25 @@ final class Counter: @unchecked Sendable {
         #expect(sns.nextDueAt() == nil)
     }
 
+    @Test func deliveriesNotYetDurableStayInTheOutboxUntilAsked() throws {
+        var sns = try withTopic()
+        var changes: [NotifierChange] = []
+        _ = try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:q1",
+                              now: Self.t0, changes: &changes)
+        for i in 0..<3 {
+            _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: "m\(i)"), now: Self.t0 + Double(i), changes: &changes)
+        }
+        let created = deliveries(changes).sorted { $0.createdAt < $1.createdAt }.map(\.id)
+        // The oldest is still being committed: the next due is the second's, and it is handed out.
+        #expect(sns.nextDueAt(notYet: [created[0]]) == Self.t0 + 1)
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10, notYet: [created[0], created[2]]).map(\.id) == [created[1]])
+        #expect(sns.nextDueAt(notYet: [created[0], created[2]]) == nil)
+        // Durable now: handed out in their order, once.
+        #expect(sns.nextDueAt() == Self.t0)
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10).map(\.id) == [created[0], created[2]])
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10).isEmpty)
+    }
+
     @Test func outboxHandsOutDueDeliveriesAndRetriesWithBackoff() throws {
         var sns = try withTopic()
         _ = try confirmedEmail(&sns, "me@example.com")

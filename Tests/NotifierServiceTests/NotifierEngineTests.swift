@@ -1,0 +1,48 @@
+import Dispatch
+import Foundation
+import Logging
+import Testing
+import NotifierCore
+@testable import NotifierService
+
+@Suite struct NotifierEngineTests {
+    /// A commit that stays in flight until the test lets it finish (at most 10 s: a starved pool
+    /// fails the test instead of hanging it).
+    final class SlowDisk: Sendable {
+        let started: AsyncStream<Void>
+        private let startedContinuation: AsyncStream<Void>.Continuation
+        private let finish = DispatchSemaphore(value: 0)
+
+        init() { (started, startedContinuation) = AsyncStream.makeStream(of: Void.self) }
+
+        func write(_ batch: [NotifierChange]) {
+            guard batch.contains(where: { if case .putDelivery = $0 { true } else { false } }) else { return }
+            startedContinuation.yield()
+            _ = finish.wait(timeout: .now() + 10)
+        }
+
+        func letItFinish() { finish.signal() }
+    }
+
+    @Test func aDeliveryIsHandedOutOnlyOnceItsOutboxRowIsDurable() async throws {
+        var sns = SNSTopics(region: "us-east-1", account: "000000000000", publicBaseURL: "http://127.0.0.1:8080/")
+        var changes: [NotifierChange] = []
+        let topicArn = try sns.createTopic(name: "T", now: NotifierEngine.now(), changes: &changes)
+        _ = try sns.subscribe(topicArn: topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:q",
+                              now: NotifierEngine.now(), changes: &changes)
+        let disk = SlowDisk()
+        let engine = NotifierEngine(topics: sns, write: { disk.write($0) }, logger: Logger(label: "test"))
+        let publish = Task {
+            try await engine.perform { sns, now, changes in try sns.publish(topicArn: topicArn, PublishInput(message: "m"), now: now, changes: &changes) }
+        }
+        for await _ in disk.started { break }
+        // The publish's delivery is in the core, and due, but its row is not on disk yet.
+        #expect(await engine.takeDue(limit: 10).isEmpty)
+        #expect(await engine.secondsUntilNextDue() == nil)
+        disk.letItFinish()
+        _ = try await publish.value
+        #expect(engine.doorbell.pending)
+        let due = await engine.takeDue(limit: 10)
+        #expect(due.map(\.endpoint) == ["arn:aws:sqs:us-east-1:000000000000:q"])
+    }
+}
