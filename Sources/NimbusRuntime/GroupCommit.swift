@@ -53,10 +53,28 @@ public final class GroupCommitter<Change: Sendable>: Sendable {
         }
     }
 
+    /// Returns once every change committed before this call is durable: at once when nothing is
+    /// being written. For an operation that changes nothing but decided from the state (a failed
+    /// condition, a duplicate it recognised): that state may hold changes still on their way to
+    /// disk, and a crash before they land must not leave the caller told of them.
+    @inlinable nonisolated(nonsending) public func durable() async throws {
+        // Not writing means nothing is pending either: `commit` starts a write whenever it queues.
+        guard state.withLock({ $0.writing }) else { return }
+        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, Error>) in
+            // Resumed with the next batch: the pending changes, or none once the write in flight ends.
+            let batch = state.withLock { s -> ([Change], [CheckedContinuation<Void, Error>])? in
+                s.waiters.append(waiter)
+                return s.writing ? nil : s.take()
+            }
+            if let batch { start(batch) }
+        }
+    }
+
     @inlinable func start(_ batch: ([Change], [CheckedContinuation<Void, Error>])) {
         Task {
             do {
-                try await write(batch.0)
+                // A batch of waiters only (see `durable`) has nothing to write.
+                if !batch.0.isEmpty { try await write(batch.0) }
                 for waiter in batch.1 { waiter.resume() }
             } catch {
                 for waiter in batch.1 { waiter.resume(throwing: error) }

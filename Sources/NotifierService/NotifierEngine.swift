@@ -20,7 +20,7 @@ actor NotifierEngine {
     }
 
     /// `write` makes a batch of changes durable (the store's commit; a test's stand-in).
-    init(topics: SNSTopics, write: @escaping @Sendable ([NotifierChange]) throws -> Void, logger: Logger) {
+    init(topics: SNSTopics, write: @escaping @Sendable ([NotifierChange]) async throws -> Void, logger: Logger) {
         self.topics = topics
         committer = GroupCommitter(write: write, onFailure: { error in
             // The core is now ahead of the disk: stop rather than answer from a state a restart
@@ -33,10 +33,18 @@ actor NotifierEngine {
     static func now() -> Double { Date().timeIntervalSince1970 }
 
     /// Runs `operation` on the core and returns once its changes are durable.
+    /// A publish recognised as a duplicate (or one that fails) answers only once the state it was
+    /// decided from is durable: "already published" must not be said of a publish a crash could lose.
     func perform<T: Sendable>(_ operation: @Sendable (inout SNSTopics, Double, inout [NotifierChange]) throws -> T) async throws -> T {
         var changes: [NotifierChange] = []
-        let result = try operation(&topics, Self.now(), &changes)
-        try await commit(changes)
+        let result: T
+        do {
+            result = try operation(&topics, Self.now(), &changes)
+        } catch {
+            try await committer.durable()
+            throw error
+        }
+        if changes.isEmpty { try await committer.durable() } else { try await commit(changes) }
         return result
     }
 

@@ -32,10 +32,20 @@ actor TableEngine {
 
     static func now() -> Double { Date().timeIntervalSince1970 }
 
+    /// Runs `operation` on the core and returns once its changes, and any it may have read, are
+    /// durable. A write that changes nothing or fails (a condition that does not hold) answers only
+    /// once the writes it saw are on disk: a retried PutItem refused with attribute_not_exists must
+    /// not tell its caller "already there" about an item a crash could still lose.
     func perform<T: Sendable>(_ operation: @Sendable (inout Tables, Double, inout [TableChange]) throws -> T) async throws -> T {
         var changes: [TableChange] = []
-        let result = try operation(&tables, Self.now(), &changes)
-        try await committer.commit(changes)
+        let result: T
+        do {
+            result = try operation(&tables, Self.now(), &changes)
+        } catch {
+            try await committer.durable()
+            throw error
+        }
+        if changes.isEmpty { try await committer.durable() } else { try await committer.commit(changes) }
         return result
     }
 

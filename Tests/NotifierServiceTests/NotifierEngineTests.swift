@@ -1,4 +1,4 @@
-import Dispatch
+import Synchronization
 import Foundation
 import Logging
 import Testing
@@ -6,22 +6,33 @@ import NotifierCore
 @testable import NotifierService
 
 @Suite struct NotifierEngineTests {
-    /// A commit that stays in flight until the test lets it finish (at most 10 s: a starved pool
-    /// fails the test instead of hanging it).
+    /// A commit that stays in flight (suspended, holding no thread) until the test lets it finish.
     final class SlowDisk: Sendable {
         let started: AsyncStream<Void>
         private let startedContinuation: AsyncStream<Void>.Continuation
-        private let finish = DispatchSemaphore(value: 0)
+        private let gate = Mutex<(open: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
         init() { (started, startedContinuation) = AsyncStream.makeStream(of: Void.self) }
 
-        func write(_ batch: [NotifierChange]) {
+        func write(_ batch: [NotifierChange]) async {
             guard batch.contains(where: { if case .putDelivery = $0 { true } else { false } }) else { return }
             startedContinuation.yield()
-            _ = finish.wait(timeout: .now() + 10)
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let open = gate.withLock { g -> Bool in
+                    if !g.open { g.waiter = continuation }
+                    return g.open
+                }
+                if open { continuation.resume() }
+            }
         }
 
-        func letItFinish() { finish.signal() }
+        func letItFinish() {
+            gate.withLock { g -> CheckedContinuation<Void, Never>? in
+                g.open = true
+                defer { g.waiter = nil }
+                return g.waiter
+            }?.resume()
+        }
     }
 
     @Test func aDeliveryIsHandedOutOnlyOnceItsOutboxRowIsDurable() async throws {
@@ -31,7 +42,7 @@ import NotifierCore
         _ = try sns.subscribe(topicArn: topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:q",
                               now: NotifierEngine.now(), changes: &changes)
         let disk = SlowDisk()
-        let engine = NotifierEngine(topics: sns, write: { disk.write($0) }, logger: Logger(label: "test"))
+        let engine = NotifierEngine(topics: sns, write: { await disk.write($0) }, logger: Logger(label: "test"))
         let publish = Task {
             try await engine.perform { sns, now, changes in try sns.publish(topicArn: topicArn, PublishInput(message: "m"), now: now, changes: &changes) }
         }
