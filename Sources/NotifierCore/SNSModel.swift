@@ -20,6 +20,13 @@ public struct Topic: Codable, Sendable, Equatable {
 }
 
 /// The protocols a subscription may use.
+/// Deliveries go out in two lanes that never wait for each other: mail, over SMTP to a relay that
+/// may be slow (or hang until a timeout), and everything else (queues, HTTP endpoints).
+public enum DeliveryLane: Int, Sendable, CaseIterable {
+    case mail = 0
+    case other = 1
+}
+
 public enum DeliveryProtocol: String, Codable, Sendable, CaseIterable {
     case email
     case emailJSON = "email-json"
@@ -29,6 +36,8 @@ public enum DeliveryProtocol: String, Codable, Sendable, CaseIterable {
 
     /// Whether the endpoint's owner must confirm first (SNS trusts only its own account's queues).
     public var needsConfirmation: Bool { self != .sqs }
+
+    public var lane: DeliveryLane { self == .email || self == .emailJSON ? .mail : .other }
 
     /// Whether RawMessageDelivery may be set (AWS: sqs, http(s) and firehose; not email).
     public var takesRawDelivery: Bool { self == .sqs || self == .http || self == .https }

@@ -22,10 +22,10 @@ public struct SNSTopics: Sendable {
     private var filters: [String: FilterPolicy] = [:]
     /// Deliveries not yet delivered nor given up, by id.
     public private(set) var outbox: [String: Delivery] = [:]
-    /// The outbox in the order it falls due, so handing out the next deliveries costs a few heap
-    /// operations, not a sort of the outbox. Entries go stale when their delivery is rescheduled or
-    /// leaves; they are dropped as they reach the top.
-    private var dueOrder = Heap<DueKey>()
+    /// The outbox in the order it falls due, one heap per lane (`DeliveryLane.rawValue`), so handing
+    /// out the next deliveries costs a few heap operations, not a sort of the outbox. Entries go stale
+    /// when their delivery is rescheduled or leaves; they are dropped as they reach the top.
+    private var dueOrder = DeliveryLane.allCases.map { _ in Heap<DueKey>() }
     /// Deliveries handed out by `takeDue` and not yet reported: not handed out twice.
     public private(set) var handedOut: Set<String> = []
 
@@ -67,7 +67,9 @@ public struct SNSTopics: Sendable {
         // Validated when set; one that no longer parses filters nothing rather than everything.
         filters = self.subscriptions.compactMapValues { (try? Self.parsedFilter($0)) ?? nil }
         self.outbox = Dictionary(outbox.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
-        dueOrder = Heap(self.outbox.values.map(DueKey.init))
+        dueOrder = DeliveryLane.allCases.map { lane in
+            Heap(self.outbox.values.filter { $0.deliveryProtocol.lane == lane }.map(DueKey.init))
+        }
         handedOut = []
         self.dedupe = Dictionary(dedupe.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
         deliveredCount = delivered
@@ -519,42 +521,54 @@ public struct SNSTopics: Sendable {
     /// Into the outbox, and into the due order.
     private mutating func put(_ delivery: Delivery) {
         outbox[delivery.id] = delivery
-        dueOrder.insert(DueKey(delivery))
+        dueOrder[delivery.deliveryProtocol.lane.rawValue].insert(DueKey(delivery))
     }
 
-    /// Hands out up to `limit` deliveries due at `now`, oldest first. Each counts as being sent
-    /// until `deliverySucceeded` or `deliveryFailed` reports on it, and is not handed out again
-    /// before that. Those in `notYet` stay in the outbox for a later call: the shell names the
-    /// deliveries whose outbox rows are not durable yet, so nothing is sent that a crash could
-    /// make the notifier forget it sent.
-    public mutating func takeDue(now: Double, limit: Int, notYet: Set<String> = []) -> [Delivery] {
+    /// Hands out up to `limit` deliveries of `lane` (of both, oldest first, when nil) due at `now`.
+    /// Each counts as being sent until `deliverySucceeded` or `deliveryFailed` reports on it, and is
+    /// not handed out again before that. Those in `notYet` stay in the outbox for a later call: the
+    /// shell names the deliveries whose outbox rows are not durable yet, so nothing is sent that a
+    /// crash could make the notifier forget it sent.
+    public mutating func takeDue(now: Double, limit: Int, notYet: Set<String> = [], lane: DeliveryLane? = nil) -> [Delivery] {
         var due: [Delivery] = []
-        var held: [DueKey] = []
-        while due.count < limit, let top = dueOrder.min, top.dueAt <= now {
-            dueOrder.removeMin()
-            guard let delivery = outbox[top.id], delivery.dueAt == top.dueAt, !handedOut.contains(top.id) else { continue }  // stale
-            if notYet.contains(top.id) {
-                held.append(top)
-                continue
-            }
-            handedOut.insert(top.id)
-            due.append(delivery)
+        var held: [[DueKey]] = dueOrder.map { _ in [] }
+        defer { for (index, keys) in held.enumerated() { for key in keys { dueOrder[index].insert(key) } } }
+        while due.count < limit, let next = nextValid(lane: lane, notYet: notYet, held: &held), next.key.dueAt <= now {
+            dueOrder[next.index].removeMin()
+            handedOut.insert(next.key.id)
+            due.append(outbox[next.key.id]!)
         }
-        for key in held { dueOrder.insert(key) }
         return due
     }
 
-    /// When the next delivery not handed out (nor in `notYet`) falls due, if any.
-    public mutating func nextDueAt(notYet: Set<String> = []) -> Double? {
-        var held: [DueKey] = []
-        defer { for key in held { dueOrder.insert(key) } }
-        while let top = dueOrder.min {
-            dueOrder.removeMin()
-            guard let delivery = outbox[top.id], delivery.dueAt == top.dueAt, !handedOut.contains(top.id) else { continue }  // stale
-            held.append(top)
-            if !notYet.contains(top.id) { return top.dueAt }
+    /// When the next delivery of `lane` (of either, when nil) not handed out (nor in `notYet`)
+    /// falls due, if any.
+    public mutating func nextDueAt(notYet: Set<String> = [], lane: DeliveryLane? = nil) -> Double? {
+        var held: [[DueKey]] = dueOrder.map { _ in [] }
+        defer { for (index, keys) in held.enumerated() { for key in keys { dueOrder[index].insert(key) } } }
+        return nextValid(lane: lane, notYet: notYet, held: &held)?.key.dueAt
+    }
+
+    /// The earliest entry, over the lanes asked for, that can be handed out: stale entries on the
+    /// way are dropped, and those in `notYet` set aside in `held` (the caller puts them back).
+    private mutating func nextValid(lane: DeliveryLane?, notYet: Set<String>, held: inout [[DueKey]]) -> (index: Int, key: DueKey)? {
+        var best: (index: Int, key: DueKey)?
+        for index in lane.map({ [$0.rawValue] }) ?? Array(dueOrder.indices) {
+            while let top = dueOrder[index].min {
+                guard let delivery = outbox[top.id], delivery.dueAt == top.dueAt, !handedOut.contains(top.id) else {
+                    dueOrder[index].removeMin()  // stale
+                    continue
+                }
+                if notYet.contains(top.id) {
+                    dueOrder[index].removeMin()
+                    held[index].append(top)
+                    continue
+                }
+                if best.map({ top < $0.key }) ?? true { best = (index, top) }
+                break
+            }
         }
-        return nil
+        return best
     }
 
     /// The endpoint took the delivery: it leaves the outbox and goes into the log.

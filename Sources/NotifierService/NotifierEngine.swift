@@ -10,8 +10,9 @@ import Synchronization
 actor NotifierEngine {
     private var topics: SNSTopics
     private let committer: GroupCommitter<NotifierChange>
-    /// Rung whenever the outbox may have something due sooner than the loop thinks.
-    nonisolated let doorbell = Doorbell()
+    /// One per delivery lane (`DeliveryLane.rawValue`): rung whenever the lane's part of the outbox
+    /// may have something due sooner than its loop thinks.
+    nonisolated let doorbells = DeliveryLane.allCases.map { _ in Doorbell() }
     /// Deliveries put into the outbox by commits not yet durable (with how many such commits).
     private var notDurable: [String: Int] = [:]
 
@@ -52,29 +53,30 @@ actor NotifierEngine {
     /// commit is durable: one sent before, followed by a crash, would be forgotten, and its publish,
     /// unanswered, sent again by the publisher as a new notification (a second mail).
     private func commit(_ changes: [NotifierChange]) async throws {
-        let puts = changes.compactMap { change -> String? in if case .putDelivery(let d) = change { d.id } else { nil } }
-        for id in puts { notDurable[id, default: 0] += 1 }
+        let puts = changes.compactMap { change -> Delivery? in if case .putDelivery(let d) = change { d } else { nil } }
+        for put in puts { notDurable[put.id, default: 0] += 1 }
         defer {
-            for id in puts {
-                if let n = notDurable[id], n > 1 { notDurable[id] = n - 1 } else { notDurable[id] = nil }
+            for put in puts {
+                if let n = notDurable[put.id], n > 1 { notDurable[put.id] = n - 1 } else { notDurable[put.id] = nil }
             }
-            if !puts.isEmpty { doorbell.ring() }
+            for lane in Set(puts.map(\.deliveryProtocol.lane)) { doorbells[lane.rawValue].ring() }
         }
         try await committer.commit(changes)
     }
 
     func read<T: Sendable>(_ operation: @Sendable (SNSTopics) throws -> T) rethrows -> T { try operation(topics) }
 
-    /// Due deliveries not already being sent, whose outbox rows are durable; they count as being
-    /// sent until reported.
-    func takeDue(limit: Int) -> [Delivery] {
-        topics.takeDue(now: Self.now(), limit: limit, notYet: notDurable.isEmpty ? [] : Set(notDurable.keys))
+    /// Due deliveries of `lane` (of both when nil) not already being sent, whose outbox rows are
+    /// durable; they count as being sent until reported.
+    func takeDue(limit: Int, lane: DeliveryLane? = nil) -> [Delivery] {
+        topics.takeDue(now: Self.now(), limit: limit, notYet: notDurable.isEmpty ? [] : Set(notDurable.keys), lane: lane)
     }
 
-    /// Seconds until the next delivery not being sent falls due (nil: nothing waiting). One whose
-    /// commit is in flight does not count: the commit rings the doorbell when it is done.
-    func secondsUntilNextDue() -> Double? {
-        topics.nextDueAt(notYet: notDurable.isEmpty ? [] : Set(notDurable.keys)).map { max(0, $0 - Self.now()) }
+    /// Seconds until the next delivery of `lane` (of either when nil) not being sent falls due (nil:
+    /// nothing waiting). One whose commit is in flight does not count: the commit rings the lane's
+    /// doorbell when it is done.
+    func secondsUntilNextDue(lane: DeliveryLane? = nil) -> Double? {
+        topics.nextDueAt(notYet: notDurable.isEmpty ? [] : Set(notDurable.keys), lane: lane).map { max(0, $0 - Self.now()) }
     }
 
     /// An attempt's result: nil error for delivered; `permanent` when the endpoint refused for good.

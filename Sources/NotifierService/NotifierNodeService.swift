@@ -161,7 +161,7 @@ public struct NotifierNodeService: NodeService {
         await refreshPolicies()
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await deliveryLoop(runtime: runtime) }
+                for lane in DeliveryLane.allCases { group.addTask { await deliveryLoop(lane, runtime: runtime) } }
                 group.addTask { await housekeeping(runtime: runtime) }
             }
         }
@@ -170,16 +170,17 @@ public struct NotifierNodeService: NodeService {
 
     // MARK: Delivery
 
-    /// Sends what is due, reports each outcome to the engine (which backs off failures), and sleeps
-    /// until the next entry falls due or a publish rings the doorbell. Mail goes over
+    /// Sends what is due in `lane`, reports each outcome to the engine (which backs off failures),
+    /// and sleeps until the lane's next entry falls due or a commit rings its doorbell. Mail goes over
     /// `smtpConnections` connections, one message at a time on each; queue and HTTP deliveries of a
-    /// round go concurrently.
-    func deliveryLoop(runtime: NodeRuntime) async {
-        let doorbell = engine.doorbell
+    /// round go concurrently. The lanes run apart: a slow relay holds up mail, not the queues and
+    /// HTTP endpoints (a round waits for its slowest delivery).
+    func deliveryLoop(_ lane: DeliveryLane, runtime: NodeRuntime) async {
+        let doorbell = engine.doorbells[lane.rawValue]
         while !Task.isCancelled {
-            let due = await engine.takeDue(limit: 256)
+            let due = await engine.takeDue(limit: 256, lane: lane)
             if due.isEmpty {
-                let wait = await engine.secondsUntilNextDue() ?? 60
+                let wait = await engine.secondsUntilNextDue(lane: lane) ?? 60
                 await withTaskCancellationHandler {
                     await doorbell.wait(upTo: min(wait, 60))
                 } onCancel: {

@@ -604,6 +604,28 @@ final class Counter: @unchecked Sendable {
         #expect(sns.takeDue(now: Self.t0 + 10, limit: 10).isEmpty)
     }
 
+    @Test func mailAndTheOtherProtocolsAreHandedOutInTheirOwnLanes() throws {
+        var sns = try withTopic()
+        _ = try confirmedEmail(&sns, "me@example.com")
+        var changes: [NotifierChange] = []
+        sns.deliverySucceeded(try #require(sns.outbox.keys.first), now: Self.t0, changes: &changes)  // the confirmation
+        _ = try sns.subscribe(topicArn: Self.topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:q1",
+                              now: Self.t0, changes: &changes)
+        _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: "m"), now: Self.t0 + 1, changes: &changes)
+        #expect(sns.nextDueAt(lane: .mail) == Self.t0 + 1)
+        #expect(sns.takeDue(now: Self.t0 + 2, limit: 10, lane: .other).map(\.deliveryProtocol) == [.sqs])
+        #expect(sns.takeDue(now: Self.t0 + 2, limit: 10, lane: .other).isEmpty)
+        #expect(sns.nextDueAt(lane: .other) == nil)
+        // Restored, each delivery is back in its own lane.
+        var restored = makeTopics()
+        restored.restore(topics: Array(sns.topics.values), subscriptions: Array(sns.subscriptions.values), outbox: Array(sns.outbox.values),
+                         dedupe: [], delivered: 0, failed: 0)
+        #expect(restored.takeDue(now: Self.t0 + 2, limit: 10, lane: .mail).map(\.deliveryProtocol) == [.email])
+        #expect(restored.takeDue(now: Self.t0 + 2, limit: 10, lane: .other).map(\.deliveryProtocol) == [.sqs])
+        // Without a lane: both, in due order.
+        #expect(sns.takeDue(now: Self.t0 + 2, limit: 10).map(\.deliveryProtocol) == [.email])
+    }
+
     @Test func outboxHandsOutDueDeliveriesAndRetriesWithBackoff() throws {
         var sns = try withTopic()
         _ = try confirmedEmail(&sns, "me@example.com")

@@ -52,7 +52,8 @@ import NotifierCore
         #expect(await engine.secondsUntilNextDue() == nil)
         disk.letItFinish()
         _ = try await publish.value
-        #expect(engine.doorbell.pending)
+        #expect(engine.doorbells[DeliveryLane.other.rawValue].pending)
+        #expect(!engine.doorbells[DeliveryLane.mail.rawValue].pending)
         let due = await engine.takeDue(limit: 10)
         #expect(due.map(\.endpoint) == ["arn:aws:sqs:us-east-1:000000000000:q"])
     }

@@ -417,3 +417,66 @@ Resources:
     finally:
         node.kill(signal.SIGTERM)
         sink.stop()
+
+
+def test_a_stuck_smtp_relay_does_not_hold_up_http_deliveries(tmp_path):
+    """Mail and the other protocols go out in separate lanes: while the confirmation mail waits on a
+    relay that accepts the connection and never answers (the SMTP client gives up after 10 s), an
+    http subscriber's confirmation and notification still arrive, before the mail's first attempt
+    has even failed."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    base = find_base_port()
+    tarpit = socket.socket()
+    tarpit.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tarpit.bind((HOST, base + 7))
+    tarpit.listen(16)
+    held: list[socket.socket] = []
+
+    def swallow() -> None:
+        while True:
+            try:
+                held.append(tarpit.accept()[0])  # accepted, never answered
+            except OSError:
+                return
+
+    received: list[dict] = []
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    server = HTTPServer((HOST, base + 8), Endpoint)
+    threading.Thread(target=swallow, daemon=True).start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    node = Notifier(tmp_path, base, base + 7)
+    try:
+        node.start()
+        with SNS(node.endpoint) as sns:
+            topic = sns("CreateTopic", {"Name": unique("topic")})["TopicArn"]
+            sns("Subscribe", {"TopicArn": topic, "Protocol": "email", "Endpoint": address("stuck")})
+            wait_until(lambda: held, timeout=5, message="the confirmation mail's connection to the relay")
+            sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 8}/hook"})
+            confirmation = wait_until(lambda: next((b for b in received if b.get("Type") == "SubscriptionConfirmation"), None),
+                                      timeout=9, message="the http confirmation")
+            sns("ConfirmSubscription", {"TopicArn": topic, "Token": confirmation["Token"]})
+            sns("Publish", {"TopicArn": topic, "Message": "not behind the mail"})
+            notification = wait_until(lambda: next((b for b in received if b.get("Type") == "Notification"), None),
+                                      timeout=9, message="the http notification")
+            assert notification["Message"] == "not behind the mail"
+            # The mail is still in its first attempt: nothing about it has failed yet.
+            assert "will retry" not in node.process.log.read_text()
+            assert int(node.health()["sending"]) >= 1
+    finally:
+        node.kill(signal.SIGTERM)
+        server.shutdown()
+        server.server_close()
+        tarpit.close()
+        for connection in held:
+            connection.close()
