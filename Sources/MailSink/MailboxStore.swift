@@ -8,8 +8,9 @@ import Glibc
 /// ">"), appended to. Each mail carries `X-Nimbus-Rcpt` and `X-Nimbus-Mail-From` headers in front.
 ///
 /// Why not a file per mail: on this project's benchmark machine (ext4 without a journal) creating a
-/// file cost 80–600 µs, because the allocator skips inodes freed in the last minutes, and at two
-/// mails per order the sink became the pipeline's largest consumer of CPU. An append costs no inode.
+/// file cost 80–600 µs, because the allocator skips inodes freed in the last minutes, and at a mail
+/// an order the sink became the end-to-end benchmark's largest consumer of CPU. An append costs no
+/// inode.
 ///
 /// A mail is appended with one write(2) under an exclusive flock(2), so a reader that takes a shared
 /// flock never sees half of one; a failed write is cut off again (ftruncate), so the file stays a
