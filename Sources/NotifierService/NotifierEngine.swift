@@ -33,20 +33,14 @@ actor NotifierEngine {
 
     static func now() -> Double { Date().timeIntervalSince1970 }
 
-    /// Runs `operation` on the core and returns once its changes are durable.
-    /// A publish recognised as a duplicate (or one that fails) answers only once the state it was
-    /// decided from is durable: "already published" must not be said of a publish a crash could lose.
+    /// Runs `operation` on the core and returns once its changes are durable. A publish recognised
+    /// as a duplicate (or one that fails) answers only once the state it was decided from is
+    /// durable: "already published" must not be said of a publish a crash could lose.
     func perform<T: Sendable>(_ operation: @Sendable (inout SNSTopics, Double, inout [NotifierChange]) throws -> T) async throws -> T {
         var changes: [NotifierChange] = []
-        let result: T
-        do {
-            result = try operation(&topics, Self.now(), &changes)
-        } catch {
-            try await committer.durable()
-            throw error
-        }
+        let outcome = Result { try operation(&topics, Self.now(), &changes) }
         if changes.isEmpty { try await committer.durable() } else { try await commit(changes) }
-        return result
+        return try outcome.get()
     }
 
     /// Commits `changes`. The deliveries they put into the outbox are not handed out until the

@@ -35,18 +35,13 @@ actor TableEngine {
     /// Runs `operation` on the core and returns once its changes, and any it may have read, are
     /// durable. A write that changes nothing or fails (a condition that does not hold) answers only
     /// once the writes it saw are on disk: a retried PutItem refused with attribute_not_exists must
-    /// not tell its caller "already there" about an item a crash could still lose.
+    /// not tell its caller "already there" about an item a crash could still lose. (Changes an
+    /// operation made before it failed are committed too: the core has them.)
     func perform<T: Sendable>(_ operation: @Sendable (inout Tables, Double, inout [TableChange]) throws -> T) async throws -> T {
         var changes: [TableChange] = []
-        let result: T
-        do {
-            result = try operation(&tables, Self.now(), &changes)
-        } catch {
-            try await committer.durable()
-            throw error
-        }
+        let outcome = Result { try operation(&tables, Self.now(), &changes) }
         if changes.isEmpty { try await committer.durable() } else { try await committer.commit(changes) }
-        return result
+        return try outcome.get()
     }
 
     /// Returns once a record after `sequence` is committed in the shard, or after `timeout`.
@@ -55,6 +50,14 @@ actor TableEngine {
     }
 
     func read<T: Sendable>(_ operation: @Sendable (Tables) throws -> T) rethrows -> T { try operation(tables) }
+
+    /// Reads items, answering once what was read is durable: a GetItem, Query or Scan never returns
+    /// a write whose commit is still in flight (one a crash could undo, unacknowledged to its writer).
+    func readItems<T: Sendable>(_ operation: @Sendable (Tables) throws -> T) async throws -> T {
+        let outcome = Result { try operation(tables) }
+        try await committer.durable()
+        return try outcome.get()
+    }
 }
 
 /// Per table and shard: the last sequence counter on disk, and the GetRecords long polls waiting

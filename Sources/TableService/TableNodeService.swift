@@ -139,7 +139,7 @@ public struct TableNodeService: NodeService {
         case "dynamodb:GetItem":
             let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
-            let item = try await engine.read { t in try t.getItem(r.TableName, key: key) }
+            let item = try await engine.readItems { t in try t.getItem(r.TableName, key: key) }
             return Self.answer("Item", item)
         case "dynamodb:DeleteItem":
             let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
@@ -160,7 +160,7 @@ public struct TableNodeService: NodeService {
             let keyCondition = try parse(r.KeyConditionExpression, "KeyConditionExpression")
             let isQuery = request.header.action == "dynamodb:Query"
             if isQuery && keyCondition == nil { throw TableError.validation("Query needs a KeyConditionExpression") }
-            let page = try await engine.read { t in
+            let page = try await engine.readItems { t in
                 isQuery ? try t.query(r.TableName, keyCondition: keyCondition!, filter: filter, limit: r.Limit, exclusiveStartKey: r.ExclusiveStartKey)
                     : try t.scan(r.TableName, filter: filter, limit: r.Limit, exclusiveStartKey: r.ExclusiveStartKey)
             }
@@ -173,7 +173,7 @@ public struct TableNodeService: NodeService {
             return Data(#"{"UnprocessedItems":{}}"#.utf8)
         case "dynamodb:BatchGetItem":
             let r = try decode(request, BatchGetRequest.self)
-            let found = try await engine.read { t in try t.batchGet(r.RequestItems.mapValues(\.Keys)) }
+            let found = try await engine.readItems { t in try t.batchGet(r.RequestItems.mapValues(\.Keys)) }
             struct Out: Encodable { var Responses: [String: [Item]]; var UnprocessedKeys: [String: [Item]] = [:] }
             return try encoder.encode(Out(Responses: found))
         case "dynamodb:ListStreams":
