@@ -19,7 +19,6 @@ public struct Topic: Codable, Sendable, Equatable {
     }
 }
 
-/// The protocols a subscription may use.
 /// Deliveries go out in two lanes that never wait for each other: mail, over SMTP to a relay that
 /// may be slow (or hang until a timeout), and everything else (queues, HTTP endpoints).
 public enum DeliveryLane: Int, Sendable, CaseIterable {
@@ -27,6 +26,7 @@ public enum DeliveryLane: Int, Sendable, CaseIterable {
     case other = 1
 }
 
+/// The protocols a subscription may use.
 public enum DeliveryProtocol: String, Codable, Sendable, CaseIterable {
     case email
     case emailJSON = "email-json"
@@ -37,6 +37,7 @@ public enum DeliveryProtocol: String, Codable, Sendable, CaseIterable {
     /// Whether the endpoint's owner must confirm first (SNS trusts only its own account's queues).
     public var needsConfirmation: Bool { self != .sqs }
 
+    /// The delivery lane its deliveries go out in.
     public var lane: DeliveryLane { self == .email || self == .emailJSON ? .mail : .other }
 
     /// Whether RawMessageDelivery may be set (AWS: sqs, http(s) and firehose; not email).
