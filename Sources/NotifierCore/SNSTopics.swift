@@ -524,51 +524,46 @@ public struct SNSTopics: Sendable {
         dueOrder[delivery.deliveryProtocol.lane.rawValue].insert(DueKey(delivery))
     }
 
-    /// Hands out up to `limit` deliveries of `lane` (of both, oldest first, when nil) due at `now`.
-    /// Each counts as being sent until `deliverySucceeded` or `deliveryFailed` reports on it, and is
-    /// not handed out again before that. Those in `notYet` stay in the outbox for a later call: the
-    /// shell names the deliveries whose outbox rows are not durable yet, so nothing is sent that a
-    /// crash could make the notifier forget it sent.
-    public mutating func takeDue(now: Double, limit: Int, notYet: Set<String> = [], lane: DeliveryLane? = nil) -> [Delivery] {
+    /// Hands out up to `limit` deliveries of `lane` due at `now`, oldest first. Each counts as being
+    /// sent until `deliverySucceeded` or `deliveryFailed` reports on it, and is not handed out again
+    /// before that. Those in `notYet` stay in the outbox for a later call: the shell names the
+    /// deliveries whose outbox rows are not durable yet, so nothing is sent that a crash could make
+    /// the notifier forget it sent.
+    public mutating func takeDue(now: Double, limit: Int, lane: DeliveryLane, notYet: Set<String> = []) -> [Delivery] {
         var due: [Delivery] = []
-        var held: [[DueKey]] = dueOrder.map { _ in [] }
-        defer { for (index, keys) in held.enumerated() { for key in keys { dueOrder[index].insert(key) } } }
-        while due.count < limit, let next = nextValid(lane: lane, notYet: notYet, held: &held), next.key.dueAt <= now {
-            dueOrder[next.index].removeMin()
-            handedOut.insert(next.key.id)
-            due.append(outbox[next.key.id]!)
+        var held: [DueKey] = []
+        defer { for key in held { dueOrder[lane.rawValue].insert(key) } }
+        while due.count < limit, let top = nextValid(lane, notYet: notYet, held: &held), top.dueAt <= now {
+            dueOrder[lane.rawValue].removeMin()
+            handedOut.insert(top.id)
+            due.append(outbox[top.id]!)
         }
         return due
     }
 
-    /// When the next delivery of `lane` (of either, when nil) not handed out (nor in `notYet`)
-    /// falls due, if any.
-    public mutating func nextDueAt(notYet: Set<String> = [], lane: DeliveryLane? = nil) -> Double? {
-        var held: [[DueKey]] = dueOrder.map { _ in [] }
-        defer { for (index, keys) in held.enumerated() { for key in keys { dueOrder[index].insert(key) } } }
-        return nextValid(lane: lane, notYet: notYet, held: &held)?.key.dueAt
+    /// When the next delivery of `lane` not handed out (nor in `notYet`) falls due, if any.
+    public mutating func nextDueAt(lane: DeliveryLane, notYet: Set<String> = []) -> Double? {
+        var held: [DueKey] = []
+        defer { for key in held { dueOrder[lane.rawValue].insert(key) } }
+        return nextValid(lane, notYet: notYet, held: &held)?.dueAt
     }
 
-    /// The earliest entry, over the lanes asked for, that can be handed out: stale entries on the
-    /// way are dropped, and those in `notYet` set aside in `held` (the caller puts them back).
-    private mutating func nextValid(lane: DeliveryLane?, notYet: Set<String>, held: inout [[DueKey]]) -> (index: Int, key: DueKey)? {
-        var best: (index: Int, key: DueKey)?
-        for index in lane.map({ [$0.rawValue] }) ?? Array(dueOrder.indices) {
-            while let top = dueOrder[index].min {
-                guard let delivery = outbox[top.id], delivery.dueAt == top.dueAt, !handedOut.contains(top.id) else {
-                    dueOrder[index].removeMin()  // stale
-                    continue
-                }
-                if notYet.contains(top.id) {
-                    dueOrder[index].removeMin()
-                    held[index].append(top)
-                    continue
-                }
-                if best.map({ top < $0.key }) ?? true { best = (index, top) }
-                break
+    /// The top of `lane`'s due order once it can be handed out: stale entries on the way are
+    /// dropped, and those in `notYet` set aside in `held` (the caller puts them back).
+    private mutating func nextValid(_ lane: DeliveryLane, notYet: Set<String>, held: inout [DueKey]) -> DueKey? {
+        while let top = dueOrder[lane.rawValue].min {
+            guard let delivery = outbox[top.id], delivery.dueAt == top.dueAt, !handedOut.contains(top.id) else {
+                dueOrder[lane.rawValue].removeMin()  // stale
+                continue
             }
+            guard !notYet.contains(top.id) else {
+                dueOrder[lane.rawValue].removeMin()
+                held.append(top)
+                continue
+            }
+            return top
         }
-        return best
+        return nil
     }
 
     /// The endpoint took the delivery: it leaves the outbox and goes into the log.

@@ -60,17 +60,16 @@ actor NotifierEngine {
 
     func read<T: Sendable>(_ operation: @Sendable (SNSTopics) throws -> T) rethrows -> T { try operation(topics) }
 
-    /// Due deliveries of `lane` (of both when nil) not already being sent, whose outbox rows are
-    /// durable; they count as being sent until reported.
-    func takeDue(limit: Int, lane: DeliveryLane? = nil) -> [Delivery] {
-        topics.takeDue(now: Self.now(), limit: limit, notYet: notDurable.isEmpty ? [] : Set(notDurable.keys), lane: lane)
+    /// Due deliveries of `lane` not already being sent, whose outbox rows are durable; they count as
+    /// being sent until reported.
+    func takeDue(limit: Int, lane: DeliveryLane) -> [Delivery] {
+        topics.takeDue(now: Self.now(), limit: limit, lane: lane, notYet: notDurable.isEmpty ? [] : Set(notDurable.keys))
     }
 
-    /// Seconds until the next delivery of `lane` (of either when nil) not being sent falls due (nil:
-    /// nothing waiting). One whose commit is in flight does not count: the commit rings the lane's
-    /// doorbell when it is done.
-    func secondsUntilNextDue(lane: DeliveryLane? = nil) -> Double? {
-        topics.nextDueAt(notYet: notDurable.isEmpty ? [] : Set(notDurable.keys), lane: lane).map { max(0, $0 - Self.now()) }
+    /// Seconds until the next delivery of `lane` not being sent falls due (nil: nothing waiting). One
+    /// whose commit is in flight does not count: the commit rings the lane's doorbell when it is done.
+    func secondsUntilNextDue(lane: DeliveryLane) -> Double? {
+        topics.nextDueAt(lane: lane, notYet: notDurable.isEmpty ? [] : Set(notDurable.keys)).map { max(0, $0 - Self.now()) }
     }
 
     /// An attempt's result: nil error for delivered; `permanent` when the endpoint refused for good.

@@ -572,17 +572,17 @@ final class Counter: @unchecked Sendable {
             _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: "m\(i)"), now: Self.t0 + Double(i), changes: &changes)
         }
         let created = deliveries(changes).sorted { $0.createdAt < $1.createdAt }.map(\.id)
-        #expect(sns.takeDue(now: Self.t0 + 10, limit: 2).map(\.id) == Array(created[0..<2]))
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 2, lane: .other).map(\.id) == Array(created[0..<2]))
         // A restart forgets what was handed out (those sends never reported): all five are due again.
         var restored = makeTopics()
         restored.restore(topics: Array(sns.topics.values), subscriptions: Array(sns.subscriptions.values), outbox: Array(sns.outbox.values),
                          dedupe: [], delivered: 0, failed: 0)
-        #expect(restored.takeDue(now: Self.t0 + 10, limit: 10).map(\.id) == created)
+        #expect(restored.takeDue(now: Self.t0 + 10, limit: 10, lane: .other).map(\.id) == created)
         // Deliveries of a subscription that goes away leave the due order with it.
-        #expect(sns.takeDue(now: Self.t0 + 10, limit: 1).map(\.id) == [created[2]])
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 1, lane: .other).map(\.id) == [created[2]])
         try sns.unsubscribe(subscription, changes: &changes)
-        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10).isEmpty)
-        #expect(sns.nextDueAt() == nil)
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10, lane: .other).isEmpty)
+        #expect(sns.nextDueAt(lane: .other) == nil)
     }
 
     @Test func deliveriesNotYetDurableStayInTheOutboxUntilAsked() throws {
@@ -595,13 +595,13 @@ final class Counter: @unchecked Sendable {
         }
         let created = deliveries(changes).sorted { $0.createdAt < $1.createdAt }.map(\.id)
         // The oldest is still being committed: the next due is the second's, and it is handed out.
-        #expect(sns.nextDueAt(notYet: [created[0]]) == Self.t0 + 1)
-        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10, notYet: [created[0], created[2]]).map(\.id) == [created[1]])
-        #expect(sns.nextDueAt(notYet: [created[0], created[2]]) == nil)
+        #expect(sns.nextDueAt(lane: .other, notYet: [created[0]]) == Self.t0 + 1)
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10, lane: .other, notYet: [created[0], created[2]]).map(\.id) == [created[1]])
+        #expect(sns.nextDueAt(lane: .other, notYet: [created[0], created[2]]) == nil)
         // Durable now: handed out in their order, once.
-        #expect(sns.nextDueAt() == Self.t0)
-        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10).map(\.id) == [created[0], created[2]])
-        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10).isEmpty)
+        #expect(sns.nextDueAt(lane: .other) == Self.t0)
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10, lane: .other).map(\.id) == [created[0], created[2]])
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10, lane: .other).isEmpty)
     }
 
     @Test func mailAndTheOtherProtocolsAreHandedOutInTheirOwnLanes() throws {
@@ -622,8 +622,6 @@ final class Counter: @unchecked Sendable {
                          dedupe: [], delivered: 0, failed: 0)
         #expect(restored.takeDue(now: Self.t0 + 2, limit: 10, lane: .mail).map(\.deliveryProtocol) == [.email])
         #expect(restored.takeDue(now: Self.t0 + 2, limit: 10, lane: .other).map(\.deliveryProtocol) == [.sqs])
-        // Without a lane: both, in due order.
-        #expect(sns.takeDue(now: Self.t0 + 2, limit: 10).map(\.deliveryProtocol) == [.email])
     }
 
     @Test func outboxHandsOutDueDeliveriesAndRetriesWithBackoff() throws {
@@ -633,20 +631,20 @@ final class Counter: @unchecked Sendable {
         sns.deliverySucceeded(try #require(sns.outbox.keys.first), now: Self.t0, changes: &changes)  // the confirmation
         #expect(sns.deliveredCount == 1)
         _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: "m"), now: Self.t0 + 10, changes: &changes)
-        #expect(sns.takeDue(now: Self.t0 + 9, limit: 10).isEmpty)
-        let due = sns.takeDue(now: Self.t0 + 10, limit: 10)
+        #expect(sns.takeDue(now: Self.t0 + 9, limit: 10, lane: .mail).isEmpty)
+        let due = sns.takeDue(now: Self.t0 + 10, limit: 10, lane: .mail)
         #expect(due.count == 1)
         let id = due[0].id
         // Handed out: not again until reported, and not what the loop waits for.
-        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10).isEmpty)
-        #expect(sns.nextDueAt() == nil)
+        #expect(sns.takeDue(now: Self.t0 + 10, limit: 10, lane: .mail).isEmpty)
+        #expect(sns.nextDueAt(lane: .mail) == nil)
         changes = []
         #expect(!sns.deliveryFailed(id, error: "connection refused", now: Self.t0 + 10, changes: &changes))
         #expect(sns.outbox[id]?.dueAt == Self.t0 + 11)
         #expect(sns.outbox[id]?.attempts == 1)
-        #expect(sns.nextDueAt() == Self.t0 + 11)
-        #expect(sns.takeDue(now: Self.t0 + 10.5, limit: 10).isEmpty)
-        #expect(sns.takeDue(now: Self.t0 + 11, limit: 10).map(\.id) == [id])
+        #expect(sns.nextDueAt(lane: .mail) == Self.t0 + 11)
+        #expect(sns.takeDue(now: Self.t0 + 10.5, limit: 10, lane: .mail).isEmpty)
+        #expect(sns.takeDue(now: Self.t0 + 11, limit: 10, lane: .mail).map(\.id) == [id])
         _ = sns.deliveryFailed(id, error: "connection refused", now: Self.t0 + 11, changes: &changes)
         #expect(sns.outbox[id]?.dueAt == Self.t0 + 13)
         changes = []

@@ -48,13 +48,13 @@ import NotifierCore
         }
         for await _ in disk.started { break }
         // The publish's delivery is in the core, and due, but its row is not on disk yet.
-        #expect(await engine.takeDue(limit: 10).isEmpty)
-        #expect(await engine.secondsUntilNextDue() == nil)
+        #expect(await engine.takeDue(limit: 10, lane: .other).isEmpty)
+        #expect(await engine.secondsUntilNextDue(lane: .other) == nil)
         disk.letItFinish()
         _ = try await publish.value
         #expect(engine.doorbells[DeliveryLane.other.rawValue].pending)
         #expect(!engine.doorbells[DeliveryLane.mail.rawValue].pending)
-        let due = await engine.takeDue(limit: 10)
+        let due = await engine.takeDue(limit: 10, lane: .other)
         #expect(due.map(\.endpoint) == ["arn:aws:sqs:us-east-1:000000000000:q"])
     }
 }
