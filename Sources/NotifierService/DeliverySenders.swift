@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import NimbusProtocol
 import NimbusRuntime
 import NotifierCore
@@ -13,10 +10,13 @@ final class DeliverySenders: Sendable {
     /// One client per SMTP connection; a mail goes over the one of its lane.
     let smtp: [SMTPClient]
     let fromAddress: String
+    /// http and https deliveries.
+    let http: HTTPDeliveryClient
 
-    init(smtp: [SMTPClient], fromAddress: String) {
+    init(smtp: [SMTPClient], fromAddress: String, http: HTTPDeliveryClient = HTTPDeliveryClient()) {
         self.smtp = smtp
         self.fromAddress = fromAddress
+        self.http = http
     }
 
     func send(_ delivery: Delivery, client: NimbusClient, lane: Int = 0) async throws {
@@ -86,20 +86,15 @@ final class DeliverySenders: Sendable {
     }
 
     private func post(_ delivery: Delivery) async throws {
-        guard let url = URL(string: delivery.endpoint) else { throw SenderError("not a URL: \(delivery.endpoint)") }
-        var request = URLRequest(url: url, timeoutInterval: 15)
-        request.httpMethod = "POST"
-        request.httpBody = Data(delivery.body.utf8)
-        request.setValue("text/plain; charset=UTF-8", forHTTPHeaderField: "Content-Type")
-        request.setValue(delivery.kind.rawValue, forHTTPHeaderField: "x-amz-sns-message-type")
-        request.setValue(delivery.messageId, forHTTPHeaderField: "x-amz-sns-message-id")
-        request.setValue(delivery.topicArn, forHTTPHeaderField: "x-amz-sns-topic-arn")
-        if delivery.kind == .notification { request.setValue(delivery.subscriptionArn, forHTTPHeaderField: "x-amz-sns-subscription-arn") }
-        if delivery.raw == true { request.setValue("true", forHTTPHeaderField: "x-amz-sns-rawdelivery") }
-        request.setValue("Amazon Simple Notification Service Agent", forHTTPHeaderField: "User-Agent")
-        let (_, response) = try await URLSession.shared.data(for: request)
-        guard let http = response as? HTTPURLResponse else { throw SenderError("no HTTP response from \(delivery.endpoint)") }
-        guard (200..<300).contains(http.statusCode) else { throw SenderError("\(delivery.endpoint) answered HTTP \(http.statusCode)") }
+        var headers = [("Content-Type", "text/plain; charset=UTF-8"),
+                       ("x-amz-sns-message-type", delivery.kind.rawValue),
+                       ("x-amz-sns-message-id", delivery.messageId),
+                       ("x-amz-sns-topic-arn", delivery.topicArn)]
+        if delivery.kind == .notification { headers.append(("x-amz-sns-subscription-arn", delivery.subscriptionArn)) }
+        if delivery.raw == true { headers.append(("x-amz-sns-rawdelivery", "true")) }
+        headers.append(("User-Agent", "Amazon Simple Notification Service Agent"))
+        let status = try await http.post(delivery.endpoint, headers: headers, body: Array(delivery.body.utf8))
+        guard (200..<300).contains(status) else { throw SenderError("\(delivery.endpoint) answered HTTP \(status)") }
     }
 }
 

@@ -166,6 +166,7 @@ public struct NotifierNodeService: NodeService {
             }
         }
         for client in senders.smtp { await client.close() }
+        senders.http.close()
     }
 
     // MARK: Delivery

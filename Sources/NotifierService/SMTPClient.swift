@@ -255,51 +255,11 @@ final class SMTPConnection {
     var pipelining = false
 
     init(host: String, port: Int, timeout: Double) throws {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, String(port), &hints, &result)
-        guard status == 0, let first = result else {
-            throw SMTPError("cannot resolve SMTP host \(host): \(String(cString: gai_strerror(status)))")
+        switch BlockingTCP.connect(host: host, port: port, timeout: timeout) {
+        case .success(let s): fd = s
+        case .failure(.unresolved(let reason)): throw SMTPError("cannot resolve SMTP host \(host): \(reason)")
+        case .failure(.refused(let reason)): throw SMTPError("cannot connect to SMTP server \(host):\(port): \(reason)")
         }
-        defer { freeaddrinfo(result) }
-        var lastError = "no address"
-        var candidate: UnsafeMutablePointer<addrinfo>? = first
-        while let info = candidate {
-            candidate = info.pointee.ai_next
-            let s = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
-            if s < 0 { lastError = String(cString: strerror(errno)); continue }
-            if Self.connect(s, info.pointee.ai_addr, info.pointee.ai_addrlen, timeout: timeout, error: &lastError) {
-                var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
-                setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                var one: Int32 = 1
-                setsockopt(s, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-                fd = s
-                return
-            }
-            Glibc.close(s)
-        }
-        throw SMTPError("cannot connect to SMTP server \(host):\(port): \(lastError)")
-    }
-
-    /// connect(2) bounded by `timeout`: non-blocking connect, poll for writability, check SO_ERROR.
-    private static func connect(_ s: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: socklen_t, timeout: Double,
-                                error: inout String) -> Bool {
-        let flags = fcntl(s, F_GETFL, 0)
-        _ = fcntl(s, F_SETFL, flags | O_NONBLOCK)
-        defer { _ = fcntl(s, F_SETFL, flags) }
-        if Glibc.connect(s, address, length) == 0 { return true }
-        guard errno == EINPROGRESS else { error = String(cString: strerror(errno)); return false }
-        var pfd = pollfd(fd: s, events: Int16(POLLOUT), revents: 0)
-        let ready = poll(&pfd, 1, Int32(timeout * 1000))
-        if ready <= 0 { error = ready == 0 ? "connect timed out after \(timeout) s" : String(cString: strerror(errno)); return false }
-        var code: Int32 = 0
-        var size = socklen_t(MemoryLayout<Int32>.size)
-        getsockopt(s, SOL_SOCKET, SO_ERROR, &code, &size)
-        if code != 0 { error = String(cString: strerror(code)); return false }
-        return true
     }
 
     /// Upgrades the connection: TLS over the same socket, the server's certificate verified.
@@ -321,15 +281,7 @@ final class SMTPConnection {
     func write(_ text: String) throws {
         let bytes = Array(text.utf8)
         if let tls { return try tls.write(bytes) }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SMTPError("SMTP write failed: \(String(cString: strerror(errno)))")
-            }
-            offset += n
-        }
+        if let failure = BlockingTCP.send(fd, bytes) { throw SMTPError("SMTP write failed: \(failure)") }
     }
 
     func command(_ line: String) throws -> Reply {

@@ -4,7 +4,7 @@ import Foundation
 import Glibc
 #endif
 
-/// What a TLS client trusts and offers, made once and shared by every connection of an SMTP client:
+/// What a TLS client trusts and offers, made once and shared by every connection of a client (SMTP, HTTP):
 /// TLS 1.2 or newer, the peer's certificate verified against the system's CA store (or a given PEM
 /// file) and against the host name we connected to.
 final class TLSClientContext: @unchecked Sendable {
@@ -13,19 +13,19 @@ final class TLSClientContext: @unchecked Sendable {
 
     init(caFile: String?) throws {
         // OpenSSL writes to its socket with write(2), which raises SIGPIPE when the server has gone;
-        // the default action would kill the node. (Plain SMTP writes use MSG_NOSIGNAL instead.)
+        // the default action would kill the node. (Plain writes use MSG_NOSIGNAL instead.)
         signal(SIGPIPE, SIG_IGN)
-        guard let context = SSL_CTX_new(TLS_client_method()) else { throw SMTPError("cannot create a TLS context: \(TLSClientContext.lastError())") }
+        guard let context = SSL_CTX_new(TLS_client_method()) else { throw TLSError("cannot create a TLS context: \(TLSClientContext.lastError())") }
         self.context = context
         SSL_CTX_ctrl(context, SSL_CTRL_SET_MIN_PROTO_VERSION, Int(TLS1_2_VERSION), nil)
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
         if let caFile {
             // Retryable like any connection failure: the mail is not at fault, and the file can be fixed.
             guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else {
-                throw SMTPError("cannot load the CA certificates in \(caFile): \(TLSClientContext.lastError())")
+                throw TLSError("cannot load the CA certificates in \(caFile): \(TLSClientContext.lastError())")
             }
         } else if SSL_CTX_set_default_verify_paths(context) != 1 {
-            throw SMTPError("cannot load the system's CA certificates: \(TLSClientContext.lastError())")
+            throw TLSError("cannot load the system's CA certificates: \(TLSClientContext.lastError())")
         }
     }
 
@@ -45,6 +45,13 @@ final class TLSClientContext: @unchecked Sendable {
     }
 }
 
+/// A TLS failure: a handshake refused (with OpenSSL's reason) or a read or write that failed. The
+/// connection is not usable after it.
+struct TLSError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// One TLS session over a connected, blocking socket (its SO_RCVTIMEO/SO_SNDTIMEO bound every read
 /// and write, the handshake included). The socket stays the caller's to close.
 final class TLSStream {
@@ -54,7 +61,7 @@ final class TLSStream {
     /// Runs the handshake as a client of `host`; throws when it fails or the certificate does not
     /// verify (with OpenSSL's reason: expired, self-signed, wrong name, ...).
     init(context: TLSClientContext, socket: Int32, host: String) throws {
-        guard let ssl = SSL_new(context.context) else { throw SMTPError("cannot start TLS: \(TLSClientContext.lastError())") }
+        guard let ssl = SSL_new(context.context) else { throw TLSError("cannot start TLS: \(TLSClientContext.lastError())") }
         self.ssl = ssl
         SSL_set_fd(ssl, socket)
         let parameters = SSL_get0_param(ssl)
@@ -76,7 +83,7 @@ final class TLSStream {
             open = false
             // A certificate that does not verify will not verify on the next attempt either, but the
             // operator may fix the relay or the CA file: left retryable, like every connection failure.
-            throw SMTPError("TLS handshake with \(host) failed: \(reason)")
+            throw TLSError("TLS handshake with \(host) failed: \(reason)")
         }
     }
 
@@ -87,7 +94,7 @@ final class TLSStream {
         while offset < bytes.count {
             ERR_clear_error()
             let n = bytes[offset...].withUnsafeBytes { SSL_write(ssl, $0.baseAddress, Int32($0.count)) }
-            guard n > 0 else { throw SMTPError("SMTP write over TLS failed: \(describe(n, operation: "write"))") }
+            guard n > 0 else { throw TLSError("write over TLS failed: \(describe(n, operation: "write"))") }
             offset += Int(n)
         }
     }
@@ -99,7 +106,7 @@ final class TLSStream {
         if n > 0 { return Int(n) }
         let error = SSL_get_error(ssl, n)
         if error == SSL_ERROR_ZERO_RETURN { return 0 }
-        throw SMTPError("SMTP read over TLS failed: \(describe(n, operation: "read"))")
+        throw TLSError("read over TLS failed: \(describe(n, operation: "read"))")
     }
 
     /// Sends close_notify (best effort) and frees the session.
