@@ -4,9 +4,11 @@ A cluster (the binaries in $NIMBUS_BIN, normally the release build) with two ext
 POC-Topic: an SQS queue (`bench-subscriber`, read here) and a confirmed email address (delivered to
 the cluster's SMTP sink). Two phases:
   1. latency: 20 orders/s for --latency-seconds; each order's latency is from just before its POST to
-     the moment its notification is received from the subscriber queue (p50 / p99). Measured twice:
-     by `nimbus-bench latency` (a Swift client: raw keep-alive HTTP, the node runtime's long poll),
-     which is the figure reported, and by this script's Python clients, which add a few ms of their own;
+     the moment its notification is received from the subscriber queue (p50 / p99). Measured three
+     times: by `nimbus-bench latency` (a Swift client: raw keep-alive HTTP, the node runtime's long
+     poll), which is the figure reported; by this script's Python clients, which add a few ms of
+     their own; and by `nimbus-bench latency --via http`, whose notifications come to an http
+     subscriber it serves (POST accepted -> delivered to an http subscriber);
   2. throughput: wrk POSTs for --seconds with 32 connections; sustained end-to-end orders/s is the
      number of orders accepted divided by the time until the last one was read from the subscriber
      queue (by `nimbus-bench drain`); emails/s likewise, until the sink's mailboxes last grew.
@@ -99,15 +101,21 @@ def main() -> int:
             confirm_email(cluster, "bench@example.com")
 
             # Phase 1: latency at 20 orders/s, first through the Swift probe (it reads and deletes its
-            # notifications from bench-subscriber), then through Python's clients.
-            probe = subprocess.run(
-                [str(Path(os.environ["NIMBUS_BIN"]) / "nimbus-bench"), "latency", "--http", cluster.http_url,
-                 "--queue", cluster.endpoint("queue"), "--subscriber", queue_url("bench-subscriber"),
-                 "--credentials", str(cluster.directory / "data" / "credentials" / "root.json"),
-                 "--rate", "20", "--seconds", str(args.latency_seconds)],
-                capture_output=True, text=True, timeout=args.latency_seconds + 60)
-            assert probe.returncode == 0, probe.stderr
-            print(probe.stdout.strip())
+            # notifications from bench-subscriber), then through Python's clients, then through the
+            # Swift probe with an http subscriber it serves and subscribes itself (the notifier POSTs
+            # to it: no subscriber queue, and no second durable commit at the queue node).
+            def probe(via: str) -> None:
+                run = subprocess.run(
+                    [str(Path(os.environ["NIMBUS_BIN"]) / "nimbus-bench"), "latency", "--http", cluster.http_url,
+                     "--queue", cluster.endpoint("queue"), "--subscriber", queue_url("bench-subscriber"),
+                     "--via", via, "--notifier", cluster.endpoint("notifier"),
+                     "--credentials", str(cluster.directory / "data" / "credentials" / "root.json"),
+                     "--rate", "20", "--seconds", str(args.latency_seconds)],
+                    capture_output=True, text=True, timeout=args.latency_seconds + 60)
+                assert run.returncode == 0, run.stderr
+                print(run.stdout.strip())
+
+            probe("sqs")
             receiver = Receiver(cluster.endpoint("queue"), queue_url("bench-subscriber"))
             receiver.start()
             sent: dict[int, float] = {}
@@ -127,6 +135,18 @@ def main() -> int:
 
             receiver.stop.set()
             receiver.join(timeout=10)
+
+            probe("http")
+            # The http probe's orders went to bench-subscriber too: out of the queue before the
+            # throughput phase counts what it drains, and their mails in before it counts mails.
+            orders_so_far = 3 * count
+            with SQS(cluster.endpoint("queue")) as queue:
+                def queued() -> int:
+                    return int(queue("sqs:GetQueueAttributes", {"QueueUrl": queue_url("bench-subscriber"),
+                                                                "AttributeNames": ["ApproximateNumberOfMessages"]})["Attributes"]["ApproximateNumberOfMessages"])
+                wait_until(lambda: queued() >= count, timeout=30, message="the http probe's orders in bench-subscriber")
+                queue("sqs:PurgeQueue", {"QueueUrl": queue_url("bench-subscriber")})
+            wait_until(lambda: mails_stored(cluster) >= orders_so_far + 1, timeout=30, message="the latency phase's mails")
 
             # Phase 2: sustained throughput under wrk, the subscriber queue drained by `nimbus-bench
             # drain` (compiled, and it does not parse the notifications: the Python receiver took
