@@ -136,6 +136,7 @@ let package = Package(
         .testTarget(name: "QueueCoreTests", dependencies: ["QueueCore", "NimbusProtocol"]),
         .testTarget(name: "NimbusStackTests", dependencies: ["NimbusStack"]),
         .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),
+        .testTarget(name: "IAMServiceTests", dependencies: ["IAMService", "IAMCore", "NimbusRuntime"]),
         .testTarget(name: "NimbusAuthTests", dependencies: ["NimbusAuth", "NimbusProtocol", "IAMCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TableCoreTests", dependencies: ["TableCore"]),
         .testTarget(name: "NimbusStorageTests", dependencies: ["NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]),

@@ -73,7 +73,7 @@ struct LocalAuthority: Authority {
 
     func decide(principal: String, action: String, resource: String, resourcePolicy: String?) async throws -> Decision {
         let policy = try resourcePolicy.map { text throws in try PolicyDocument(json: text) }
-        return await engine.read { reg in reg.authorize(AuthorizationRequest(principal: principal, action: action, resource: resource), resourcePolicy: policy) }
+        return try await engine.read { reg in reg.authorize(AuthorizationRequest(principal: principal, action: action, resource: resource), resourcePolicy: policy) }
     }
 
     func policyVersion() async throws -> Int64 { await engine.policyVersion }

@@ -1,5 +1,6 @@
 import Foundation
 import IAMCore
+import Logging
 import NimbusAuth
 import NimbusRuntime
 import NimbusStack
@@ -26,7 +27,7 @@ public struct IAMNodeService: NodeService {
         let (policies, roles) = try store.load()
         var registry = IAMRegistry(account: configuration.cluster.account)
         registry.restore(policies: policies, roles: roles)
-        engine = IAMEngine(registry: registry, store: store)
+        engine = IAMEngine(registry: registry, logger: Logger(label: "iam"), write: { try await store.commit($0) })
         credentials = try CredentialAuthority(dataDirectory: configuration.dataDirectory, account: configuration.cluster.account)
     }
 
@@ -109,7 +110,7 @@ public struct IAMNodeService: NodeService {
             return try encoder.encode(["Policy": shape])
         case "iam:ListPolicies":
             let r = try request.decode(ListPoliciesRequest.self)
-            let shapes = await engine.read { reg in reg.listPolicies(scope: r.Scope).map { IAMShapes.policy($0, attachments: reg.attachmentCount($0.arn)) } }
+            let shapes = try await engine.read { reg in reg.listPolicies(scope: r.Scope).map { IAMShapes.policy($0, attachments: reg.attachmentCount($0.arn)) } }
             return try encoder.encode(ListPolicies(Policies: shapes))
         case "iam:DeletePolicy":
             let r = try request.decode(PolicyArnRequest.self)
@@ -125,7 +126,7 @@ public struct IAMNodeService: NodeService {
             let r = try request.decode(RoleNameRequest.self)
             return try encoder.encode(["Role": IAMShapes.role(try await engine.read { reg in try reg.getRole(r.RoleName) })])
         case "iam:ListRoles":
-            return try encoder.encode(ListRoles(Roles: await engine.read { reg in reg.listRoles().map(IAMShapes.role) }))
+            return try encoder.encode(ListRoles(Roles: try await engine.read { reg in reg.listRoles().map(IAMShapes.role) }))
         case "iam:DeleteRole":
             let r = try request.decode(RoleNameRequest.self)
             try await engine.perform { reg, _, changes in try reg.deleteRole(r.RoleName, changes: &changes) }
@@ -150,7 +151,7 @@ public struct IAMNodeService: NodeService {
             var context: [String: [String]] = [:]
             for entry in r.ContextEntries ?? [] { context[entry.ContextKeyName] = entry.ContextKeyValues }
             let keys = context
-            let results = await engine.read { reg in
+            let results = try await engine.read { reg in
                 r.ActionNames.flatMap { action in
                     (r.ResourceArns ?? ["*"]).map { resource in
                         let decision = reg.authorize(AuthorizationRequest(principal: r.PolicySourceArn, action: action, resource: resource, context: keys),

@@ -2,6 +2,8 @@ import Foundation
 import GRDB
 import NimbusStorage
 import IAMCore
+import Logging
+import NimbusRuntime
 
 /// IAM's policies and roles in SQLite (WAL, synchronous=FULL), one JSON row each.
 final class IAMStore: Sendable {
@@ -43,29 +45,44 @@ final class IAMStore: Sendable {
     }
 }
 
-/// Serializes IAM operations on the registry; each answers once its change is on disk. IAM writes
-/// are rare (set-up, attach/detach), so one commit per operation is enough here.
+/// Serializes IAM operations on the registry. Each answers once the state it changed or read is
+/// on disk: its changes go through a group committer, and an operation that changes nothing (a
+/// read, a refusal, an authorization decision) waits for the commits in flight, since it may have
+/// decided from them. Before, the actor ran other operations while a commit was pending, and one
+/// could answer from a role or attachment that a crash would then undo.
 actor IAMEngine {
     private var registry: IAMRegistry
-    private let store: IAMStore
-    /// Bumped on every change to policies, roles or attachments; nodes drop cached decisions when
-    /// it moves. Starts at the start time (µs), so a restarted IAM node never repeats a version.
+    nonisolated let committer: GroupCommitter<IAMChange>
+    /// Bumped on every change to policies, roles or attachments, once it is durable; nodes drop
+    /// cached decisions when it moves. Starts at the start time (µs), so a restarted IAM node never
+    /// repeats a version.
     private(set) var policyVersion = Int64(Date().timeIntervalSince1970 * 1_000_000)
 
-    init(registry: IAMRegistry, store: IAMStore) {
+    /// `write` makes a batch of changes durable (the store's `commit`). A failed write leaves the
+    /// registry ahead of the disk: the node exits, and its restart reloads what is durable.
+    init(registry: IAMRegistry, logger: Logger, write: @escaping @Sendable ([IAMChange]) async throws -> Void) {
         self.registry = registry
-        self.store = store
+        committer = GroupCommitter(write: write, onFailure: { error in
+            logger.critical("commit failed: \(error); exiting so a restart reloads the durable state")
+            exit(70)
+        })
     }
 
     func perform<T: Sendable>(_ operation: @Sendable (inout IAMRegistry, Int64, inout [IAMChange]) throws -> T) async throws -> T {
         var changes: [IAMChange] = []
-        let result = try operation(&registry, Int64(Date().timeIntervalSince1970 * 1000), &changes)
-        try await store.commit(changes)
-        if !changes.isEmpty { policyVersion += 1 }
-        return result
+        let outcome = Result { try operation(&registry, Int64(Date().timeIntervalSince1970 * 1000), &changes) }
+        if changes.isEmpty {
+            try await committer.durable()
+        } else {
+            try await committer.commit(changes)
+            policyVersion += 1
+        }
+        return try outcome.get()
     }
 
-    func read<T: Sendable>(_ operation: @Sendable (IAMRegistry) throws -> T) rethrows -> T {
-        try operation(registry)
+    func read<T: Sendable>(_ operation: @Sendable (IAMRegistry) throws -> T) async throws -> T {
+        let outcome = Result { try operation(registry) }
+        try await committer.durable()
+        return try outcome.get()
     }
 }
