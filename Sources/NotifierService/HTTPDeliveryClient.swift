@@ -37,10 +37,20 @@ final class HTTPDeliveryClient: Sendable {
         let tls = target.origin.secure ? try context() : nil
         let connection = connections.next()
         let timeout = timeoutSeconds
-        return try await withCheckedThrowingContinuation { continuation in
-            connection.queue.async {
-                continuation.resume(with: Result { try connection.exchange(request, tls: tls, timeout: timeout) })
+        // Cancelled (the node is shutting down): the caller stops waiting at once; the exchange
+        // itself runs on until it ends or times out, and its result is dropped.
+        let waiter = Mutex<CheckedContinuation<Int, Error>?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                waiter.withLock { $0 = continuation }
+                if Task.isCancelled { waiter.withLock { $0.take() }?.resume(throwing: CancellationError()) }
+                connection.queue.async {
+                    let result = Result { try connection.exchange(request, tls: tls, timeout: timeout) }
+                    waiter.withLock { $0.take() }?.resume(with: result)
+                }
             }
+        } onCancel: {
+            waiter.withLock { $0.take() }?.resume(throwing: CancellationError())
         }
     }
 

@@ -159,9 +159,11 @@ public struct NotifierNodeService: NodeService {
     public func run(runtime: NodeRuntime) async throws {
         do { try await applyStack(logger: runtime.logger) } catch { runtime.logger.error("stack: \(error)") }
         await refreshPolicies()
+        let (httpDeliveries, httpQueue) = AsyncStream.makeStream(of: Delivery.self)
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
-                for lane in DeliveryLane.allCases { group.addTask { await deliveryLoop(lane, runtime: runtime) } }
+                for lane in DeliveryLane.allCases { group.addTask { await deliveryLoop(lane, http: httpQueue, runtime: runtime) } }
+                group.addTask { await postLoop(httpDeliveries, runtime: runtime) }
                 group.addTask { await housekeeping(runtime: runtime) }
             }
         }
@@ -173,10 +175,13 @@ public struct NotifierNodeService: NodeService {
 
     /// Sends what is due in `lane`, reports each outcome to the engine (which backs off failures),
     /// and sleeps until the lane's next entry falls due or a commit rings its doorbell. Mail goes over
-    /// `smtpConnections` connections, one message at a time on each; queue and HTTP deliveries of a
-    /// round go concurrently. The lanes run apart: a slow relay holds up mail, not the queues and
-    /// HTTP endpoints (a round waits for its slowest delivery).
-    func deliveryLoop(_ lane: DeliveryLane, runtime: NodeRuntime) async {
+    /// `smtpConnections` connections, one message at a time on each; a round's queue deliveries go
+    /// concurrently. The lanes run apart: a slow relay holds up mail, not the queues and HTTP
+    /// endpoints (a round waits for its slowest delivery). HTTP deliveries are handed to `http`
+    /// (`postLoop`) and not waited for: an endpoint that takes its time, or never answers (15 s
+    /// until the client gives up), would otherwise hold up every other endpoint and queue. The
+    /// engine hands a delivery out once until its outcome is reported, so none goes out twice.
+    func deliveryLoop(_ lane: DeliveryLane, http: AsyncStream<Delivery>.Continuation, runtime: NodeRuntime) async {
         let doorbell = engine.doorbells[lane.rawValue]
         while !Task.isCancelled {
             let due = await engine.takeDue(limit: 256, lane: lane)
@@ -215,7 +220,23 @@ public struct NotifierNodeService: NodeService {
                     group.addTask { await attemptQueueBatch(batch, runtime: runtime) }
                 }
                 for delivery in due where delivery.deliveryProtocol == .http || delivery.deliveryProtocol == .https {
-                    group.addTask { await record([(delivery, await attempt(delivery, runtime: runtime))], runtime: runtime) }
+                    http.yield(delivery)
+                }
+            }
+        }
+    }
+
+    /// POSTs each http/https delivery handed over by the delivery loop as soon as it comes, and
+    /// reports its outcome. The HTTP client keeps a few connections per endpoint; what is sent to
+    /// one endpoint waits only for that endpoint. At shutdown an attempt still waiting for its
+    /// endpoint is left unreported (its row stays in the outbox and is sent again after the
+    /// restart): a stuck endpoint does not hold up the node's exit for the client's 15 s.
+    func postLoop(_ deliveries: AsyncStream<Delivery>, runtime: NodeRuntime) async {
+        await withDiscardingTaskGroup { group in
+            for await delivery in deliveries {
+                group.addTask {
+                    let outcome = await attempt(delivery, runtime: runtime)
+                    if !Task.isCancelled { await record([(delivery, outcome)], runtime: runtime) }
                 }
             }
         }

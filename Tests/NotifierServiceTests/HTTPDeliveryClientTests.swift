@@ -172,6 +172,14 @@ final class ScriptedHTTPServer: @unchecked Sendable {
         #expect(try await client.post("http://127.0.0.1:\(closing.port)/", headers: [], body: []) == 200)
     }
 
+    @Test func aCancelledPostStopsWaitingAtOnce() async throws {
+        let listener = ScriptedHTTPServer(answers: [])  // listens, never accepts
+        let client = HTTPDeliveryClient(timeoutSeconds: 60)
+        let post = Task { try await client.post("http://127.0.0.1:\(listener.port)/", headers: [], body: []) }
+        post.cancel()
+        await #expect(throws: CancellationError.self) { try await post.value }
+    }
+
     @Test func aServerThatNeverAnswersTimesOut() async throws {
         let listener = ScriptedHTTPServer(answers: [])  // listens, never accepts
         let client = HTTPDeliveryClient(timeoutSeconds: 1)

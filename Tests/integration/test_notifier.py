@@ -480,3 +480,61 @@ def test_a_stuck_smtp_relay_does_not_hold_up_http_deliveries(tmp_path):
         tarpit.close()
         for connection in held:
             connection.close()
+
+
+def test_an_http_endpoint_that_never_answers_does_not_hold_up_another(tmp_path):
+    """HTTP deliveries are not waited for by the delivery round: while one endpoint accepts the
+    connection and never answers (the HTTP client gives up after 15 s), another endpoint's
+    confirmation arrives within seconds."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    base = find_base_port()
+    tarpit = socket.socket()
+    tarpit.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tarpit.bind((HOST, base + 7))
+    tarpit.listen(16)
+    held: list[socket.socket] = []
+
+    def swallow() -> None:
+        while True:
+            try:
+                held.append(tarpit.accept()[0])  # accepted, never answered
+            except OSError:
+                return
+
+    received: list[dict] = []
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    server = HTTPServer((HOST, base + 8), Endpoint)
+    threading.Thread(target=swallow, daemon=True).start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    node = Notifier(tmp_path, base, base + 9)
+    try:
+        node.start()
+        with SNS(node.endpoint) as sns:
+            topic = sns("CreateTopic", {"Name": unique("topic")})["TopicArn"]
+            sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 7}/stuck"})
+            wait_until(lambda: held, timeout=5, message="the stuck endpoint's connection")
+            sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 8}/hook"})
+            confirmation = wait_until(lambda: next((b for b in received if b.get("Type") == "SubscriptionConfirmation"), None),
+                                      timeout=9, message="the second endpoint's confirmation")
+            assert confirmation["TopicArn"] == topic
+            # The stuck endpoint's confirmation is still in its first attempt.
+            assert "will retry" not in node.process.log.read_text()
+            assert int(node.health()["sending"]) >= 1
+    finally:
+        node.kill(signal.SIGTERM)
+        server.shutdown()
+        server.server_close()
+        tarpit.close()
+        for connection in held:
+            connection.close()
