@@ -139,6 +139,7 @@ let package = Package(
         .testTarget(name: "IAMServiceTests", dependencies: ["IAMService", "IAMCore", "NimbusRuntime"]),
         .testTarget(name: "NimbusAuthTests", dependencies: ["NimbusAuth", "NimbusProtocol", "IAMCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TableCoreTests", dependencies: ["TableCore"]),
+        .testTarget(name: "TableServiceTests", dependencies: ["TableService", "TableCore", "NimbusRuntime"]),
         .testTarget(name: "NimbusStorageTests", dependencies: ["NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "FunctionRuntimeTests", dependencies: ["FunctionRuntime", "LabFunctions", "NimbusStack", "TableCore", "NimbusProtocol"]),
         .target(name: "NotifierCore", dependencies: ["NimbusProtocol", .product(name: "HeapModule", package: "swift-collections")]),

@@ -10,19 +10,22 @@ actor TableEngine {
     private var tables: Tables
     let store: TableStore
     private let logger: Logger
-    private let committer: GroupCommitter<TableChange>
+    nonisolated let committer: GroupCommitter<TableChange>
 
     /// Stream records on disk, for GetRecords' long poll; told once per committed batch, off the actor.
     private let watch: CommittedRecords
 
-    init(tables: Tables, store: TableStore, logger: Logger) {
+    /// `write` makes a batch durable; nil: the store's `commit` (tests hold a commit in flight with
+    /// their own).
+    init(tables: Tables, store: TableStore, logger: Logger, write: (@Sendable ([TableChange]) async throws -> Void)? = nil) {
         self.tables = tables
         self.store = store
         self.logger = logger
         let watch = CommittedRecords()
         self.watch = watch
+        let write = write ?? { try store.commit($0) }
         committer = GroupCommitter(write: { batch in
-            try store.commit(batch)
+            try await write(batch)
             watch.committed(batch)
         }, onFailure: { error in
             logger.critical("commit failed: \(error); exiting so a restart reloads the durable state")
