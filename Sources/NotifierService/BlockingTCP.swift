@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,6 +8,28 @@ import Glibc
 /// whose reads and writes each give up after `timeout` seconds. Their I/O runs on dedicated
 /// DispatchQueues, never on Swift's cooperative pool.
 enum BlockingTCP {
+    /// Runs `work` (blocking I/O) on `queue` and returns its result. A cancelled caller (the node
+    /// shutting down) stops waiting at once with CancellationError; the work runs on until it ends
+    /// or times out, and its result is dropped.
+    static func run<T: Sendable>(on queue: DispatchQueue, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+        let waiter = Mutex<CheckedContinuation<T, Error>?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                waiter.withLock { $0 = continuation }
+                if Task.isCancelled {
+                    waiter.withLock { $0.take() }?.resume(throwing: CancellationError())
+                    return
+                }
+                queue.async {
+                    let result = Result { try work() }
+                    waiter.withLock { $0.take() }?.resume(with: result)
+                }
+            }
+        } onCancel: {
+            waiter.withLock { $0.take() }?.resume(throwing: CancellationError())
+        }
+    }
+
     /// Connects to the first address of `host` that takes the connection, each attempt bounded by
     /// `timeout`; returns the socket or why none could be had.
     static func connect(host: String, port: Int, timeout: Double) -> Result<Int32, ConnectFailure> {

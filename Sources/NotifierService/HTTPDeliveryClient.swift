@@ -37,21 +37,7 @@ final class HTTPDeliveryClient: Sendable {
         let tls = target.origin.secure ? try context() : nil
         let connection = connections.next()
         let timeout = timeoutSeconds
-        // Cancelled (the node is shutting down): the caller stops waiting at once; the exchange
-        // itself runs on until it ends or times out, and its result is dropped.
-        let waiter = Mutex<CheckedContinuation<Int, Error>?>(nil)
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                waiter.withLock { $0 = continuation }
-                if Task.isCancelled { waiter.withLock { $0.take() }?.resume(throwing: CancellationError()) }
-                connection.queue.async {
-                    let result = Result { try connection.exchange(request, tls: tls, timeout: timeout) }
-                    waiter.withLock { $0.take() }?.resume(with: result)
-                }
-            }
-        } onCancel: {
-            waiter.withLock { $0.take() }?.resume(throwing: CancellationError())
-        }
+        return try await BlockingTCP.run(on: connection.queue) { try connection.exchange(request, tls: tls, timeout: timeout) }
     }
 
     /// Closes every kept connection (at shutdown).
@@ -145,13 +131,14 @@ final class KeptConnection: @unchecked Sendable {
     }
 
     /// One request and its answer, on `queue`. A kept connection the server has closed meanwhile
-    /// fails before any answer arrives: then once more on a fresh one.
+    /// fails before any answer arrives: then once more on a fresh one (not after a wait that used
+    /// up the time: that was an endpoint not answering).
     func exchange(_ request: [UInt8], tls: TLSClientContext?, timeout: Double) throws -> Int {
         let deadline = Date().addingTimeInterval(timeout)
         if let kept = socket {
             do {
                 return try exchange(request, on: kept, deadline: deadline)
-            } catch let failure as HTTPSocket.Failure where failure.beforeAnswer {
+            } catch let failure as HTTPSocket.Failure where failure.beforeAnswer && Date() < deadline {
                 drop()
             } catch {
                 drop()

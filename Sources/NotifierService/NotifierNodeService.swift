@@ -204,7 +204,10 @@ public struct NotifierNodeService: NodeService {
                         // same Message-ID (at least once, as before).
                         var done: [(Delivery, NotifierEngine.Outcome)] = []
                         for delivery in stride(from: lane, to: mails.count, by: lanes).map({ mails[$0] }) {
-                            done.append((delivery, await attempt(delivery, lane: lane, runtime: runtime)))
+                            let outcome = await attempt(delivery, lane: lane, runtime: runtime)
+                            // Shutting down: this mail's outcome is unknown; it is sent again after the restart.
+                            if Task.isCancelled { break }
+                            done.append((delivery, outcome))
                             if done.count == 16 {
                                 await record(done, runtime: runtime)
                                 done = []

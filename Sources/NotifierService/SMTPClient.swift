@@ -75,28 +75,26 @@ public final class SMTPClient: @unchecked Sendable {
         self.settings = settings
     }
 
-    /// Sends one mail; returns once the server accepted it (250 after DATA).
+    /// Sends one mail; returns once the server accepted it (250 after DATA). A cancelled caller
+    /// stops waiting at once (CancellationError); the transaction on the queue runs on.
     public func send(_ mail: MailMessage) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            queue.async {
-                do {
-                    try self.sendOnQueue(mail)
-                    continuation.resume()
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-        }
+        try await BlockingTCP.run(on: queue) { try self.sendOnQueue(mail) }
     }
 
-    /// Closes the connection (QUIT), e.g. at shutdown.
-    public func close() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            queue.async {
-                if let c = self.connection { _ = try? c.command("QUIT"); c.close() }
-                self.connection = nil
-                continuation.resume()
+    /// Closes the connection (QUIT), e.g. at shutdown. Waits at most `seconds` for it: a
+    /// connection still stuck in a transaction (a relay that never answers) must not hold up the
+    /// node's exit; the QUIT then follows when the transaction gives up, if the process is still there.
+    public func close(waitingUpTo seconds: Double = 1) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                _ = try? await BlockingTCP.run(on: self.queue) {
+                    if let c = self.connection { _ = try? c.command("QUIT"); c.close() }
+                    self.connection = nil
+                }
             }
+            group.addTask { try? await Task.sleep(for: .seconds(seconds)) }
+            await group.next()
+            group.cancelAll()
         }
     }
 

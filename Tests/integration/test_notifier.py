@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -473,6 +474,10 @@ def test_a_stuck_smtp_relay_does_not_hold_up_http_deliveries(tmp_path):
             # The mail is still in its first attempt: nothing about it has failed yet.
             assert "will retry" not in node.process.log.read_text()
             assert int(node.health()["sending"]) >= 1
+        # Nor does the stuck mail hold up a graceful exit for the SMTP client's 10 s.
+        stopping = time.monotonic()
+        node.kill(signal.SIGTERM)
+        assert time.monotonic() - stopping < 5, "the stuck relay held up the notifier's exit"
     finally:
         node.kill(signal.SIGTERM)
         server.shutdown()
@@ -531,6 +536,10 @@ def test_an_http_endpoint_that_never_answers_does_not_hold_up_another(tmp_path):
             # The stuck endpoint's confirmation is still in its first attempt.
             assert "will retry" not in node.process.log.read_text()
             assert int(node.health()["sending"]) >= 1
+        # Nor does it hold up a graceful exit for the HTTP client's 15 s.
+        stopping = time.monotonic()
+        node.kill(signal.SIGTERM)
+        assert time.monotonic() - stopping < 5, "the stuck endpoint held up the notifier's exit"
     finally:
         node.kill(signal.SIGTERM)
         server.shutdown()
