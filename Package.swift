@@ -128,18 +128,20 @@ let package = Package(
             dependencies: ["NimbusRuntime", "NimbusAuth", "IAMCore", "QueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             linkerSettings: allocator
         ),
+        // What the engines' tests share: an open-once gate and a disk whose write stays in flight.
+        .target(name: "NimbusTestSupport", path: "Tests/Support"),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
         .testTarget(name: "NimbusProtocolTests", dependencies: ["NimbusProtocol"]),
         .testTarget(name: "NimbusConfigTests", dependencies: ["NimbusConfig"]),
         .testTarget(name: "SupervisorCoreTests", dependencies: ["SupervisorCore"]),
-        .testTarget(name: "NimbusRuntimeTests", dependencies: ["NimbusRuntime", "NimbusAuth", "IAMCore"]),
+        .testTarget(name: "NimbusRuntimeTests", dependencies: ["NimbusRuntime", "NimbusAuth", "IAMCore", "NimbusTestSupport"]),
         .testTarget(name: "QueueCoreTests", dependencies: ["QueueCore", "NimbusProtocol"]),
         .testTarget(name: "NimbusStackTests", dependencies: ["NimbusStack"]),
         .testTarget(name: "IAMCoreTests", dependencies: ["IAMCore"]),
-        .testTarget(name: "IAMServiceTests", dependencies: ["IAMService", "IAMCore", "NimbusRuntime"]),
+        .testTarget(name: "IAMServiceTests", dependencies: ["IAMService", "IAMCore", "NimbusRuntime", "NimbusTestSupport"]),
         .testTarget(name: "NimbusAuthTests", dependencies: ["NimbusAuth", "NimbusProtocol", "IAMCore", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "TableCoreTests", dependencies: ["TableCore"]),
-        .testTarget(name: "TableServiceTests", dependencies: ["TableService", "TableCore", "NimbusRuntime"]),
+        .testTarget(name: "TableServiceTests", dependencies: ["TableService", "TableCore", "NimbusRuntime", "NimbusTestSupport"]),
         .testTarget(name: "NimbusStorageTests", dependencies: ["NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "FunctionRuntimeTests", dependencies: ["FunctionRuntime", "LabFunctions", "NimbusStack", "TableCore", "NimbusProtocol"]),
         .target(name: "NotifierCore", dependencies: ["NimbusProtocol", .product(name: "HeapModule", package: "swift-collections")]),
@@ -150,7 +152,7 @@ let package = Package(
         .target(name: "MailSink"),
         .executableTarget(name: "NimbusMailSink", dependencies: ["MailSink", "NimbusRuntime", "NimbusProtocol"], linkerSettings: allocator),
         .testTarget(name: "NotifierCoreTests", dependencies: ["NotifierCore", "NimbusProtocol"]),
-        .testTarget(name: "NotifierServiceTests", dependencies: ["NotifierService", "MailSink"]),
+        .testTarget(name: "NotifierServiceTests", dependencies: ["NotifierService", "MailSink", "NimbusTestSupport"]),
     ] + serviceExecutables.map {
         .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"] + (serviceLibraries[$0.target] ?? []), linkerSettings: allocator)
     }

@@ -2,47 +2,20 @@ import Synchronization
 import Foundation
 import Logging
 import Testing
+import NimbusTestSupport
 import NotifierCore
 @testable import NotifierService
 
 @Suite struct NotifierEngineTests {
-    /// A commit that stays in flight (suspended, holding no thread) until the test lets it finish.
-    final class SlowDisk: Sendable {
-        let started: AsyncStream<Void>
-        private let startedContinuation: AsyncStream<Void>.Continuation
-        private let gate = Mutex<(open: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-
-        init() { (started, startedContinuation) = AsyncStream.makeStream(of: Void.self) }
-
-        func write(_ batch: [NotifierChange]) async {
-            guard batch.contains(where: { if case .putDelivery = $0 { true } else { false } }) else { return }
-            startedContinuation.yield()
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let open = gate.withLock { g -> Bool in
-                    if !g.open { g.waiter = continuation }
-                    return g.open
-                }
-                if open { continuation.resume() }
-            }
-        }
-
-        func letItFinish() {
-            gate.withLock { g -> CheckedContinuation<Void, Never>? in
-                g.open = true
-                defer { g.waiter = nil }
-                return g.waiter
-            }?.resume()
-        }
-    }
-
     @Test func aDeliveryIsHandedOutOnlyOnceItsOutboxRowIsDurable() async throws {
         var sns = SNSTopics(region: "us-east-1", account: "000000000000", publicBaseURL: "http://127.0.0.1:8080/")
         var changes: [NotifierChange] = []
         let topicArn = try sns.createTopic(name: "T", now: NotifierEngine.now(), changes: &changes)
         _ = try sns.subscribe(topicArn: topicArn, protocol: "sqs", endpoint: "arn:aws:sqs:us-east-1:000000000000:q",
                               now: NotifierEngine.now(), changes: &changes)
-        let disk = SlowDisk()
-        let engine = NotifierEngine(topics: sns, write: { await disk.write($0) }, logger: Logger(label: "test"))
+        // The outbox commit stays in flight (suspended, holding no thread) until the test lets it finish.
+        let disk = SlowDisk<NotifierChange>(holding: { $0.contains { if case .putDelivery = $0 { true } else { false } } })
+        let engine = NotifierEngine(topics: sns, write: { await disk.hold($0) }, logger: Logger(label: "test"))
         let publish = Task {
             try await engine.perform { sns, now, changes in try sns.publish(topicArn: topicArn, PublishInput(message: "m"), now: now, changes: &changes) }
         }

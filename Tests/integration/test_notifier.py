@@ -8,6 +8,7 @@ health (``outboxDepth`` and ``sending`` both 0), so counting mails needs no slee
 
 from __future__ import annotations
 
+import contextlib
 import email
 import json
 import os
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -420,27 +422,37 @@ Resources:
         sink.stop()
 
 
-def test_a_stuck_smtp_relay_does_not_hold_up_http_deliveries(tmp_path):
-    """Mail and the other protocols go out in separate lanes: while the confirmation mail waits on a
-    relay that accepts the connection and never answers (the SMTP client gives up after 10 s), an
-    http subscriber's confirmation and notification still arrive, before the mail's first attempt
-    has even failed."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    base = find_base_port()
-    tarpit = socket.socket()
-    tarpit.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tarpit.bind((HOST, base + 7))
-    tarpit.listen(16)
+@contextlib.contextmanager
+def tarpit(port: int):
+    """A listener on ``port`` that accepts connections and never says a word; yields the list of
+    the connections it holds (closed on exit)."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((HOST, port))
+    listener.listen(16)
     held: list[socket.socket] = []
 
     def swallow() -> None:
         while True:
             try:
-                held.append(tarpit.accept()[0])  # accepted, never answered
+                held.append(listener.accept()[0])  # accepted, never answered
             except OSError:
                 return
+
+    threading.Thread(target=swallow, daemon=True).start()
+    try:
+        yield held
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+@contextlib.contextmanager
+def http_endpoint(port: int):
+    """An HTTP endpoint on ``port`` that answers every POST 200; yields the list of the JSON bodies
+    it was sent."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
 
     received: list[dict] = []
 
@@ -453,97 +465,71 @@ def test_a_stuck_smtp_relay_does_not_hold_up_http_deliveries(tmp_path):
         def log_message(self, *args):  # quiet
             pass
 
-    server = HTTPServer((HOST, base + 8), Endpoint)
-    threading.Thread(target=swallow, daemon=True).start()
+    server = HTTPServer((HOST, port), Endpoint)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    node = Notifier(tmp_path, base, base + 7)
     try:
-        node.start()
-        with SNS(node.endpoint) as sns:
-            topic = sns("CreateTopic", {"Name": unique("topic")})["TopicArn"]
-            sns("Subscribe", {"TopicArn": topic, "Protocol": "email", "Endpoint": address("stuck")})
-            wait_until(lambda: held, timeout=5, message="the confirmation mail's connection to the relay")
-            sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 8}/hook"})
-            confirmation = wait_until(lambda: next((b for b in received if b.get("Type") == "SubscriptionConfirmation"), None),
-                                      timeout=9, message="the http confirmation")
-            sns("ConfirmSubscription", {"TopicArn": topic, "Token": confirmation["Token"]})
-            sns("Publish", {"TopicArn": topic, "Message": "not behind the mail"})
-            notification = wait_until(lambda: next((b for b in received if b.get("Type") == "Notification"), None),
-                                      timeout=9, message="the http notification")
-            assert notification["Message"] == "not behind the mail"
-            # The mail is still in its first attempt: nothing about it has failed yet.
-            assert "will retry" not in node.process.log.read_text()
-            assert int(node.health()["sending"]) >= 1
-        # Nor does the stuck mail hold up a graceful exit for the SMTP client's 10 s.
-        stopping = time.monotonic()
-        node.kill(signal.SIGTERM)
-        assert time.monotonic() - stopping < 5, "the stuck relay held up the notifier's exit"
+        yield received
     finally:
-        node.kill(signal.SIGTERM)
         server.shutdown()
         server.server_close()
-        tarpit.close()
-        for connection in held:
-            connection.close()
+
+
+def test_a_stuck_smtp_relay_does_not_hold_up_http_deliveries(tmp_path):
+    """Mail and the other protocols go out in separate lanes: while the confirmation mail waits on a
+    relay that accepts the connection and never answers (the SMTP client gives up after 10 s), an
+    http subscriber's confirmation and notification still arrive, before the mail's first attempt
+    has even failed."""
+    base = find_base_port()
+    node = Notifier(tmp_path, base, base + 7)
+    with tarpit(base + 7) as held, http_endpoint(base + 8) as received:
+        try:
+            node.start()
+            with SNS(node.endpoint) as sns:
+                topic = sns("CreateTopic", {"Name": unique("topic")})["TopicArn"]
+                sns("Subscribe", {"TopicArn": topic, "Protocol": "email", "Endpoint": address("stuck")})
+                wait_until(lambda: held, timeout=5, message="the confirmation mail's connection to the relay")
+                sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 8}/hook"})
+                confirmation = wait_until(lambda: next((b for b in received if b.get("Type") == "SubscriptionConfirmation"), None),
+                                          timeout=9, message="the http confirmation")
+                sns("ConfirmSubscription", {"TopicArn": topic, "Token": confirmation["Token"]})
+                sns("Publish", {"TopicArn": topic, "Message": "not behind the mail"})
+                notification = wait_until(lambda: next((b for b in received if b.get("Type") == "Notification"), None),
+                                          timeout=9, message="the http notification")
+                assert notification["Message"] == "not behind the mail"
+                # The mail is still in its first attempt: nothing about it has failed yet.
+                assert "will retry" not in node.process.log.read_text()
+                assert int(node.health()["sending"]) >= 1
+            # Nor does the stuck mail hold up a graceful exit for the SMTP client's 10 s.
+            stopping = time.monotonic()
+            node.kill(signal.SIGTERM)
+            assert time.monotonic() - stopping < 5, "the stuck relay held up the notifier's exit"
+        finally:
+            node.kill(signal.SIGTERM)
 
 
 def test_an_http_endpoint_that_never_answers_does_not_hold_up_another(tmp_path):
     """HTTP deliveries are not waited for by the delivery round: while one endpoint accepts the
     connection and never answers (the HTTP client gives up after 15 s), another endpoint's
     confirmation arrives within seconds."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
     base = find_base_port()
-    tarpit = socket.socket()
-    tarpit.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tarpit.bind((HOST, base + 7))
-    tarpit.listen(16)
-    held: list[socket.socket] = []
-
-    def swallow() -> None:
-        while True:
-            try:
-                held.append(tarpit.accept()[0])  # accepted, never answered
-            except OSError:
-                return
-
-    received: list[dict] = []
-
-    class Endpoint(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
-            received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):  # quiet
-            pass
-
-    server = HTTPServer((HOST, base + 8), Endpoint)
-    threading.Thread(target=swallow, daemon=True).start()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     node = Notifier(tmp_path, base, base + 9)
-    try:
-        node.start()
-        with SNS(node.endpoint) as sns:
-            topic = sns("CreateTopic", {"Name": unique("topic")})["TopicArn"]
-            sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 7}/stuck"})
-            wait_until(lambda: held, timeout=5, message="the stuck endpoint's connection")
-            sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 8}/hook"})
-            confirmation = wait_until(lambda: next((b for b in received if b.get("Type") == "SubscriptionConfirmation"), None),
-                                      timeout=9, message="the second endpoint's confirmation")
-            assert confirmation["TopicArn"] == topic
-            # The stuck endpoint's confirmation is still in its first attempt.
-            assert "will retry" not in node.process.log.read_text()
-            assert int(node.health()["sending"]) >= 1
-        # Nor does it hold up a graceful exit for the HTTP client's 15 s.
-        stopping = time.monotonic()
-        node.kill(signal.SIGTERM)
-        assert time.monotonic() - stopping < 5, "the stuck endpoint held up the notifier's exit"
-    finally:
-        node.kill(signal.SIGTERM)
-        server.shutdown()
-        server.server_close()
-        tarpit.close()
-        for connection in held:
-            connection.close()
+    with tarpit(base + 7) as held, http_endpoint(base + 8) as received:
+        try:
+            node.start()
+            with SNS(node.endpoint) as sns:
+                topic = sns("CreateTopic", {"Name": unique("topic")})["TopicArn"]
+                sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 7}/stuck"})
+                wait_until(lambda: held, timeout=5, message="the stuck endpoint's connection")
+                sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 8}/hook"})
+                confirmation = wait_until(lambda: next((b for b in received if b.get("Type") == "SubscriptionConfirmation"), None),
+                                          timeout=9, message="the second endpoint's confirmation")
+                assert confirmation["TopicArn"] == topic
+                # The stuck endpoint's confirmation is still in its first attempt.
+                assert "will retry" not in node.process.log.read_text()
+                assert int(node.health()["sending"]) >= 1
+            # Nor does it hold up a graceful exit for the HTTP client's 15 s.
+            stopping = time.monotonic()
+            node.kill(signal.SIGTERM)
+            assert time.monotonic() - stopping < 5, "the stuck endpoint held up the notifier's exit"
+        finally:
+            node.kill(signal.SIGTERM)
