@@ -11,7 +11,9 @@ final class TLSClientContext: @unchecked Sendable {
     // An SSL_CTX is safe to share between connections once configured; it is never changed after init.
     let context: OpaquePointer
 
-    init(caFile: String?) throws {
+    /// `toleratingUnexpectedEOF`: a peer that closes the connection without TLS's close_notify reads
+    /// as a clean close instead of an error (for HTTP, where an answer's length says where it ends).
+    init(caFile: String?, toleratingUnexpectedEOF: Bool = false) throws {
         // OpenSSL writes to its socket with write(2), which raises SIGPIPE when the server has gone;
         // the default action would kill the node. (Plain writes use MSG_NOSIGNAL instead.)
         signal(SIGPIPE, SIG_IGN)
@@ -19,6 +21,7 @@ final class TLSClientContext: @unchecked Sendable {
         self.context = context
         SSL_CTX_ctrl(context, SSL_CTRL_SET_MIN_PROTO_VERSION, Int(TLS1_2_VERSION), nil)
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
+        if toleratingUnexpectedEOF { SSL_CTX_set_options(context, nimbus_ssl_op_ignore_unexpected_eof()) }
         if let caFile {
             // Retryable like any connection failure: the mail is not at fault, and the file can be fixed.
             guard SSL_CTX_load_verify_locations(context, caFile, nil) == 1 else {

@@ -140,9 +140,11 @@ final class ScriptedHTTPServer: @unchecked Sendable {
 @Suite struct HTTPDeliveryClientTests {
     let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-    @Test func requestsShareOneKeptConnection() async throws {
+    @Test func requestsOneAtATimeShareOneKeptConnection() async throws {
+        // Four connections allowed, but one request at a time keeps to the first (this server
+        // serves one connection at a time: a second would wait forever).
         let server = ScriptedHTTPServer(answers: [ok, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", ok])
-        let client = HTTPDeliveryClient(timeoutSeconds: 5, connectionsPerOrigin: 1)
+        let client = HTTPDeliveryClient(timeoutSeconds: 5, connectionsPerOrigin: 4)
         for n in 0..<3 {
             #expect(try await client.post("http://127.0.0.1:\(server.port)/hook", headers: [("X-N", "\(n)")], body: Array("body \(n)".utf8)) == 200)
         }

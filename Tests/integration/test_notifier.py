@@ -46,10 +46,11 @@ def port_open(port: int) -> bool:
 class Process:
     """One child process we started, stopped by its PID."""
 
-    def __init__(self, args: list[str], log: Path):
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None):
         self.log = log
         self.handle = open(log, "ab")
-        self.popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.handle, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.handle, stderr=subprocess.STDOUT,
+                                      env=None if env is None else {**os.environ, **env})
 
     @property
     def pid(self) -> int:
@@ -125,9 +126,10 @@ class Notifier:
         ]) + "\n")
         self.process: Process | None = None
 
-    def start(self) -> None:
+    def start(self, env: dict[str, str] | None = None) -> None:
+        """``env``: more environment for the process (SSL_CERT_FILE, to trust a test's CA)."""
         self.process = Process([str(NIMBUS_BIN / "nimbus-notifier"), "--config", str(self.config), "--log-stderr"],
-                               self.directory / "notifier.log")
+                               self.directory / "notifier.log", env)
         wait_until(lambda: ask_health(self.endpoint, timeout=1.0)[1]["status"] == "ok", timeout=20, message="notifier healthy")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
