@@ -227,24 +227,18 @@ final class MailboxStore: @unchecked Sendable {
         return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// The Message-ID header's value, from the header section (lines end in CRLF; an empty line
-    /// ends the headers).
+    /// The Message-ID header's value, from the header section of a mail as SMTP carries it (lines
+    /// end in CRLF; an empty line ends the headers). Read with `headerValue`, as the start-up scan
+    /// reads stored mails (whose lines end in LF).
     static func messageID(_ data: [UInt8]) -> String? {
-        let name = Array("message-id:".utf8)
-        var start = 0
         let end = min(data.count, 64 * 1024)
+        var start = 0
         while start < end {
-            var stop = start
-            while stop + 1 < end, !(data[stop] == 0x0D && data[stop + 1] == 0x0A) { stop += 1 }
-            if stop + 1 >= end { stop = end }
-            if stop == start { return nil }  // end of the headers
-            if stop - start >= name.count, (0..<name.count).allSatisfy({ i in data[start + i] | 0x20 == name[i] | 0x20 }) {
-                var from = start + name.count, to = stop
-                while from < to, data[from] == 0x20 || data[from] == 0x09 { from += 1 }
-                while to > from, data[to - 1] == 0x20 || data[to - 1] == 0x09 { to -= 1 }
-                return from < to ? String(decoding: data[from..<to], as: UTF8.self) : nil
-            }
-            start = stop + 2
+            let stop = data[start..<end].firstIndex(of: 0x0A) ?? end
+            let line = data[start..<(stop > start && data[stop - 1] == 0x0D ? stop - 1 : stop)]
+            if line.isEmpty { return nil }  // end of the headers
+            if let value = headerValue(line, "message-id:") { return value }
+            start = stop + 1
         }
         return nil
     }
