@@ -7,8 +7,9 @@ import Glibc
 /// POSTs SNS's http and https deliveries over HTTP/1.1 keep-alive connections: a few per origin
 /// (scheme, host, port), each with its own serial DispatchQueue doing blocking I/O, so a slow
 /// endpoint holds up only its own connections, and no I/O runs on Swift's cooperative pool.
-/// Replaces Foundation's URLSession (libcurl on Linux), which cost a delivery about as much as the
-/// rest of the notifier's work for it. Redirects are not followed: a 3xx is a failed delivery.
+/// Replaces Foundation's URLSession (libcurl on Linux): the end-to-end p50 at 20 orders/s to an
+/// http subscriber fell from 5.4–5.7 to 4.5–4.6 ms (docs/notifier.md). Redirects are not followed:
+/// a 3xx is a failed delivery.
 final class HTTPDeliveryClient: Sendable {
     /// Bounds a whole request: connecting, writing, and reading the answer.
     let timeoutSeconds: Double
