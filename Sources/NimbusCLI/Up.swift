@@ -82,7 +82,7 @@ struct Up: AsyncParsableCommand {
         if config.instances(.mailSink) > 0 {
             let mail = config.notifier.mailSinkDirectory.hasPrefix("/") ? config.notifier.mailSinkDirectory
                 : located.dataDirectory.appendingPathComponent(config.notifier.mailSinkDirectory).path
-            print("mail: SMTP sink on \(config.notifier.smtpHost):\(config.notifier.smtpPort), every mail a file in \(mail)")
+            print("mail: SMTP sink on \(config.notifier.smtpHost):\(config.notifier.smtpPort), a mailbox (mbox) per recipient in \(mail)")
         } else {
             print("mail: through \(config.notifier.smtpHost):\(config.notifier.smtpPort)")
         }
