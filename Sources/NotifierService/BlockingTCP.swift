@@ -10,13 +10,16 @@ import Glibc
 enum BlockingTCP {
     /// Runs `work` (blocking I/O) on `queue` and returns its result. A cancelled caller (the node
     /// shutting down) stops waiting at once with CancellationError; the work runs on until it ends
-    /// or times out, and its result is dropped.
-    static func run<T: Sendable>(on queue: DispatchQueue, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+    /// or times out, and its result is dropped. A caller cancelled before the work was queued does
+    /// not queue it: `skipped` is called instead.
+    static func run<T: Sendable>(on queue: DispatchQueue, skipped: (@Sendable () -> Void)? = nil,
+                                 _ work: @escaping @Sendable () throws -> T) async throws -> T {
         let waiter = Mutex<CheckedContinuation<T, Error>?>(nil)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 waiter.withLock { $0 = continuation }
                 if Task.isCancelled {
+                    skipped?()
                     waiter.withLock { $0.take() }?.resume(throwing: CancellationError())
                     return
                 }

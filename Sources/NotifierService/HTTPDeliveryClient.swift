@@ -18,10 +18,15 @@ final class HTTPDeliveryClient: Sendable {
     private let origins = Mutex<[HTTPOrigin: OriginConnections]>([:])
     /// The system's CA store; made on the first https delivery.
     private let tlsContext = Mutex<TLSClientContext?>(nil)
+    /// Bounds the exchanges running at once over all origins: each holds a thread in blocking I/O,
+    /// and many stuck endpoints must not take every thread Dispatch will make (the SMTP client's
+    /// too). A request past the bound waits, suspended, for a running one to end.
+    private let running: Slots
 
-    init(timeoutSeconds: Double = 15, connectionsPerOrigin: Int = 4) {
+    init(timeoutSeconds: Double = 15, connectionsPerOrigin: Int = 4, maxRunning: Int = 64) {
         self.timeoutSeconds = timeoutSeconds
         self.connectionsPerOrigin = connectionsPerOrigin
+        running = Slots(maxRunning)
     }
 
     /// POSTs `body` to `endpoint` with `headers` (Host, Content-Length and, for a URL with user
@@ -39,7 +44,14 @@ final class HTTPDeliveryClient: Sendable {
         let connection = connections.take()
         defer { connection.requests.subtract(1, ordering: .relaxed) }
         let timeout = timeoutSeconds
-        return try await BlockingTCP.run(on: connection.queue) { try connection.exchange(request, tls: tls, timeout: timeout) }
+        try await running.acquire()
+        let slots = running
+        // The slot is given back when the exchange ends (not when a cancelled caller stops waiting
+        // for it), or at once when it never starts.
+        return try await BlockingTCP.run(on: connection.queue, skipped: { slots.release() }) {
+            defer { slots.release() }
+            return try connection.exchange(request, tls: tls, timeout: timeout)
+        }
     }
 
     /// Closes every kept connection (at shutdown).
@@ -56,6 +68,66 @@ final class HTTPDeliveryClient: Sendable {
             context = made
             return made
         }
+    }
+}
+
+/// A counting semaphore for async callers: `acquire` suspends (never blocks a thread) while all
+/// slots are taken; a cancelled waiter gives up its place.
+final class Slots: Sendable {
+    private struct State {
+        var free: Int
+        var waiters: [(id: Int, continuation: CheckedContinuation<Void, Error>)] = []
+        var nextID = 0
+    }
+    private let state: Mutex<State>
+
+    init(_ count: Int) { state = Mutex(State(free: max(1, count))) }
+
+    var free: Int { state.withLock { $0.free } }
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
+    func acquire() async throws {
+        let id = state.withLock { s -> Int in
+            s.nextID += 1
+            return s.nextID
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                // Decided under the lock: a cancellation after the waiter is queued finds it there
+                // (onCancel), one before is seen here; either way it is resumed once.
+                let granted = state.withLock { s -> Bool? in
+                    if Task.isCancelled { return false }
+                    if s.free > 0 {
+                        s.free -= 1
+                        return true
+                    }
+                    s.waiters.append((id, continuation))
+                    return nil
+                }
+                switch granted {
+                case true?: continuation.resume()
+                case false?: continuation.resume(throwing: CancellationError())
+                case nil: break
+                }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> CheckedContinuation<Void, Error>? in
+                guard let index = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+
+    func release() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Error>? in
+            if s.waiters.isEmpty {
+                s.free += 1
+                return nil
+            }
+            return s.waiters.removeFirst().continuation
+        }
+        next?.resume()
     }
 }
 

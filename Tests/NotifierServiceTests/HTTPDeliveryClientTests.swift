@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import NimbusTestSupport
 @testable import NotifierService
 #if canImport(Glibc)
 import Glibc
@@ -188,5 +189,41 @@ final class ScriptedHTTPServer: @unchecked Sendable {
         let started = ContinuousClock.now
         await #expect(throws: (any Error).self) { try await client.post("http://127.0.0.1:\(listener.port)/", headers: [], body: []) }
         #expect(ContinuousClock.now - started < .seconds(10))
+    }
+}
+
+@Suite struct SlotsTests {
+    @Test func anAcquirePastTheBoundWaitsForARelease() async throws {
+        let slots = Slots(2)
+        try await slots.acquire()
+        try await slots.acquire()
+        #expect(slots.free == 0)
+        let third = Task { try await slots.acquire() }
+        try await until("the third acquire waiting") { slots.waiting == 1 }
+        slots.release()
+        try await third.value
+        #expect(slots.free == 0 && slots.waiting == 0)
+        slots.release()
+        slots.release()
+        #expect(slots.free == 2)
+    }
+
+    @Test func aCancelledWaiterGivesUpItsPlace() async throws {
+        let slots = Slots(1)
+        try await slots.acquire()
+        let waiter = Task { try await slots.acquire() }
+        try await until("the second acquire waiting") { slots.waiting == 1 }
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        #expect(slots.waiting == 0)
+        slots.release()
+        #expect(slots.free == 1)
+        // A task cancelled before it asks does not take a slot either.
+        let early = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            try await slots.acquire()
+        }
+        await #expect(throws: CancellationError.self) { try await early.value }
+        #expect(slots.free == 1)
     }
 }
