@@ -6,48 +6,18 @@ authentication; an endpoint whose certificate does not verify gets nothing."""
 from __future__ import annotations
 
 import base64
-import contextlib
-import json
 import ssl
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from conftest import HOST, find_base_port, wait_until
-from test_notifier import SNS, Notifier, unique
+from test_notifier import SNS, Notifier, http_endpoint, unique
 from test_smtp_tls import make_certificate
 
 
-@contextlib.contextmanager
 def https_endpoint(port: int, cert, key, http10: bool = False):
-    """An HTTPS endpoint that answers every POST 200; yields the (headers, JSON body) it was sent.
-    ``http10``: answer as HTTP/1.0 without a length and close the connection without TLS's
-    close_notify, as many servers do."""
-    received: list[tuple[dict, dict]] = []
-
-    class Endpoint(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.0" if http10 else "HTTP/1.1"
-
-        def do_POST(self):  # noqa: N802 - http.server's naming
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(200)
-            if not http10:
-                self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):  # quiet
-            pass
-
-    server = HTTPServer((HOST, port), Endpoint)
+    """test_notifier's http endpoint over TLS with ``cert``."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert), str(key))
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield received
-    finally:
-        server.shutdown()
-        server.server_close()
+    return http_endpoint(port, tls=context, http10=http10)
 
 
 def test_https_deliveries_verify_the_endpoint_and_send_basic_credentials(tmp_path):

@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -451,23 +452,31 @@ def tarpit(port: int):
 
 
 @contextlib.contextmanager
-def http_endpoint(port: int):
-    """An HTTP endpoint on ``port`` that answers every POST 200; yields the list of the JSON bodies
-    it was sent."""
+def http_endpoint(port: int, tls: "ssl.SSLContext | None" = None, http10: bool = False):
+    """An HTTP endpoint on ``port`` (HTTPS with ``tls``) that answers every POST 200; yields the list
+    of the (lower-cased headers, JSON body) it was sent. ``http10``: answer as HTTP/1.0 without a
+    length and close the connection (over TLS without close_notify, as many servers do)."""
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    received: list[dict] = []
+    received: list[tuple[dict, dict]] = []
 
     class Endpoint(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0" if http10 else "HTTP/1.1"
+
         def do_POST(self):  # noqa: N802 - http.server's naming
-            received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(200)
+            if not http10:
+                self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *args):  # quiet
             pass
 
     server = HTTPServer((HOST, port), Endpoint)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield received
@@ -491,11 +500,11 @@ def test_a_stuck_smtp_relay_does_not_hold_up_http_deliveries(tmp_path):
                 sns("Subscribe", {"TopicArn": topic, "Protocol": "email", "Endpoint": address("stuck")})
                 wait_until(lambda: held, timeout=5, message="the confirmation mail's connection to the relay")
                 sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 8}/hook"})
-                confirmation = wait_until(lambda: next((b for b in received if b.get("Type") == "SubscriptionConfirmation"), None),
+                confirmation = wait_until(lambda: next((b for _, b in received if b.get("Type") == "SubscriptionConfirmation"), None),
                                           timeout=9, message="the http confirmation")
                 sns("ConfirmSubscription", {"TopicArn": topic, "Token": confirmation["Token"]})
                 sns("Publish", {"TopicArn": topic, "Message": "not behind the mail"})
-                notification = wait_until(lambda: next((b for b in received if b.get("Type") == "Notification"), None),
+                notification = wait_until(lambda: next((b for _, b in received if b.get("Type") == "Notification"), None),
                                           timeout=9, message="the http notification")
                 assert notification["Message"] == "not behind the mail"
                 # The mail is still in its first attempt: nothing about it has failed yet.
@@ -523,7 +532,7 @@ def test_an_http_endpoint_that_never_answers_does_not_hold_up_another(tmp_path):
                 sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 7}/stuck"})
                 wait_until(lambda: held, timeout=5, message="the stuck endpoint's connection")
                 sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 8}/hook"})
-                confirmation = wait_until(lambda: next((b for b in received if b.get("Type") == "SubscriptionConfirmation"), None),
+                confirmation = wait_until(lambda: next((b for _, b in received if b.get("Type") == "SubscriptionConfirmation"), None),
                                           timeout=9, message="the second endpoint's confirmation")
                 assert confirmation["TopicArn"] == topic
                 # The stuck endpoint's confirmation is still in its first attempt.
