@@ -206,22 +206,16 @@ final class NotificationEndpoint: @unchecked Sendable {
         setsockopt(connection, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var buffer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16_384)
-        let separator: [UInt8] = Array("\r\n\r\n".utf8)
         let ok = Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8)
         while true {
-            if let end = buffer.firstRange(of: separator)?.upperBound {
-                let head = String(decoding: buffer[..<end], as: UTF8.self)
-                let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
-                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-                if buffer.count >= end + length {
-                    let arrived = ContinuousClock.now
-                    let wall = Date().timeIntervalSince1970
-                    let body = String(decoding: buffer[end..<(end + length)], as: UTF8.self)
-                    buffer.removeFirst(end + length)
-                    _ = ok.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                    take(body, arrived: arrived, wall: wall)
-                    continue
-                }
+            if let (head, end) = HTTPMessage.firstComplete(in: buffer) {
+                let arrived = ContinuousClock.now
+                let wall = Date().timeIntervalSince1970
+                let body = String(decoding: buffer[head..<end], as: UTF8.self)
+                buffer.removeFirst(end)
+                _ = ok.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                take(body, arrived: arrived, wall: wall)
+                continue
             }
             let n = chunk.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
             if n <= 0 { return }
@@ -342,24 +336,31 @@ final class HTTPConnection {
             guard n > 0 else { throw ValidationError("send: errno \(errno)") }
             written += n
         }
-        let separator: [UInt8] = Array("\r\n\r\n".utf8)
-        var headerEnd: Int?
         while true {
-            if headerEnd == nil, let range = buffer.firstRange(of: separator) { headerEnd = range.upperBound }
-            if let end = headerEnd {
-                let head = String(decoding: buffer[..<end], as: UTF8.self)
-                let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
-                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-                if buffer.count >= end + length {
-                    let status = Int(head.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
-                    buffer.removeFirst(end + length)
-                    return status
-                }
+            if let (head, end) = HTTPMessage.firstComplete(in: buffer) {
+                let statusLine = String(decoding: buffer[..<head], as: UTF8.self)
+                let status = Int(statusLine.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
+                buffer.removeFirst(end)
+                return status
             }
             var chunk = [UInt8](repeating: 0, count: 4096)
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { throw ValidationError("the gateway closed the connection (errno \(errno))") }
             buffer += chunk[..<n]
         }
+    }
+}
+
+/// The framing both of the bench's HTTP ends need: a message is its head, then Content-Length bytes
+/// (the gateway's answers and the notifier's POSTs always carry one).
+enum HTTPMessage {
+    /// Where the first complete message's head ends (its body starts) and where the message ends;
+    /// nil while it is incomplete.
+    static func firstComplete(in buffer: [UInt8]) -> (head: Int, end: Int)? {
+        guard let head = buffer.firstRange(of: Array("\r\n\r\n".utf8))?.upperBound else { return nil }
+        let length = String(decoding: buffer[..<head], as: UTF8.self).split(separator: "\r\n")
+            .first { $0.lowercased().hasPrefix("content-length:") }
+            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+        return buffer.count >= head + length ? (head, head + length) : nil
     }
 }
