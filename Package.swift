@@ -125,7 +125,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "NimbusBench",
-            dependencies: ["NimbusRuntime", "NimbusAuth", "IAMCore", "QueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["NimbusRuntime", "NimbusAuth", "IAMCore", "QueueCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Hummingbird", package: "hummingbird")],
             linkerSettings: allocator
         ),
         // What the engines' tests share: an open-once gate and a disk whose write stays in flight.

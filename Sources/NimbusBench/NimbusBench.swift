@@ -11,7 +11,7 @@ import Synchronization
 struct NimbusBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nimbus-bench", abstract: "Benchmarks of Nimbus (run through Scripts/bench, release build).",
-        subcommands: [RuntimeBench.self, QueueBench.self, TableBench.self, AuthBench.self, LatencyBench.self, DrainBench.self])
+        subcommands: [RuntimeBench.self, QueueBench.self, TableBench.self, AuthBench.self, LatencyBench.self, DrainBench.self, BareHTTPServer.self])
 }
 
 /// Latency samples and the numbers a benchmark reports.
