@@ -80,6 +80,24 @@ public enum NotificationText {
         ])
     }
 
+    /// What an http/https endpoint is sent after it was unsubscribed: visiting SubscribeURL (or
+    /// ConfirmSubscription with the token) restores the subscription.
+    public static func unsubscribeConfirmation(messageId: String, topicArn: String, subscriptionArn: String, token: String,
+                                               subscribeURL: String, timestamp: Double) -> String {
+        object([
+            ("Type", quoted("UnsubscribeConfirmation")),
+            ("MessageId", quoted(messageId)),
+            ("Token", quoted(token)),
+            ("TopicArn", quoted(topicArn)),
+            ("Message", quoted("You have chosen to deactivate subscription \(subscriptionArn).\nTo cancel this operation and restore the subscription, visit the SubscribeURL included in this message.")),
+            ("SubscribeURL", quoted(subscribeURL)),
+            ("Timestamp", quoted(iso8601(timestamp))),
+            ("SignatureVersion", quoted("1")),
+            ("Signature", quoted("")),
+            ("SigningCertURL", quoted(signingCertURL)),
+        ])
+    }
+
     /// `2026-07-01T12:00:00.123Z`, as SNS writes timestamps.
     public static func iso8601(_ seconds: Double) -> String { UTCTime.iso8601(seconds: seconds) }
 

@@ -63,6 +63,9 @@ public struct Subscription: Codable, Sendable, Equatable {
     public var rawMessageDelivery: Bool?
     /// The FilterPolicy attribute's JSON text (scope: message attributes); nil: everything is delivered.
     public var filterPolicy: String?
+    /// An http/https subscription that was unsubscribed: kept, invisible to every action, until its
+    /// UnsubscribeConfirmation's token restores it (ConfirmSubscription) or expires. nil: live.
+    public var deactivated: Bool?
 
     public var isRaw: Bool { rawMessageDelivery ?? false }
 
@@ -86,6 +89,8 @@ public struct Delivery: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
         case notification = "Notification"
         case subscriptionConfirmation = "SubscriptionConfirmation"
+        /// To an http/https endpoint after it was unsubscribed, with a token that restores it.
+        case unsubscribeConfirmation = "UnsubscribeConfirmation"
     }
 
     public var id: String

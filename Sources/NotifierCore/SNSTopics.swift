@@ -18,6 +18,9 @@ public struct SNSTopics: Sendable {
     /// Each topic's access policy (JSON text) by topic ARN: its resource policy for authorization.
     public var policiesByTopicArn: [String: String] { topics.compactMapValues(\.policy) }
     public private(set) var subscriptions: [String: Subscription] = [:]
+    /// Unsubscribed http/https subscriptions whose UnsubscribeConfirmation token may still restore
+    /// them, by ARN (`Subscription.deactivated`). No action sees them otherwise.
+    public private(set) var deactivated: [String: Subscription] = [:]
     /// The subscriptions' filter policies, parsed (by subscription ARN): matched on every publish.
     private var filters: [String: FilterPolicy] = [:]
     /// Deliveries not yet delivered nor given up, by id.
@@ -63,7 +66,8 @@ public struct SNSTopics: Sendable {
     public mutating func restore(topics: [Topic], subscriptions: [Subscription], outbox: [Delivery], dedupe: [DedupeEntry],
                                  delivered: Int, failed: Int) {
         self.topics = Dictionary(topics.map { ($0.arn, $0) }, uniquingKeysWith: { $1 })
-        self.subscriptions = Dictionary(subscriptions.map { ($0.arn, $0) }, uniquingKeysWith: { $1 })
+        self.subscriptions = Dictionary(subscriptions.filter { $0.deactivated != true }.map { ($0.arn, $0) }, uniquingKeysWith: { $1 })
+        deactivated = Dictionary(subscriptions.filter { $0.deactivated == true }.map { ($0.arn, $0) }, uniquingKeysWith: { $1 })
         // Validated when set; one that no longer parses filters nothing rather than everything.
         filters = self.subscriptions.compactMapValues { (try? Self.parsedFilter($0)) ?? nil }
         self.outbox = Dictionary(outbox.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
@@ -112,6 +116,10 @@ public struct SNSTopics: Sendable {
         changes.append(.deleteTopic(arn: arn))
         for subscription in subscriptions.values where subscription.topicArn == arn {
             removeSubscription(subscription.arn, changes: &changes)
+        }
+        for subscription in deactivated.values where subscription.topicArn == arn {
+            deactivated.removeValue(forKey: subscription.arn)
+            changes.append(.deleteSubscription(arn: subscription.arn))
         }
     }
 
@@ -293,6 +301,9 @@ public struct SNSTopics: Sendable {
     /// 2 days. Confirming again with the same live token answers the same ARN.
     public mutating func confirmSubscription(topicArn: String, token: String, now: Double, changes: inout [NotifierChange]) throws -> String {
         _ = try existingTopic(topicArn)
+        if !token.isEmpty, let unsubscribed = deactivated.values.first(where: { $0.topicArn == topicArn && $0.token == token }) {
+            return try restore(unsubscribed, now: now, changes: &changes)
+        }
         guard !token.isEmpty,
               var subscription = subscriptions.values.first(where: { $0.topicArn == topicArn && $0.token == token }) else {
             throw SNSError.invalid("Token")
@@ -308,9 +319,56 @@ public struct SNSTopics: Sendable {
         return subscription.arn
     }
 
-    public mutating func unsubscribe(_ arn: String, changes: inout [NotifierChange]) throws {
-        _ = try existingSubscription(arn)
+    /// Unsubscribe. A confirmed http/https endpoint is then sent an UnsubscribeConfirmation whose
+    /// token (or SubscribeURL) restores the subscription within 2 days, as in AWS; until then it is
+    /// kept deactivated, seen by no other action.
+    public mutating func unsubscribe(_ arn: String, now: Double, changes: inout [NotifierChange]) throws {
+        let subscription = try existingSubscription(arn)
         removeSubscription(arn, changes: &changes)
+        for stale in deactivated.values where (stale.tokenExpiresAt ?? 0) <= now {
+            deactivated.removeValue(forKey: stale.arn)
+            changes.append(.deleteSubscription(arn: stale.arn))
+        }
+        guard subscription.confirmed, subscription.deliveryProtocol == .http || subscription.deliveryProtocol == .https,
+              let topic = topics[subscription.topicArn] else { return }
+        var kept = subscription
+        kept.deactivated = true
+        kept.token = newToken()
+        kept.tokenExpiresAt = now + Self.tokenLifetime
+        deactivated[arn] = kept
+        changes.append(.putSubscription(kept))
+        let messageId = newUUID()
+        let delivery = Delivery(
+            id: newUUID(), kind: .unsubscribeConfirmation, messageId: messageId, topicArn: topic.arn, subscriptionArn: arn,
+            deliveryProtocol: kept.deliveryProtocol, endpoint: kept.endpoint, subject: "",
+            body: NotificationText.unsubscribeConfirmation(messageId: messageId, topicArn: topic.arn, subscriptionArn: arn, token: kept.token!,
+                                                           subscribeURL: confirmURL(topicArn: topic.arn, token: kept.token!), timestamp: now),
+            senderName: topic.displayName, createdAt: now, dueAt: now)
+        put(delivery)
+        changes.append(.putDelivery(delivery))
+    }
+
+    /// ConfirmSubscription with an UnsubscribeConfirmation's token: the subscription comes back as it
+    /// was (ARN, attributes, confirmed). If the endpoint subscribed again meanwhile, that newer
+    /// subscription stands and the old one is dropped.
+    private mutating func restore(_ unsubscribed: Subscription, now: Double, changes: inout [NotifierChange]) throws -> String {
+        guard let expiry = unsubscribed.tokenExpiresAt, now < expiry else {
+            throw SNSError.invalid("Token Reason: the token has expired; subscribe again")
+        }
+        deactivated.removeValue(forKey: unsubscribed.arn)
+        if let newer = subscriptions.values.first(where: {
+            $0.topicArn == unsubscribed.topicArn && $0.deliveryProtocol == unsubscribed.deliveryProtocol && $0.endpoint == unsubscribed.endpoint
+        }) {
+            changes.append(.deleteSubscription(arn: unsubscribed.arn))
+            return newer.arn
+        }
+        var subscription = unsubscribed
+        subscription.deactivated = nil
+        subscription.confirmed = true
+        subscriptions[subscription.arn] = subscription
+        filters[subscription.arn] = (try? Self.parsedFilter(subscription)) ?? nil
+        changes.append(.putSubscription(subscription))
+        return subscription.arn
     }
 
     public func listSubscriptions(nextToken: String?) throws -> (subscriptions: [SubscriptionSummary], nextToken: String?) {

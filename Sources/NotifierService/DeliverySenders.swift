@@ -90,7 +90,7 @@ final class DeliverySenders: Sendable {
                        ("x-amz-sns-message-type", delivery.kind.rawValue),
                        ("x-amz-sns-message-id", delivery.messageId),
                        ("x-amz-sns-topic-arn", delivery.topicArn)]
-        if delivery.kind == .notification { headers.append(("x-amz-sns-subscription-arn", delivery.subscriptionArn)) }
+        if delivery.kind != .subscriptionConfirmation { headers.append(("x-amz-sns-subscription-arn", delivery.subscriptionArn)) }
         if delivery.raw == true { headers.append(("x-amz-sns-rawdelivery", "true")) }
         headers.append(("User-Agent", "Amazon Simple Notification Service Agent"))
         let status = try await http.post(delivery.endpoint, headers: headers, body: Array(delivery.body.utf8))

@@ -119,7 +119,7 @@ public struct NotifierNodeService: NodeService {
             return Data("{}".utf8)
         case SNSAction.unsubscribe:
             let r = try request.decode(SubscriptionArnRequest.self)
-            try await engine.perform { sns, _, changes in try sns.unsubscribe(r.SubscriptionArn, changes: &changes) }
+            try await engine.perform { sns, now, changes in try sns.unsubscribe(r.SubscriptionArn, now: now, changes: &changes) }
             return Data("{}".utf8)
         case SNSAction.listSubscriptions:
             let r = try request.decode(NextTokenRequest.self)

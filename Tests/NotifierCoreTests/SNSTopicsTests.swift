@@ -256,11 +256,81 @@ final class Counter: @unchecked Sendable {
         var changes: [NotifierChange] = []
         _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: "hi"), now: Self.t0 + 2, changes: &changes)
         #expect(sns.outbox.values.contains { $0.kind == .notification })
-        try sns.unsubscribe(arn, changes: &changes)
+        try sns.unsubscribe(arn, now: Self.t0 + 3, changes: &changes)
         #expect(sns.subscriptions.isEmpty)
         #expect(!sns.outbox.values.contains { $0.subscriptionArn == arn })
-        expectError("NotFound") { try sns.unsubscribe(arn, changes: &changes) }
-        expectError("InvalidParameter") { try sns.unsubscribe("pending confirmation", changes: &changes) }
+        expectError("NotFound") { try sns.unsubscribe(arn, now: Self.t0 + 3, changes: &changes) }
+        expectError("InvalidParameter") { try sns.unsubscribe("pending confirmation", now: Self.t0 + 3, changes: &changes) }
+        // Email gets no UnsubscribeConfirmation (AWS sends one to http/https endpoints only).
+        #expect(sns.deactivated.isEmpty && sns.outbox.isEmpty)
+    }
+
+    func confirmedHTTP(_ sns: inout SNSTopics, _ endpoint: String) throws -> String {
+        var changes: [NotifierChange] = []
+        _ = try sns.subscribe(topicArn: Self.topicArn, protocol: "http", endpoint: endpoint, now: Self.t0, changes: &changes)
+        let token = try #require(sns.subscriptions.values.first { $0.endpoint == endpoint }?.token)
+        let arn = try sns.confirmSubscription(topicArn: Self.topicArn, token: token, now: Self.t0 + 1, changes: &changes)
+        for delivery in sns.outbox.values { sns.deliverySucceeded(delivery.id, now: Self.t0 + 1, changes: &changes) }
+        return arn
+    }
+
+    @Test func unsubscribingAnHTTPEndpointSendsAnUnsubscribeConfirmationWhoseTokenRestoresIt() throws {
+        var sns = try withTopic()
+        let arn = try confirmedHTTP(&sns, "http://127.0.0.1:9/hook")
+        var changes: [NotifierChange] = []
+        try sns.unsubscribe(arn, now: Self.t0 + 10, changes: &changes)
+        let goodbye = try #require(deliveries(changes).first)
+        #expect(goodbye.kind == .unsubscribeConfirmation && goodbye.subscriptionArn == arn && goodbye.endpoint == "http://127.0.0.1:9/hook")
+        let body = try JSONSerialization.jsonObject(with: Data(goodbye.body.utf8)) as! [String: String]
+        #expect(body["Type"] == "UnsubscribeConfirmation" && body["TopicArn"] == Self.topicArn)
+        #expect(body["Message"]!.contains("deactivate subscription \(arn)"))
+        let token = try #require(body["Token"])
+        #expect(body["SubscribeURL"] == sns.confirmURL(topicArn: Self.topicArn, token: token))
+        // Gone for every action: not listed, not found, not published to.
+        #expect(sns.subscriptions.isEmpty)
+        expectError("NotFound") { _ = try sns.getSubscriptionAttributes(arn) }
+        expectError("NotFound") { try sns.unsubscribe(arn, now: Self.t0 + 11, changes: &changes) }
+        _ = try sns.publish(topicArn: Self.topicArn, PublishInput(message: "while away"), now: Self.t0 + 12, changes: &changes)
+        #expect(!sns.outbox.values.contains { $0.kind == .notification })
+        // Kept durable as a deactivated record, which a restart keeps out of the live ones.
+        let stored = try #require(changes.compactMap { if case .putSubscription(let s) = $0 { s } else { nil } }.last)
+        #expect(stored.arn == arn && stored.deactivated == true)
+        var restarted = makeTopics()
+        restarted.restore(topics: Array(sns.topics.values), subscriptions: [stored], outbox: [], dedupe: [], delivered: 0, failed: 0)
+        #expect(restarted.subscriptions.isEmpty && restarted.deactivated.keys.sorted() == [arn])
+        // The token brings it back as it was: same ARN, confirmed, delivered to again.
+        changes = []
+        #expect(try restarted.confirmSubscription(topicArn: Self.topicArn, token: token, now: Self.t0 + 20, changes: &changes) == arn)
+        #expect(restarted.subscriptions[arn]?.confirmed == true && restarted.subscriptions[arn]?.deactivated == nil && restarted.deactivated.isEmpty)
+        // A second click on the same link answers the same subscription.
+        #expect(try restarted.confirmSubscription(topicArn: Self.topicArn, token: token, now: Self.t0 + 21, changes: &changes) == arn)
+        _ = try restarted.publish(topicArn: Self.topicArn, PublishInput(message: "back"), now: Self.t0 + 22, changes: &changes)
+        #expect(restarted.outbox.values.contains { $0.kind == .notification && $0.subscriptionArn == arn })
+    }
+
+    @Test func anUnsubscribeConfirmationTokenExpiresAndYieldsToANewerSubscription() throws {
+        var sns = try withTopic()
+        let endpoint = "http://example.com/hook"
+        let arn = try confirmedHTTP(&sns, endpoint)
+        var changes: [NotifierChange] = []
+        try sns.unsubscribe(arn, now: Self.t0 + 10, changes: &changes)
+        let token = try #require(sns.deactivated[arn]?.token)
+        var expired = sns
+        expectError("InvalidParameter") {
+            _ = try expired.confirmSubscription(topicArn: Self.topicArn, token: token, now: Self.t0 + 10 + SNSTopics.tokenLifetime, changes: &changes)
+        }
+        // The endpoint subscribed again meanwhile: the newer subscription stands, the old one is dropped.
+        let newer = try confirmedHTTP(&sns, endpoint)
+        #expect(newer != arn)
+        changes = []
+        #expect(try sns.confirmSubscription(topicArn: Self.topicArn, token: token, now: Self.t0 + 30, changes: &changes) == newer)
+        #expect(sns.subscriptions.keys.sorted() == [newer] && sns.deactivated.isEmpty)
+        #expect(changes.contains { if case .deleteSubscription(let gone) = $0 { gone == arn } else { false } })
+        // Deleting the topic drops deactivated subscriptions with the live ones.
+        try sns.unsubscribe(newer, now: Self.t0 + 40, changes: &changes)
+        #expect(sns.deactivated.keys.sorted() == [newer])
+        try sns.deleteTopic(Self.topicArn, changes: &changes)
+        #expect(sns.deactivated.isEmpty)
     }
 
     // MARK: Publish
@@ -580,7 +650,7 @@ final class Counter: @unchecked Sendable {
         #expect(restored.takeDue(now: Self.t0 + 10, limit: 10, lane: .other).map(\.id) == created)
         // Deliveries of a subscription that goes away leave the due order with it.
         #expect(sns.takeDue(now: Self.t0 + 10, limit: 1, lane: .other).map(\.id) == [created[2]])
-        try sns.unsubscribe(subscription, changes: &changes)
+        try sns.unsubscribe(subscription, now: Self.t0 + 10, changes: &changes)
         #expect(sns.takeDue(now: Self.t0 + 10, limit: 10, lane: .other).isEmpty)
         #expect(sns.nextDueAt(lane: .other) == nil)
     }

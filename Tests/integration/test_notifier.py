@@ -544,3 +544,42 @@ def test_an_http_endpoint_that_never_answers_does_not_hold_up_another(tmp_path):
             assert time.monotonic() - stopping < 5, "the stuck endpoint held up the notifier's exit"
         finally:
             node.kill(signal.SIGTERM)
+
+
+def test_an_unsubscribed_http_endpoint_gets_an_unsubscribe_confirmation_that_restores_it(tmp_path):
+    """As in AWS: after Unsubscribe an http endpoint is POSTed an UnsubscribeConfirmation; nothing
+    more is delivered to it, and no action lists it, until its token restores the subscription (same
+    ARN) - across a SIGKILL of the notifier in between."""
+    base = find_base_port()
+    node = Notifier(tmp_path, base, base + 9)
+    with http_endpoint(base + 8) as received:
+        try:
+            node.start()
+            with SNS(node.endpoint) as sns:
+                topic = sns("CreateTopic", {"Name": unique("topic")})["TopicArn"]
+                sns("Subscribe", {"TopicArn": topic, "Protocol": "http", "Endpoint": f"http://{HOST}:{base + 8}/hook"})
+                confirmation = wait_until(lambda: next((b for _, b in received if b.get("Type") == "SubscriptionConfirmation"), None),
+                                          timeout=9, message="the http confirmation")
+                arn = sns("ConfirmSubscription", {"TopicArn": topic, "Token": confirmation["Token"]})["SubscriptionArn"]
+                sns("Unsubscribe", {"SubscriptionArn": arn})
+                headers, goodbye = wait_until(lambda: next(((h, b) for h, b in received if b.get("Type") == "UnsubscribeConfirmation"), None),
+                                              timeout=9, message="the UnsubscribeConfirmation")
+                assert headers["x-amz-sns-message-type"] == "UnsubscribeConfirmation"
+                assert headers["x-amz-sns-subscription-arn"] == arn
+                assert goodbye["TopicArn"] == topic and arn in goodbye["Message"]
+                assert f"/sns/confirm?TopicArn=" in goodbye["SubscribeURL"] and goodbye["Token"] in goodbye["SubscribeURL"]
+                assert sns("ListSubscriptionsByTopic", {"TopicArn": topic})["Subscriptions"] == []
+                assert sns.error("GetSubscriptionAttributes", {"SubscriptionArn": arn}) == "NotFound"
+                sns("Publish", {"TopicArn": topic, "Message": "while unsubscribed"})
+                node.wait_idle()
+            node.kill(signal.SIGKILL)
+            node.start()
+            with SNS(node.endpoint) as sns:
+                assert sns("ConfirmSubscription", {"TopicArn": topic, "Token": goodbye["Token"]})["SubscriptionArn"] == arn
+                listed = sns("ListSubscriptionsByTopic", {"TopicArn": topic})["Subscriptions"]
+                assert [s["SubscriptionArn"] for s in listed] == [arn]
+                sns("Publish", {"TopicArn": topic, "Message": "restored"})
+                wait_until(lambda: any(b.get("Message") == "restored" for _, b in received), timeout=9, message="the notification after restore")
+                assert not any(b.get("Message") == "while unsubscribed" for _, b in received)
+        finally:
+            node.kill(signal.SIGTERM)
