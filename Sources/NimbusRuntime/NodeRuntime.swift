@@ -181,14 +181,20 @@ public final class NodeRuntime: Sendable {
                 // credentials), and the supervisor checks its Scale, Kill and Stop itself
                 // (ControlAuthenticator: the account root only).
                 if let authorizer, let action = request.header.action, !action.hasPrefix("nimbus:") {
-                    let resources = service.resourceARNs(for: request, runtime: self)
-                    if resources.count == 1 {
-                        request.principal = try await authorizer.authorize(request, resource: resources[0],
-                                                                           resourcePolicy: await service.resourcePolicy(for: resources[0]))
+                    if let checks = service.authorizationChecks(for: request, runtime: self) {
+                        var list: [(action: String, arn: String, policy: ResourcePolicy?)] = []
+                        for check in checks { list.append((check.action, check.resource, await service.resourcePolicy(for: check.resource))) }
+                        request.principal = try await authorizer.authorize(request, checks: list)
                     } else {
-                        var checks: [(arn: String, policy: ResourcePolicy?)] = []
-                        for arn in resources { checks.append((arn, await service.resourcePolicy(for: arn))) }
-                        request.principal = try await authorizer.authorize(request, resources: checks)
+                        let resources = service.resourceARNs(for: request, runtime: self)
+                        if resources.count == 1 {
+                            request.principal = try await authorizer.authorize(request, resource: resources[0],
+                                                                               resourcePolicy: await service.resourcePolicy(for: resources[0]))
+                        } else {
+                            var checks: [(arn: String, policy: ResourcePolicy?)] = []
+                            for arn in resources { checks.append((arn, await service.resourcePolicy(for: arn))) }
+                            request.principal = try await authorizer.authorize(request, resources: checks)
+                        }
                     }
                 }
                 if let alarm, let action = request.header.action, growingActions.contains(action) {

@@ -29,6 +29,12 @@ public protocol NodeService: Sendable {
     /// or "*".
     func resourceARNs(for request: InboundRequest, runtime: NodeRuntime) -> [String]
 
+    /// When a request's parts are authorized as other actions than its own, each action with the
+    /// resource it acts on; all must be allowed. DynamoDB authorizes a transaction's items this way,
+    /// as the PutItem, UpdateItem, DeleteItem, ConditionCheckItem or GetItem each one is. nil (the
+    /// default): the request's own action on each of `resourceARNs`.
+    func authorizationChecks(for request: InboundRequest, runtime: NodeRuntime) -> [(action: String, resource: String)]?
+
     /// The resource's own policy, when it has one (a queue's Policy attribute).
     func resourcePolicy(for resourceARN: String) async -> ResourcePolicy?
 
@@ -45,6 +51,7 @@ extension NodeService {
     public func resourceARNs(for request: InboundRequest, runtime: NodeRuntime) -> [String] {
         [resourceARN(for: request, runtime: runtime) ?? "*"]
     }
+    public func authorizationChecks(for request: InboundRequest, runtime: NodeRuntime) -> [(action: String, resource: String)]? { nil }
     public func resourcePolicy(for resourceARN: String) async -> ResourcePolicy? { nil }
     public func localAuthority() -> (any Authority)? { nil }
     public var growingActions: Set<String> { [] }

@@ -90,10 +90,18 @@ public final class RequestAuthorizer: Sendable {
     /// Checks a request that acts on several resources (a BatchWriteItem naming several tables):
     /// the signature once, then a decision per resource; every one must be allowed.
     public func authorize(_ request: InboundRequest, resources: [(arn: String, policy: ResourcePolicy?)]) async throws -> String {
+        try await authorize(request, checks: resources.map { (request.header.action ?? "", $0.arn, $0.policy) })
+    }
+
+    /// Checks a request whose parts are authorized as other actions (a DynamoDB transaction's items,
+    /// each as the PutItem, UpdateItem ... it is): the signature once, then each action on its
+    /// resource; every one must be allowed.
+    public func authorize(_ request: InboundRequest, checks: [(action: String, arn: String, policy: ResourcePolicy?)]) async throws -> String {
         let now = clock()
         let principal = try await authenticate(header: request.header, body: request.body, now: now)
-        for resource in resources {
-            try await decide(principal: principal, header: request.header, resource: resource.arn, resourcePolicy: resource.policy, now: now)
+        for check in checks {
+            try await decide(principal: principal, action: check.action, header: request.header, resource: check.arn,
+                             resourcePolicy: check.policy, now: now)
         }
         return principal
     }
@@ -101,7 +109,7 @@ public final class RequestAuthorizer: Sendable {
     public func authorize(header: EnvelopeHeader, body: Data, resource: String, resourcePolicy: ResourcePolicy?) async throws -> String {
         let now = clock()
         let principal = try await authenticate(header: header, body: body, now: now)
-        try await decide(principal: principal, header: header, resource: resource, resourcePolicy: resourcePolicy, now: now)
+        try await decide(principal: principal, action: header.action ?? "", header: header, resource: resource, resourcePolicy: resourcePolicy, now: now)
         return principal
     }
 
@@ -140,8 +148,8 @@ public final class RequestAuthorizer: Sendable {
 
     /// Whether `principal` may perform the request's action on `resource` (cached decisions);
     /// throws AccessDenied naming the three when not.
-    private func decide(principal: String, header: EnvelopeHeader, resource: String, resourcePolicy: ResourcePolicy?, now: Int64) async throws {
-        let action = header.action ?? ""
+    private func decide(principal: String, action: String, header: EnvelopeHeader, resource: String, resourcePolicy: ResourcePolicy?,
+                        now: Int64) async throws {
         let decisionKey = DecisionKey(principal: principal, action: action, resource: resource, policy: resourcePolicy)
         let decision: Decision
         if let cached = decisions.withLock({ $0.value(decisionKey, nowMillis: now) }) {

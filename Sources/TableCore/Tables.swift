@@ -197,11 +197,7 @@ public struct Tables: Sendable {
                                  changes: inout [TableChange]) throws(TableError) -> Item? {
         let definition = try describe(table)
         let itemKey = try key(definition, item, exact: false)
-        let size = item.reduce(0) { $0 + $1.key.utf8.count + $1.value.size }
-        if size > 400 * 1024 { throw TableError.validation("Item size has exceeded the maximum allowed size") }
-        if item.values.contains(where: { $0.nesting > AttributeValue.maxNesting }) {
-            throw TableError.validation("Nesting Levels have exceeded supported limits")
-        }
+        try Self.checkSize(item)
         let old = items[table]?[itemKey]
         if let condition, !ConditionEvaluator.holds(condition, on: old) {
             throw TableError("ConditionalCheckFailedException", "The conditional request failed")
@@ -214,6 +210,15 @@ public struct Tables: Sendable {
         return old
     }
 
+    /// DynamoDB's limits on one item: 400 KB, and 32 levels of nesting.
+    static func checkSize(_ item: Item) throws(TableError) {
+        let size = item.reduce(0) { $0 + $1.key.utf8.count + $1.value.size }
+        if size > 400 * 1024 { throw TableError.validation("Item size has exceeded the maximum allowed size") }
+        if item.values.contains(where: { $0.nesting > AttributeValue.maxNesting }) {
+            throw TableError.validation("Nesting Levels have exceeded supported limits")
+        }
+    }
+
     /// UpdateItem: applies `update` to the item with `key` (or to a new item holding just the key), after
     /// `condition` holds on the old item. Returns the item before and after.
     public mutating func updateItem(_ table: String, key itemKey: Item, update: UpdateExpression, condition: Condition?, now: Double,
@@ -224,18 +229,25 @@ public struct Tables: Sendable {
         if let condition, !ConditionEvaluator.holds(condition, on: old) {
             throw TableError("ConditionalCheckFailedException", "The conditional request failed")
         }
+        guard let new = try Self.updated(definition, key: itemKey, old: old, by: update) else { return (nil, nil) }
+        _ = try putItem(table, new, condition: nil, now: now, changes: &changes)
+        return (old, new)
+    }
+
+    /// What `update` makes of `old` (or of a new item holding just `key`); nil when it writes
+    /// nothing: removing from an item that does not exist creates nothing, as in DynamoDB.
+    static func updated(_ definition: TableSchema, key itemKey: Item, old: Item?, by update: UpdateExpression) throws(TableError) -> Item? {
         for action in update.actions {
             if case .name(let first)? = action.path.first, definition.keyNames.contains(first) {
                 throw TableError.validation("One or more parameter values were invalid: Cannot update attribute \(first). This attribute is part of the key")
             }
         }
         let new = try UpdateEvaluator.apply(update, to: old ?? itemKey)
-        // Removing from an item that does not exist creates nothing, as in DynamoDB.
         if old == nil && new == itemKey && !update.actions.contains(where: { if case .set = $0 { return true }; if case .add = $0 { return true }; return false }) {
-            return (nil, nil)
+            return nil
         }
-        _ = try putItem(table, new, condition: nil, now: now, changes: &changes)
-        return (old, new)
+        try checkSize(new)
+        return new
     }
 
     /// UpdateTable's stream settings: enable with a view type (a new stream, new label), or disable.
@@ -444,4 +456,87 @@ extension Tables {
         }
         return out
     }
+
+    // MARK: Transactions
+
+    /// One action of a TransactWriteItems.
+    public enum TransactWrite: Sendable {
+        case put(table: String, item: Item, condition: Condition?)
+        case update(table: String, key: Item, update: UpdateExpression, condition: Condition?)
+        case delete(table: String, key: Item, condition: Condition?)
+        case conditionCheck(table: String, key: Item, condition: Condition)
+    }
+
+    /// TransactWriteItems: up to 100 actions on distinct items, all or none. Every check (keys, sizes,
+    /// the updates' results, every condition) is made before anything is written, so a transaction
+    /// that fails changes nothing. Failed conditions cancel it with a reason per action, in order.
+    public mutating func transactWrite(_ actions: [TransactWrite], now: Double, changes: inout [TableChange]) throws(TableError) {
+        guard (1...100).contains(actions.count) else {
+            throw TableError.validation("1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to 100 and greater than or equal to 1")
+        }
+        enum Write { case put(Item), delete, none }
+        var writes: [(table: String, itemKey: Item, write: Write)] = []
+        var seen = Set<String>()
+        var reasons: [String] = []
+        for action in actions {
+            let table: String, itemKey: Item, condition: Condition?
+            var write = Write.none
+            switch action {
+            case .put(let t, let item, let c):
+                (table, condition) = (t, c)
+                let definition = try describe(t)
+                _ = try key(definition, item, exact: false)
+                try Self.checkSize(item)
+                itemKey = Self.keyAttributes(definition, of: item)
+                write = .put(item)
+            case .update(let t, let k, _, let c), .delete(let t, let k, let c):
+                (table, itemKey, condition) = (t, k, c)
+                write = .delete
+            case .conditionCheck(let t, let k, let c):
+                (table, itemKey, condition) = (t, k, c)
+            }
+            let definition = try describe(table)
+            let canonical = try key(definition, itemKey, exact: true)
+            guard seen.insert(table + "\u{0}" + canonical).inserted else {
+                throw TableError.validation("Transaction request cannot include multiple operations on one item")
+            }
+            let old = items[table]?[canonical]
+            if case .update(_, _, let update, _) = action {
+                write = try Self.updated(definition, key: itemKey, old: old, by: update).map(Write.put) ?? .none
+            }
+            reasons.append(condition.map { ConditionEvaluator.holds($0, on: old) } ?? true ? "None" : "ConditionalCheckFailed")
+            writes.append((table, itemKey, write))
+        }
+        if reasons.contains(where: { $0 != "None" }) {
+            throw TableError("TransactionCanceledException",
+                             "Transaction cancelled, please refer cancellation reasons for specific reasons [\(reasons.joined(separator: ", "))]")
+        }
+        for (table, itemKey, write) in writes {
+            switch write {
+            case .put(let item): _ = try putItem(table, item, condition: nil, now: now, changes: &changes)
+            case .delete: _ = try deleteItem(table, key: itemKey, condition: nil, now: now, changes: &changes)
+            case .none: break
+            }
+        }
+    }
+
+    /// TransactGetItems: up to 100 items, read together (the node answers from one state). A
+    /// missing item answers an empty response, in order.
+    public func transactGet(_ gets: [(table: String, key: Item)]) throws(TableError) -> [Item?] {
+        guard (1...100).contains(gets.count) else {
+            throw TableError.validation("1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to 100 and greater than or equal to 1")
+        }
+        var seen = Set<String>()
+        var found: [Item?] = []
+        for get in gets {
+            let definition = try describe(get.table)
+            let canonical = try key(definition, get.key, exact: true)
+            guard seen.insert(get.table + "\u{0}" + canonical).inserted else {
+                throw TableError.validation("Transaction request cannot include multiple operations on one item")
+            }
+            found.append(items[get.table]?[canonical])
+        }
+        return found
+    }
 }
+

@@ -15,6 +15,7 @@ public struct TableNodeService: NodeService {
     public static let actionNames: Set<String> = [
         "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable", "dynamodb:DeleteTable", "dynamodb:ListTables",
         "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:ListStreams", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords",
+        "dynamodb:TransactWriteItems", "dynamodb:TransactGetItems",
     ]
 
     /// The table or stream a request acts on: StreamArn, else the stream its ShardIterator reads
@@ -40,6 +41,26 @@ public struct TableNodeService: NodeService {
         return tables.filter { seen.insert($0).inserted }.map { tableARNPrefix + $0 }
     }
 
+    /// A transaction is authorized, as in AWS, item by item: each Put, Update, Delete, ConditionCheck
+    /// or Get as dynamodb:PutItem, UpdateItem, DeleteItem, ConditionCheckItem or GetItem on its table.
+    public func authorizationChecks(for request: InboundRequest, runtime: NodeRuntime) -> [(action: String, resource: String)]? {
+        guard request.header.action == "dynamodb:TransactWriteItems" || request.header.action == "dynamodb:TransactGetItems" else { return nil }
+        // Without readable TransactItems the service refuses the request anyway.
+        guard let parsed = try? JSONDecoder().decode(TransactTables.self, from: request.body), !parsed.TransactItems.isEmpty else {
+            return [(request.header.action!, "*")]
+        }
+        var checks: [(action: String, resource: String)] = []
+        for entry in parsed.TransactItems {
+            let named: [(String, TransactTables.Named?)] = [("dynamodb:PutItem", entry.Put), ("dynamodb:UpdateItem", entry.Update),
+                                                             ("dynamodb:DeleteItem", entry.Delete), ("dynamodb:ConditionCheckItem", entry.ConditionCheck),
+                                                             ("dynamodb:GetItem", entry.Get)]
+            for case let (action, table?) in named where !checks.contains(where: { $0 == (action, tableARNPrefix + table.TableName) }) {
+                checks.append((action, tableARNPrefix + table.TableName))
+            }
+        }
+        return checks.isEmpty ? [(request.header.action!, "*")] : checks
+    }
+
     private var tableARNPrefix: String { "arn:aws:dynamodb:\(configuration.cluster.region):\(configuration.cluster.account):table/" }
 
     public init(configuration: NodeConfiguration) throws {
@@ -55,7 +76,7 @@ public struct TableNodeService: NodeService {
     public var actions: Set<String> { Self.actionNames }
 
     /// Refused while the disk or memory alarm is raised; receives, reads and deletes go on.
-    public var growingActions: Set<String> { ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"] }
+    public var growingActions: Set<String> { ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems"] }
 
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
         // Only the rarer actions use it; PutItem and GetItem write their answers by hand.
@@ -100,22 +121,12 @@ public struct TableNodeService: NodeService {
             guard let text = r.UpdateExpression else {
                 throw TableError.validation("UpdateItem needs an UpdateExpression (AttributeUpdates is not supported)")
             }
-            let update = try UpdateParser.parse(text, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues)
-            var usedNames = update.usedNames, usedValues = update.usedValues
-            var condition: Condition?
-            if let text = r.ConditionExpression {
-                let parsed = try ConditionParser.parseKeepingPlaceholders(text, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues)
-                usedNames.formUnion(parsed.usedNames)
-                usedValues.formUnion(parsed.usedValues)
-                condition = parsed.condition
-            }
-            try ConditionParser.checkAllUsed(names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues,
-                                             usedNames: usedNames, usedValues: usedValues)
-            let finalCondition = condition
+            let (update, condition) = try Self.parseUpdate(text, condition: r.ConditionExpression, names: r.ExpressionAttributeNames,
+                                                           values: r.ExpressionAttributeValues)
             let (old, new) = try await engine.perform { t, now, changes in
-                try t.updateItem(r.TableName, key: key, update: update.expression, condition: finalCondition, now: now, changes: &changes)
+                try t.updateItem(r.TableName, key: key, update: update, condition: condition, now: now, changes: &changes)
             }
-            let touched = Set(update.expression.actions.compactMap { action -> String? in
+            let touched = Set(update.actions.compactMap { action -> String? in
                 if case .name(let n)? = action.path.first { return n } else { return nil }
             })
             let attributes: Item?
@@ -171,6 +182,19 @@ public struct TableNodeService: NodeService {
             let writes = r.RequestItems.mapValues { $0.map { (put: $0.PutRequest?.Item, delete: $0.DeleteRequest?.Key) } }
             try await engine.perform { t, now, changes in try t.batchWrite(writes, now: now, changes: &changes) }
             return Data(#"{"UnprocessedItems":{}}"#.utf8)
+        case "dynamodb:TransactWriteItems":
+            let r = try decode(request, TransactWriteRequest.self)
+            let actions = try r.TransactItems.map(Self.transactWrite)
+            try await engine.perform { t, now, changes in try t.transactWrite(actions, now: now, changes: &changes) }
+            return Data("{}".utf8)
+        case "dynamodb:TransactGetItems":
+            let r = try decode(request, TransactGetRequest.self)
+            if r.TransactItems.contains(where: { $0.Get.ProjectionExpression != nil }) {
+                throw TableError.validation("ProjectionExpression is not supported by Nimbus")
+            }
+            let found = try await engine.readItems { t in try t.transactGet(r.TransactItems.map { ($0.Get.TableName, $0.Get.Key) }) }
+            struct Response: Encodable { var Item: Item? }
+            return try encoder.encode(["Responses": found.map(Response.init)])
         case "dynamodb:BatchGetItem":
             let r = try decode(request, BatchGetRequest.self)
             let found = try await engine.readItems { t in try t.batchGet(r.RequestItems.mapValues(\.Keys)) }
@@ -266,6 +290,50 @@ public struct TableNodeService: NodeService {
     }
 
     /// Request bodies: an invalid attribute value is a ValidationException, as DynamoDB says it.
+    /// One TransactItems entry as the core's action, its expressions parsed and checked as PutItem's,
+    /// UpdateItem's and DeleteItem's are.
+    static func transactWrite(_ entry: TransactWriteRequest.Entry) throws -> Tables.TransactWrite {
+        let given = [entry.Put, entry.Update, entry.Delete, entry.ConditionCheck].compactMap { $0 }
+        guard given.count == 1, let op = given.first else {
+            throw TableError.validation("Each TransactItems entry needs exactly one of Put, Update, Delete and ConditionCheck")
+        }
+        if let mode = op.ReturnValuesOnConditionCheckFailure, mode != "NONE" {
+            throw TableError.validation("ReturnValuesOnConditionCheckFailure \(mode) is not supported by Nimbus (NONE is)")
+        }
+        let names = op.ExpressionAttributeNames, values = op.ExpressionAttributeValues
+        func condition() throws -> Condition? { try op.ConditionExpression.map { try ConditionParser.parse($0, names: names, values: values) } }
+        if entry.Put != nil {
+            guard let item = op.Item else { throw TableError.validation("A Put in TransactItems needs an Item") }
+            return .put(table: op.TableName, item: item, condition: try condition())
+        }
+        guard let key = op.Key else { throw TableError.validation("An Update, Delete or ConditionCheck in TransactItems needs a Key") }
+        if entry.Delete != nil { return .delete(table: op.TableName, key: key, condition: try condition()) }
+        if entry.ConditionCheck != nil {
+            guard let checked = try condition() else { throw TableError.validation("A ConditionCheck in TransactItems needs a ConditionExpression") }
+            return .conditionCheck(table: op.TableName, key: key, condition: checked)
+        }
+        guard let text = op.UpdateExpression else { throw TableError.validation("An Update in TransactItems needs an UpdateExpression") }
+        let (update, parsed) = try parseUpdate(text, condition: op.ConditionExpression, names: names, values: values)
+        return .update(table: op.TableName, key: key, update: update, condition: parsed)
+    }
+
+    /// An UpdateExpression and its optional ConditionExpression, which share the placeholders: every
+    /// name and value given must be used by one of the two.
+    static func parseUpdate(_ text: String, condition: String?, names: [String: String]?, values: [String: AttributeValue]?) throws
+        -> (UpdateExpression, Condition?) {
+        let update = try UpdateParser.parse(text, names: names, values: values)
+        var usedNames = update.usedNames, usedValues = update.usedValues
+        var parsed: Condition?
+        if let condition {
+            let kept = try ConditionParser.parseKeepingPlaceholders(condition, names: names, values: values)
+            usedNames.formUnion(kept.usedNames)
+            usedValues.formUnion(kept.usedValues)
+            parsed = kept.condition
+        }
+        try ConditionParser.checkAllUsed(names: names, values: values, usedNames: usedNames, usedValues: usedValues)
+        return (update.expression, parsed)
+    }
+
     private func decode<T: Decodable>(_ request: InboundRequest, _ type: T.Type) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: request.body)

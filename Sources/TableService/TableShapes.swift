@@ -174,3 +174,35 @@ struct BatchGetRequest: Codable, Sendable {
     struct Keys: Codable, Sendable { var Keys: [Item] }
     var RequestItems: [String: Keys]
 }
+
+/// TransactWriteItems: each entry holds exactly one of Put, Update, Delete and ConditionCheck.
+struct TransactWriteRequest: Codable, Sendable {
+    struct Operation: Codable, Sendable {
+        var TableName: String
+        var Item: Item? = nil
+        var Key: Item? = nil
+        var UpdateExpression: String? = nil
+        var ConditionExpression: String? = nil
+        var ExpressionAttributeNames: [String: String]? = nil
+        var ExpressionAttributeValues: [String: AttributeValue]? = nil
+        var ReturnValuesOnConditionCheckFailure: String? = nil
+    }
+    struct Entry: Codable, Sendable { var Put: Operation?; var Update: Operation?; var Delete: Operation?; var ConditionCheck: Operation? }
+    var TransactItems: [Entry]
+    var ClientRequestToken: String?
+}
+
+struct TransactGetRequest: Codable, Sendable {
+    struct Get: Codable, Sendable { var TableName: String; var Key: Item; var ProjectionExpression: String? }
+    struct Entry: Codable, Sendable { var Get: Get }
+    var TransactItems: [Entry]
+}
+
+/// What the authorizer needs of a transaction, read without its items' values: each entry's kind
+/// and table.
+struct TransactTables: Decodable {
+    struct Named: Decodable { var TableName: String }
+    struct Entry: Decodable { var Put: Named?; var Update: Named?; var Delete: Named?; var ConditionCheck: Named?; var Get: Named? }
+    var TransactItems: [Entry]
+}
+

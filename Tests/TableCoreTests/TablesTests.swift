@@ -16,7 +16,7 @@ import Testing
     }
 
     @Test func putWritesTheItemAndItsInsertRecordTogether() throws {
-        var (tables, changes) = try ordersTable()
+        var (tables, changes) = try TablesTests().ordersTable()
         changes = []
         let item: Item = ["orderID": .s("o-1"), "order": .s(#"{"item": "latex gloves"}"#)]
         let notExists = try ConditionParser.parse("attribute_not_exists(orderID)", names: nil, values: nil)
@@ -59,7 +59,7 @@ import Testing
     }
 
     @Test func aNoOpWriteAndADeleteOfNothingAppendNoRecord() throws {
-        var (tables, changes) = try ordersTable()
+        var (tables, changes) = try TablesTests().ordersTable()
         let item: Item = ["orderID": .s("o-1")]
         _ = try tables.putItem("orders", item, condition: nil, now: 1, changes: &changes)
         changes = []
@@ -69,7 +69,7 @@ import Testing
     }
 
     @Test func keysAndTablesAreValidated() throws {
-        var (tables, changes) = try ordersTable()
+        var (tables, changes) = try TablesTests().ordersTable()
         func code(_ body: () throws -> Void) -> String? {
             do { try body(); return nil } catch let e as TableError { return e.code } catch { return "?" }
         }
@@ -166,5 +166,68 @@ import Testing
         #expect(throws: TableError.self) {
             try tables.batchWrite(["orders": (0..<26).map { (put: ["orderID": .s("x\($0)")], delete: nil) }], now: 3, changes: &changes)
         }
+    }
+}
+
+@Suite struct TransactionTests {
+    func code(_ body: () throws -> Void) -> (code: String, message: String)? {
+        do { try body(); return nil } catch let error as TableError { return (error.code, error.message) } catch { return ("?", "\(error)") }
+    }
+
+    @Test func aTransactionWritesAllOrNothingAndSaysWhichConditionFailed() throws {
+        var (tables, changes) = try TablesTests().ordersTable()
+        try tables.batchWrite(["orders": [(put: ["orderID": .s("a"), "n": .n("1")], delete: nil), (put: ["orderID": .s("b")], delete: nil)]],
+                              now: 1, changes: &changes)
+        changes = []
+        let notExists = try ConditionParser.parse("attribute_not_exists(orderID)", names: nil, values: nil)
+        let exists = try ConditionParser.parse("attribute_exists(orderID)", names: nil, values: nil)
+        let increment = try UpdateParser.parse("SET n = n + :one", names: nil, values: [":one": .n("1")]).expression
+        // The second action's condition fails: nothing is written, and the reasons name it, in order.
+        let failing: [Tables.TransactWrite] = [
+            .put(table: "orders", item: ["orderID": .s("c")], condition: notExists),
+            .put(table: "orders", item: ["orderID": .s("a"), "n": .n("9")], condition: notExists),
+            .update(table: "orders", key: ["orderID": .s("a2")], update: try UpdateParser.parse("SET m = :one", names: nil, values: [":one": .n("1")]).expression,
+                    condition: nil),
+        ]
+        let cancelled = code { try tables.transactWrite(failing, now: 2, changes: &changes) }
+        #expect(cancelled?.code == "TransactionCanceledException")
+        #expect(cancelled?.message.hasSuffix("[None, ConditionalCheckFailed, None]") == true)
+        #expect(changes.isEmpty)
+        #expect(try tables.getItem("orders", key: ["orderID": .s("c")]) == nil)
+        // An update whose result is invalid (n + 1 on a missing n) fails the whole request before any write.
+        #expect(code {
+            try tables.transactWrite([.put(table: "orders", item: ["orderID": .s("c")], condition: nil),
+                                      .update(table: "orders", key: ["orderID": .s("b")], update: increment, condition: nil)], now: 2, changes: &changes)
+        }?.code == "ValidationException")
+        #expect(changes.isEmpty)
+        // All hold: every write lands, with its stream record, and the check writes nothing.
+        try tables.transactWrite([
+            .put(table: "orders", item: ["orderID": .s("c")], condition: notExists),
+            .update(table: "orders", key: ["orderID": .s("a")], update: increment, condition: exists),
+            .delete(table: "orders", key: ["orderID": .s("b")], condition: exists),
+        ], now: 3, changes: &changes)
+        #expect(TablesTests().records(changes).map(\.eventName) == ["INSERT", "MODIFY", "REMOVE"])
+        let read = try tables.transactGet([("orders", ["orderID": .s("a")]), ("orders", ["orderID": .s("b")]), ("orders", ["orderID": .s("c")])])
+        #expect(read == [["orderID": .s("a"), "n": .n("2")], nil, ["orderID": .s("c")]])
+        changes = []
+        try tables.transactWrite([.conditionCheck(table: "orders", key: ["orderID": .s("c")], condition: exists)], now: 4, changes: &changes)
+        #expect(changes.isEmpty)
+    }
+
+    @Test func aTransactionRefusesTwoActionsOnOneItemAndMoreThanAHundred() throws {
+        var tables = try ReadManyTests().filled(0)
+        var changes: [TableChange] = []
+        let twice = code {
+            try tables.transactWrite([.put(table: "orders", item: ["orderID": .s("a"), "x": .s("1")], condition: nil),
+                                      .delete(table: "orders", key: ["orderID": .s("a")], condition: nil)], now: 1, changes: &changes)
+        }
+        #expect(twice?.code == "ValidationException" && twice?.message == "Transaction request cannot include multiple operations on one item")
+        #expect(code { try tables.transactWrite([], now: 1, changes: &changes) }?.code == "ValidationException")
+        let many = (0...100).map { Tables.TransactWrite.put(table: "orders", item: ["orderID": .s("k\($0)")], condition: nil) }
+        #expect(code { try tables.transactWrite(many, now: 1, changes: &changes) }?.code == "ValidationException")
+        #expect(code { try tables.transactWrite([.put(table: "nope", item: ["orderID": .s("a")], condition: nil)], now: 1, changes: &changes) }?.code
+                == "ResourceNotFoundException")
+        #expect(code { _ = try tables.transactGet([("orders", ["orderID": .s("a")]), ("orders", ["orderID": .s("a")])]) }?.code == "ValidationException")
+        #expect(changes.isEmpty)
     }
 }

@@ -284,3 +284,29 @@ def test_a_topic_policy_takes_part_as_the_resource_policy(cluster):
     set_policy([])
     denied(*call(cluster, "notifier", "sns:Publish", publish, ingest), "assumed-role/Lambda-SQS-DynamoDB/it", "sns:Publish")
     assert call(cluster, "notifier", "sns:DeleteTopic", {"TopicArn": topic})[0] == "reply"
+
+
+def test_a_transaction_is_authorized_item_by_item(cluster):
+    """As in AWS, TransactWriteItems and TransactGetItems need each item's own action (PutItem,
+    UpdateItem, DeleteItem, ConditionCheckItem, GetItem) on its table: the ingest role's
+    Lambda-Write-DynamoDB (PutItem, DescribeTable) may transact Puts, and nothing else."""
+    ingest = assume(cluster, "Lambda-SQS-DynamoDB", LAMBDA)
+    put = {"Put": {"TableName": ORDERS, "Item": {"orderID": {"S": "tx-authz-1"}}, "ConditionExpression": "attribute_not_exists(orderID)"}}
+    kind, answer = call(cluster, "table", "dynamodb:TransactWriteItems", {"TransactItems": [put]}, ingest)
+    assert kind == "reply", answer
+    # A Delete beside the Put needs DeleteItem: denied as a whole, naming that action, and nothing is written.
+    second = {"Put": {"TableName": ORDERS, "Item": {"orderID": {"S": "tx-authz-2"}}}}
+    delete = {"Delete": {"TableName": ORDERS, "Key": {"orderID": {"S": "tx-authz-1"}}}}
+    kind, answer = call(cluster, "table", "dynamodb:TransactWriteItems", {"TransactItems": [second, delete]}, ingest)
+    denied(kind, answer, "assumed-role/Lambda-SQS-DynamoDB/it", "dynamodb:DeleteItem")
+    kind, answer = call(cluster, "table", "dynamodb:TransactGetItems",
+                        {"TransactItems": [{"Get": {"TableName": ORDERS, "Key": {"orderID": {"S": "tx-authz-1"}}}},
+                                           {"Get": {"TableName": ORDERS, "Key": {"orderID": {"S": "tx-authz-2"}}}}]})
+    assert kind == "reply" and answer["Responses"] == [{"Item": {"orderID": {"S": "tx-authz-1"}}}, {}], answer
+    kind, answer = call(cluster, "table", "dynamodb:TransactGetItems",
+                        {"TransactItems": [{"Get": {"TableName": ORDERS, "Key": {"orderID": {"S": "tx-authz-1"}}}}]}, ingest)
+    denied(kind, answer, "assumed-role/Lambda-SQS-DynamoDB/it", "dynamodb:GetItem")
+    # The stream role may not put through a transaction either.
+    streams = assume(cluster, "Lambda-DynamoDBStreams-SNS", LAMBDA)
+    kind, answer = call(cluster, "table", "dynamodb:TransactWriteItems", {"TransactItems": [second]}, streams)
+    denied(kind, answer, "assumed-role/Lambda-DynamoDBStreams-SNS/it", "dynamodb:PutItem")

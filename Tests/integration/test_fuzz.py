@@ -26,7 +26,8 @@ ACTIONS = {
     "queue": ("sqs", "CreateQueue GetQueueUrl ListQueues GetQueueAttributes SetQueueAttributes SendMessage SendMessageBatch "
                      "ReceiveMessage DeleteMessage DeleteMessageBatch ChangeMessageVisibility ChangeMessageVisibilityBatch PurgeQueue"),
     "table": ("dynamodb", "CreateTable DescribeTable UpdateTable ListTables PutItem GetItem UpdateItem DeleteItem Scan Query "
-                          "BatchWriteItem BatchGetItem ListStreams DescribeStream GetShardIterator GetRecords"),
+                          "BatchWriteItem BatchGetItem TransactWriteItems TransactGetItems ListStreams DescribeStream GetShardIterator "
+                          "GetRecords"),
     "notifier": ("sns", "CreateTopic ListTopics GetTopicAttributes SetTopicAttributes Subscribe ConfirmSubscription Unsubscribe "
                         "ListSubscriptions ListSubscriptionsByTopic Publish PublishBatch"),
     "iam": ("iam", "CreatePolicy GetPolicy ListPolicies CreateRole GetRole ListRoles AttachRolePolicy DetachRolePolicy "
@@ -43,7 +44,7 @@ MEMBERS = ("QueueUrl QueueName MessageBody Entries Id ReceiptHandle Attributes A
            "AttributeName AttributeValue PolicyName PolicyDocument PolicyArn RoleName AssumeRolePolicyDocument PolicySourceArn "
            "ActionNames ResourceArns ResourcePolicy ContextEntries NextToken MessageDeduplicationId ReturnValues S N B M L SS NS "
            "BOOL NULL DataType StringValue BinaryValue Records messageId receiptHandle body eventSource eventSourceARN eventName "
-           "dynamodb NewImage Keys eventID").split()
+           "dynamodb NewImage Keys eventID TransactItems Put Update Delete ConditionCheck Get").split()
 
 
 class Fuzzer:

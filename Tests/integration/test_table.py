@@ -305,3 +305,47 @@ def test_get_records_long_poll_wakes_on_the_next_record(cluster):
         reader.join(timeout=30)
     assert [r["dynamodb"]["Keys"]["orderID"]["S"] for r in got["page"]["Records"]] == ["long-poll-1"]
     assert got["seconds"] < 10, "woken by the write, not by the 20 s timeout"
+
+
+def test_transactions_write_all_or_nothing_and_survive_sigkill(cluster):
+    """TransactWriteItems: a failed condition cancels the whole transaction (reasons in order) and
+    writes nothing; a committed one is durable with a stream record per write; TransactGetItems
+    reads the items back in order."""
+    def key(order_id: str) -> dict:
+        return {"orderID": {"S": order_id}}
+
+    with table(cluster) as client:
+        arn = wait_until(lambda: _describe(client), timeout=10, message="orders table exists")["LatestStreamArn"]
+        before = len(read_all(client, arn))
+        put(client, "tx-a", "first")
+        new = {"Put": {"TableName": "orders", "Item": {**key("tx-b"), "order": {"S": "second"}},
+                       "ConditionExpression": "attribute_not_exists(orderID)"}}
+        again = {"Put": {"TableName": "orders", "Item": {**key("tx-a"), "order": {"S": "overwritten"}},
+                         "ConditionExpression": "attribute_not_exists(orderID)"}}
+        kind, answer = client.answer("dynamodb:TransactWriteItems", {"TransactItems": [new, again]})
+        assert kind == "error" and answer["code"] == "TransactionCanceledException", answer
+        assert answer["message"].endswith("[None, ConditionalCheckFailed]"), answer
+        assert "Item" not in client("dynamodb:GetItem", {"TableName": "orders", "Key": key("tx-b")})
+        update = {"Update": {"TableName": "orders", "Key": key("tx-a"), "UpdateExpression": "SET #s = :s",
+                             "ConditionExpression": "attribute_exists(orderID)",
+                             "ExpressionAttributeNames": {"#s": "status"}, "ExpressionAttributeValues": {":s": {"S": "paid"}}}}
+        check = {"ConditionCheck": {"TableName": "orders", "Key": key("tx-a"), "ConditionExpression": "attribute_exists(orderID)"}}
+        assert client("dynamodb:TransactWriteItems", {"TransactItems": [new, update]}) == {}
+        for bad in [{"TransactItems": []},
+                    {"TransactItems": [new, {"Delete": {"TableName": "orders", "Key": key("tx-b")}}]},  # one item twice
+                    {"TransactItems": [{**new, **check}]},  # two operations in one entry
+                    {"TransactItems": [{"Put": {**new["Put"], "ExpressionAttributeValues": {":unused": {"S": "x"}}}}]},
+                    {"TransactItems": [{"ConditionCheck": {"TableName": "orders", "Key": key("tx-a")}}]}]:
+            assert client.error("dynamodb:TransactWriteItems", bad) == "ValidationException", bad
+    old = process_by_name(cluster.status(), "table")
+    os.kill(old["pid"], signal.SIGKILL)
+    wait_until(lambda: (p := process_by_name(cluster.status(), "table")) and p["state"] == "running" and p["pid"] != old["pid"],
+               timeout=10, message="table restarted")
+    with table(cluster) as client:
+        got = client("dynamodb:TransactGetItems", {"TransactItems": [{"Get": {"TableName": "orders", "Key": key(k)}}
+                                                                     for k in ("tx-a", "tx-b", "tx-none")]})
+        assert got["Responses"] == [{"Item": {**key("tx-a"), "order": {"S": "first"}, "status": {"S": "paid"}}},
+                                    {"Item": {**key("tx-b"), "order": {"S": "second"}}}, {}]
+        records = read_all(client, arn)[before:]
+        assert [(r["eventName"], r["dynamodb"]["Keys"]["orderID"]["S"]) for r in records] == [
+            ("INSERT", "tx-a"), ("INSERT", "tx-b"), ("MODIFY", "tx-a")]
