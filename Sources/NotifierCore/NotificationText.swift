@@ -66,30 +66,29 @@ public enum NotificationText {
                 Please do not reply directly to this email. This message was sent by Nimbus, a self-hosted SNS.
                 """
         }
-        return object([
-            ("Type", quoted("SubscriptionConfirmation")),
-            ("MessageId", quoted(messageId)),
-            ("Token", quoted(token)),
-            ("TopicArn", quoted(topicArn)),
-            ("Message", quoted("You have chosen to subscribe to the topic \(topicArn).\nTo confirm the subscription, visit the SubscribeURL included in this message.")),
-            ("SubscribeURL", quoted(subscribeURL)),
-            ("Timestamp", quoted(iso8601(timestamp))),
-            ("SignatureVersion", quoted("1")),
-            ("Signature", quoted("")),
-            ("SigningCertURL", quoted(signingCertURL)),
-        ])
+        return tokenDocument(type: "SubscriptionConfirmation", messageId: messageId, token: token, topicArn: topicArn,
+                             message: "You have chosen to subscribe to the topic \(topicArn).\nTo confirm the subscription, visit the SubscribeURL included in this message.",
+                             subscribeURL: subscribeURL, timestamp: timestamp)
     }
 
     /// What an http/https endpoint is sent after it was unsubscribed: visiting SubscribeURL (or
     /// ConfirmSubscription with the token) restores the subscription.
     public static func unsubscribeConfirmation(messageId: String, topicArn: String, subscriptionArn: String, token: String,
                                                subscribeURL: String, timestamp: Double) -> String {
+        tokenDocument(type: "UnsubscribeConfirmation", messageId: messageId, token: token, topicArn: topicArn,
+                      message: "You have chosen to deactivate subscription \(subscriptionArn).\nTo cancel this operation and restore the subscription, visit the SubscribeURL included in this message.",
+                      subscribeURL: subscribeURL, timestamp: timestamp)
+    }
+
+    /// The JSON document of the two messages that carry a token and a SubscribeURL.
+    private static func tokenDocument(type: String, messageId: String, token: String, topicArn: String, message: String,
+                                      subscribeURL: String, timestamp: Double) -> String {
         object([
-            ("Type", quoted("UnsubscribeConfirmation")),
+            ("Type", quoted(type)),
             ("MessageId", quoted(messageId)),
             ("Token", quoted(token)),
             ("TopicArn", quoted(topicArn)),
-            ("Message", quoted("You have chosen to deactivate subscription \(subscriptionArn).\nTo cancel this operation and restore the subscription, visit the SubscribeURL included in this message.")),
+            ("Message", quoted(message)),
             ("SubscribeURL", quoted(subscribeURL)),
             ("Timestamp", quoted(iso8601(timestamp))),
             ("SignatureVersion", quoted("1")),

@@ -56,6 +56,8 @@ struct WriteRequest: Codable, Sendable {
     var ExpressionAttributeNames: [String: String]? = nil
     var ExpressionAttributeValues: [String: AttributeValue]? = nil
     var ReturnValues: String? = nil
+    /// Only in a transaction's items (TransactWriteItems).
+    var ReturnValuesOnConditionCheckFailure: String? = nil
 }
 
 extension WriteRequest {
@@ -177,16 +179,8 @@ struct BatchGetRequest: Codable, Sendable {
 
 /// TransactWriteItems: each entry holds exactly one of Put, Update, Delete and ConditionCheck.
 struct TransactWriteRequest: Codable, Sendable {
-    struct Operation: Codable, Sendable {
-        var TableName: String
-        var Item: Item? = nil
-        var Key: Item? = nil
-        var UpdateExpression: String? = nil
-        var ConditionExpression: String? = nil
-        var ExpressionAttributeNames: [String: String]? = nil
-        var ExpressionAttributeValues: [String: AttributeValue]? = nil
-        var ReturnValuesOnConditionCheckFailure: String? = nil
-    }
+    /// A Put, Update, Delete or ConditionCheck has the members of the single-item requests.
+    typealias Operation = WriteRequest
     struct Entry: Codable, Sendable { var Put: Operation?; var Update: Operation?; var Delete: Operation?; var ConditionCheck: Operation? }
     var TransactItems: [Entry]
     var ClientRequestToken: String?
