@@ -14,6 +14,18 @@ public struct IngestOrders: SQSFunction {
 
     public func handle(_ event: SQSEvent, context: FunctionContext) async throws -> BatchResponse {
         let table = context.environment["TABLE_NAME"] ?? "orders"
+        // A batch goes to the table in one request: a transaction of conditional puts. It is all or
+        // nothing, so when it does not go through (a redelivered order already there, an item too
+        // large, a timeout) each record is written on its own below, where a failure stays its own
+        // and an order already written counts as done.
+        if event.Records.count > 1 {
+            do {
+                _ = try await context.services.call("dynamodb:TransactWriteItems", Transaction(puts: event.Records.map { Self.put($0, table: table) }))
+                return BatchResponse(failures: [])
+            } catch {
+                context.logger.debug("batch of \(event.Records.count) orders not written as one transaction (\(error)): one by one")
+            }
+        }
         // Records are independent: write them concurrently, report the ones that failed.
         let failures = await withTaskGroup(of: String?.self) { group in
             for record in event.Records {
@@ -54,8 +66,37 @@ public struct IngestOrders: SQSFunction {
         }
     }
 
+    /// TransactWriteItems of the batch's puts, written by hand from theirs.
+    struct Transaction: HandWrittenRequest {
+        var puts: [Put]
+
+        enum CodingKeys: String, CodingKey { case TransactItems }
+        struct Entry: Encodable { var Put: IngestOrders.Put }
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(puts.map(Entry.init), forKey: .TransactItems)
+        }
+
+        var handWrittenJSON: Data? {
+            var out = Data("{\"TransactItems\":[".utf8)
+            for (index, put) in puts.enumerated() {
+                guard let json = put.handWrittenJSON else { return nil }
+                out.append(contentsOf: Array((index == 0 ? "{\"Put\":" : ",{\"Put\":").utf8))
+                out.append(json)
+                out.append(0x7D)
+            }
+            out.append(contentsOf: Array("]}".utf8))
+            return out
+        }
+    }
+
+    static func put(_ record: SQSEvent.Record, table: String) -> Put {
+        Put(TableName: table, Item: ["orderID": .s(orderID(forMessage: record.messageId)), "order": .s(record.body)])
+    }
+
     static func write(_ record: SQSEvent.Record, table: String, context: FunctionContext) async throws {
-        let put = Put(TableName: table, Item: ["orderID": .s(orderID(forMessage: record.messageId)), "order": .s(record.body)])
+        let put = put(record, table: table)
         do {
             _ = try await context.services.call("dynamodb:PutItem", put)
         } catch let error as WireError where error.code == "ConditionalCheckFailedException" {

@@ -183,7 +183,7 @@ public struct TableNodeService: NodeService {
             try await engine.perform { t, now, changes in try t.batchWrite(writes, now: now, changes: &changes) }
             return Data(#"{"UnprocessedItems":{}}"#.utf8)
         case "dynamodb:TransactWriteItems":
-            let r = try decode(request, TransactWriteRequest.self)
+            let r = try TransactWriteRequest.fast(request.body) ?? decode(request, TransactWriteRequest.self)
             let actions = try r.TransactItems.map(Self.transactWrite)
             try await engine.perform { t, now, changes in try t.transactWrite(actions, now: now, changes: &changes) }
             return Data("{}".utf8)

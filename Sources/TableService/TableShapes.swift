@@ -68,7 +68,12 @@ extension WriteRequest {
     /// JSONDecoder; nil for anything else or anything invalid, which JSONDecoder then reads (and
     /// reports on).
     static func fast(_ data: Data) -> WriteRequest? {
-        guard let m = StringJSON.parse(data)?.members(allowed: members), let table = m["TableName"]?.string else { return nil }
+        StringJSON.parse(data).flatMap(fast)
+    }
+
+    /// The same, from a request already read (a transaction's item).
+    static func fast(_ json: StringJSON) -> WriteRequest? {
+        guard let m = json.members(allowed: members), let table = m["TableName"]?.string else { return nil }
         var request = WriteRequest(TableName: table)
         for key in ["ConditionExpression", "UpdateExpression", "ReturnValues"] {
             guard let value = m[key] else { continue }
@@ -184,6 +189,21 @@ struct TransactWriteRequest: Codable, Sendable {
     struct Entry: Codable, Sendable { var Put: Operation?; var Update: Operation?; var Delete: Operation?; var ConditionCheck: Operation? }
     var TransactItems: [Entry]
     var ClientRequestToken: String?
+
+    /// A transaction whose items are `WriteRequest.fast`'s kind (the ingest worker's puts), read
+    /// without JSONDecoder; nil for anything else, which JSONDecoder then reads (and reports on).
+    static func fast(_ data: Data) -> TransactWriteRequest? {
+        guard let m = StringJSON.parse(data)?.members(allowed: ["TransactItems"]), let items = m["TransactItems"]?.array else { return nil }
+        var entries: [Entry] = []
+        entries.reserveCapacity(items.count)
+        for item in items {
+            guard let ops = item.members(allowed: ["Put", "Update", "Delete", "ConditionCheck"]), ops.values.count == 1,
+                  let op = WriteRequest.fast(ops.values[0]) else { return nil }
+            entries.append(Entry(Put: ops["Put"] == nil ? nil : op, Update: ops["Update"] == nil ? nil : op,
+                                 Delete: ops["Delete"] == nil ? nil : op, ConditionCheck: ops["ConditionCheck"] == nil ? nil : op))
+        }
+        return TransactWriteRequest(TransactItems: entries, ClientRequestToken: nil)
+    }
 }
 
 struct TransactGetRequest: Codable, Sendable {

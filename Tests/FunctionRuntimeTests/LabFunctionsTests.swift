@@ -14,6 +14,7 @@ final class FakeServices: ServiceCalling {
     let tables = Mutex(Tables(region: "us-east-1", account: "000000000000"))
     let published = Mutex<[[String: String]]>([])
     let failing = Mutex<Set<String>>([])  // items (orderID) / messages whose calls fail
+    let transactions = Mutex(0)  // TransactWriteItems calls, applied or not
 
     init() throws {
         var changes: [TableChange] = []
@@ -48,6 +49,20 @@ final class FakeServices: ServiceCalling {
             if case .s(let id)? = w.Item?["orderID"], failing.withLock({ $0.contains(id) }) { throw WireError(.internalFailure, "injected") }
             let condition = try w.ConditionExpression.map { try ConditionParser.parse($0, names: w.ExpressionAttributeNames, values: w.ExpressionAttributeValues) }
             _ = try tables.withLock { t in try t.putItem(w.TableName, w.Item!, condition: condition, now: 1, changes: &changes) }
+            return Data("{}".utf8)
+        case "dynamodb:TransactWriteItems":
+            struct Transaction: Decodable { struct Entry: Decodable { var Put: Write }; var TransactItems: [Entry] }
+            let puts = try JSONDecoder().decode(Transaction.self, from: body).TransactItems.map(\.Put)
+            transactions.withLock { $0 += 1 }
+            if puts.contains(where: { if case .s(let id)? = $0.Item?["orderID"] { failing.withLock { $0.contains(id) } } else { false } }) {
+                throw WireError(.internalFailure, "injected")
+            }
+            let actions = try puts.map { w in
+                Tables.TransactWrite.put(table: w.TableName, item: w.Item!, condition: try w.ConditionExpression.map {
+                    try ConditionParser.parse($0, names: w.ExpressionAttributeNames, values: w.ExpressionAttributeValues)
+                })
+            }
+            try tables.withLock { t in try t.transactWrite(actions, now: 1, changes: &changes) }
             return Data("{}".utf8)
         case "dynamodb:UpdateItem":
             let w = try JSONDecoder().decode(Write.self, from: body)
@@ -131,13 +146,16 @@ func sqsRecord(_ id: String, _ body: String) -> SQSEvent.Record {
         #expect(try JSONSerialization.jsonObject(with: fast) as? NSDictionary == JSONSerialization.jsonObject(with: JSONEncoder().encode(batch)) as? NSDictionary)
     }
 
-    /// The hand-written PutItem request says what JSONEncoder would.
-    @Test func thePutItemRequestIsWrittenAsJSONEncoderWritesIt() throws {
+    /// The hand-written PutItem and TransactWriteItems requests say what JSONEncoder would.
+    @Test func thePutItemAndTransactionRequestsAreWrittenAsJSONEncoderWritesThem() throws {
         let put = IngestOrders.Put(TableName: "orders", Item: ["orderID": .s("o-1"), "order": .s(#"{"item": "gloves \ \"x\" ✓"}"#)])
-        let fast = try #require(put.handWrittenJSON)
-        let viaFast = try JSONSerialization.jsonObject(with: fast) as? NSDictionary
-        let viaEncoder = try JSONSerialization.jsonObject(with: JSONEncoder().encode(put)) as? NSDictionary
-        #expect(viaFast != nil && viaFast == viaEncoder)
+        let other = IngestOrders.Put(TableName: "orders", Item: ["orderID": .s("o-2"), "order": .s("{}")])
+        for request in [put, IngestOrders.Transaction(puts: [put, other])] as [any HandWrittenRequest] {
+            let fast = try #require(request.handWrittenJSON)
+            let viaFast = try JSONSerialization.jsonObject(with: fast) as? NSDictionary
+            let viaEncoder = try JSONSerialization.jsonObject(with: JSONEncoder().encode(request)) as? NSDictionary
+            #expect(viaFast != nil && viaFast == viaEncoder)
+        }
     }
 
     @Test func redeliveryWritesNoSecondOrderAndFailuresAreReportedPerRecord() async throws {
@@ -147,15 +165,20 @@ func sqsRecord(_ id: String, _ body: String) -> SQSEvent.Record {
         let first = try await f.handle(SQSEvent(Records: [sqsRecord("m-1", body), sqsRecord("m-2", "b")]), context: context(services))
         #expect(first.batchItemFailures.isEmpty)
         #expect(services.itemCount == 2)
+        #expect(services.transactions.withLock { $0 } == 1, "a batch goes to the table as one transaction")
         #expect(services.item(IngestOrders.orderID(forMessage: "m-1"))?["order"] == .s(body))
         // The same message again (at-least-once delivery): success, still two orders.
         let again = try await f.handle(SQSEvent(Records: [sqsRecord("m-1", body)]), context: context(services))
         #expect(again.batchItemFailures.isEmpty && services.itemCount == 2)
+        // In a batch, it cancels the batch's transaction; written one by one, the new order lands.
+        let mixed = try await f.handle(SQSEvent(Records: [sqsRecord("m-1", body), sqsRecord("m-5", "e")]), context: context(services))
+        #expect(mixed.batchItemFailures.isEmpty && services.itemCount == 3)
+        #expect(services.transactions.withLock { $0 } == 2)
         // One record's write fails: only it is reported.
         _ = services.failing.withLock { $0.insert(IngestOrders.orderID(forMessage: "m-4")) }
         let partial = try await f.handle(SQSEvent(Records: [sqsRecord("m-3", "c"), sqsRecord("m-4", "d")]), context: context(services))
         #expect(partial.failedIdentifiers == ["m-4"])
-        #expect(services.itemCount == 3)
+        #expect(services.itemCount == 4)
     }
 }
 
