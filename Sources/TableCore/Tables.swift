@@ -474,47 +474,45 @@ extension Tables {
         guard (1...100).contains(actions.count) else {
             throw TableError.validation("1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to 100 and greater than or equal to 1")
         }
-        enum Write { case put(Item), delete, none }
-        var writes: [(table: String, itemKey: Item, write: Write)] = []
+        enum Write { case put(Item), delete(key: Item), none }
+        var writes: [(table: String, write: Write)] = []
         var seen = Set<String>()
         var reasons: [String] = []
         for action in actions {
             let table: String, itemKey: Item, condition: Condition?
-            var write = Write.none
             switch action {
-            case .put(let t, let item, let c):
-                (table, condition) = (t, c)
-                let definition = try describe(t)
-                _ = try key(definition, item, exact: false)
-                try Self.checkSize(item)
-                itemKey = Self.keyAttributes(definition, of: item)
-                write = .put(item)
-            case .update(let t, let k, _, let c), .delete(let t, let k, let c):
-                (table, itemKey, condition) = (t, k, c)
-                write = .delete
-            case .conditionCheck(let t, let k, let c):
-                (table, itemKey, condition) = (t, k, c)
+            case .put(let t, let item, let c): (table, itemKey, condition) = (t, item, c)
+            case .update(let t, let k, _, let c), .delete(let t, let k, let c): (table, itemKey, condition) = (t, k, c)
+            case .conditionCheck(let t, let k, let c): (table, itemKey, condition) = (t, k, c)
             }
             let definition = try describe(table)
-            let canonical = try key(definition, itemKey, exact: true)
+            // A Put names its item by the key attributes among the others; the rest give just the key.
+            let canonical: String
+            if case .put = action { canonical = try key(definition, itemKey, exact: false) } else { canonical = try key(definition, itemKey, exact: true) }
             guard seen.insert(table + "\u{0}" + canonical).inserted else {
                 throw TableError.validation("Transaction request cannot include multiple operations on one item")
             }
             let old = items[table]?[canonical]
-            if case .update(_, _, let update, _) = action {
-                write = try Self.updated(definition, key: itemKey, old: old, by: update).map(Write.put) ?? .none
+            let write: Write
+            switch action {
+            case .put(_, let item, _):
+                try Self.checkSize(item)
+                write = .put(item)
+            case .update(_, _, let update, _): write = try Self.updated(definition, key: itemKey, old: old, by: update).map(Write.put) ?? .none
+            case .delete: write = .delete(key: itemKey)
+            case .conditionCheck: write = .none
             }
             reasons.append(condition.map { ConditionEvaluator.holds($0, on: old) } ?? true ? "None" : "ConditionalCheckFailed")
-            writes.append((table, itemKey, write))
+            writes.append((table, write))
         }
         if reasons.contains(where: { $0 != "None" }) {
             throw TableError("TransactionCanceledException",
                              "Transaction cancelled, please refer cancellation reasons for specific reasons [\(reasons.joined(separator: ", "))]")
         }
-        for (table, itemKey, write) in writes {
+        for (table, write) in writes {
             switch write {
             case .put(let item): _ = try putItem(table, item, condition: nil, now: now, changes: &changes)
-            case .delete: _ = try deleteItem(table, key: itemKey, condition: nil, now: now, changes: &changes)
+            case .delete(let key): _ = try deleteItem(table, key: key, condition: nil, now: now, changes: &changes)
             case .none: break
             }
         }
@@ -539,4 +537,3 @@ extension Tables {
         return found
     }
 }
-

@@ -289,7 +289,6 @@ public struct TableNodeService: NodeService {
         return Data(out)
     }
 
-    /// Request bodies: an invalid attribute value is a ValidationException, as DynamoDB says it.
     /// One TransactItems entry as the core's action, its expressions parsed and checked as PutItem's,
     /// UpdateItem's and DeleteItem's are.
     static func transactWrite(_ entry: TransactWriteRequest.Entry) throws -> Tables.TransactWrite {
@@ -334,6 +333,7 @@ public struct TableNodeService: NodeService {
         return (update.expression, parsed)
     }
 
+    /// Request bodies: an invalid attribute value is a ValidationException, as DynamoDB says it.
     private func decode<T: Decodable>(_ request: InboundRequest, _ type: T.Type) throws -> T {
         do {
             return try JSONDecoder().decode(T.self, from: request.body)

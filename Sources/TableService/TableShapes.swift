@@ -219,4 +219,3 @@ struct TransactTables: Decodable {
     struct Entry: Decodable { var Put: Named?; var Update: Named?; var Delete: Named?; var ConditionCheck: Named?; var Get: Named? }
     var TransactItems: [Entry]
 }
-
