@@ -62,7 +62,8 @@ let package = Package(
         .target(name: "TableCore", dependencies: ["NimbusProtocol"]),
         .target(
             name: "TableService",
-            dependencies: ["TableCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TableCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "FunctionRuntime",

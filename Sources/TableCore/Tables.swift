@@ -81,6 +81,24 @@ public enum TableChange: Equatable, Sendable {
     case putItem(table: String, key: String, item: Item)
     case deleteItem(table: String, key: String)
     case appendRecord(table: String, record: StreamRecord)
+    /// A transaction's ClientRequestToken, remembered until `expiresAt` (DynamoDB: 10 minutes).
+    case putTransactionToken(TransactionToken)
+    case deleteTransactionToken(String)
+}
+
+/// A ClientRequestToken of a transaction that went through, and what that transaction asked for
+/// (a digest of its items): the same token again answers without writing; with other items, it is
+/// refused.
+public struct TransactionToken: Equatable, Sendable {
+    public var token: String
+    public var fingerprint: String
+    public var expiresAt: Double
+
+    public init(token: String, fingerprint: String, expiresAt: Double) {
+        self.token = token
+        self.fingerprint = fingerprint
+        self.expiresAt = expiresAt
+    }
 }
 
 /// DynamoDB tables and their streams as a pure state machine (time passed in, changes out).
@@ -96,6 +114,12 @@ public struct Tables: Sendable {
     private let eventIDPrefix: String
     private var eventCounter: UInt64 = 0
     private var streamARNs: [String: (label: String?, arn: String)] = [:]
+    /// ClientRequestTokens of recent transactions, and the same in the order they expire.
+    private(set) var transactionTokens: [String: TransactionToken] = [:]
+    private var tokensByExpiry: [TransactionToken] = []
+    private var expiredTokens = 0
+    /// How long DynamoDB honours a transaction's ClientRequestToken.
+    public static let transactionTokenWindow: Double = 600
 
     public init(region: String, account: String, eventIDPrefix: String = Hex.random(bytes: 8)) {
         self.region = region
@@ -103,10 +127,13 @@ public struct Tables: Sendable {
         self.eventIDPrefix = eventIDPrefix
     }
 
-    public mutating func restore(tables: [TableSchema], items stored: [(String, String, Item)], lastSequences: [String: [Int: UInt64]]) {
+    public mutating func restore(tables: [TableSchema], items stored: [(String, String, Item)], lastSequences: [String: [Int: UInt64]],
+                                 transactionTokens tokens: [TransactionToken] = []) {
         for t in tables { definitions[t.name] = t; items[t.name] = [:] }
         for (table, key, item) in stored { items[table]?[key] = item }
         sequences = lastSequences
+        tokensByExpiry = tokens.sorted { $0.expiresAt < $1.expiresAt }
+        transactionTokens = Dictionary(tokens.map { ($0.token, $0) }, uniquingKeysWith: { $1 })
     }
 
     public func arn(_ table: String) -> String { "arn:aws:dynamodb:\(region):\(account):table/\(table)" }
@@ -470,9 +497,22 @@ extension Tables {
     /// TransactWriteItems: up to 100 actions on distinct items, all or none. Every check (keys, sizes,
     /// the updates' results, every condition) is made before anything is written, so a transaction
     /// that fails changes nothing. Failed conditions cancel it with a reason per action, in order.
-    public mutating func transactWrite(_ actions: [TransactWrite], now: Double, changes: inout [TableChange]) throws(TableError) {
+    ///
+    /// With a ClientRequestToken (`token`, and `fingerprint`, a digest of what the request asks for),
+    /// a transaction that went through is not applied again for 10 minutes: the same token with the
+    /// same items answers as the first time did, with other items IdempotentParameterMismatchException.
+    public mutating func transactWrite(_ actions: [TransactWrite], token: (token: String, fingerprint: String)? = nil, now: Double,
+                                       changes: inout [TableChange]) throws(TableError) {
         guard (1...100).contains(actions.count) else {
             throw TableError.validation("1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to 100 and greater than or equal to 1")
+        }
+        forgetTokens(before: now, changes: &changes)
+        if let token, let seen = transactionTokens[token.token] {
+            guard seen.fingerprint == token.fingerprint else {
+                throw TableError("IdempotentParameterMismatchException",
+                                 "The request uses the same client token as a previous, but non-identical request.")
+            }
+            return
         }
         enum Write { case put(Item), delete(key: Item), none }
         var writes: [(table: String, write: Write)] = []
@@ -515,6 +555,28 @@ extension Tables {
             case .delete(let key): _ = try deleteItem(table, key: key, condition: nil, now: now, changes: &changes)
             case .none: break
             }
+        }
+        if let token {
+            let kept = TransactionToken(token: token.token, fingerprint: token.fingerprint, expiresAt: now + Self.transactionTokenWindow)
+            transactionTokens[kept.token] = kept
+            tokensByExpiry.append(kept)
+            changes.append(.putTransactionToken(kept))
+        }
+    }
+
+    /// Drops the tokens whose window has passed, oldest first (they were kept in that order).
+    private mutating func forgetTokens(before now: Double, changes: inout [TableChange]) {
+        while expiredTokens < tokensByExpiry.count, tokensByExpiry[expiredTokens].expiresAt <= now {
+            let old = tokensByExpiry[expiredTokens]
+            if transactionTokens[old.token] == old {
+                transactionTokens[old.token] = nil
+                changes.append(.deleteTransactionToken(old.token))
+            }
+            expiredTokens += 1
+        }
+        if expiredTokens > 1024 && expiredTokens * 2 > tokensByExpiry.count {
+            tokensByExpiry.removeFirst(expiredTokens)
+            expiredTokens = 0
         }
     }
 

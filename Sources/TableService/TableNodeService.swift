@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import NimbusRuntime
@@ -67,9 +68,9 @@ public struct TableNodeService: NodeService {
         self.configuration = configuration
         self.shards = configuration.cluster.table.streamShards
         let store = try TableStore(path: configuration.stateFile("table"))
-        let (tables, items, sequences) = try store.load()
+        let (tables, items, sequences, tokens) = try store.load()
         var core = Tables(region: configuration.cluster.region, account: configuration.cluster.account)
-        core.restore(tables: tables, items: items, lastSequences: sequences)
+        core.restore(tables: tables, items: items, lastSequences: sequences, transactionTokens: tokens)
         engine = TableEngine(tables: core, store: store, logger: Logger(label: "table"))
     }
 
@@ -185,7 +186,8 @@ public struct TableNodeService: NodeService {
         case "dynamodb:TransactWriteItems":
             let r = try TransactWriteRequest.fast(request.body) ?? decode(request, TransactWriteRequest.self)
             let actions = try r.TransactItems.map(Self.transactWrite)
-            try await engine.perform { t, now, changes in try t.transactWrite(actions, now: now, changes: &changes) }
+            let token = try r.ClientRequestToken.map { token in (token: token, fingerprint: try Self.fingerprint(token, r.TransactItems)) }
+            try await engine.perform { t, now, changes in try t.transactWrite(actions, token: token, now: now, changes: &changes) }
             return Data("{}".utf8)
         case "dynamodb:TransactGetItems":
             let r = try decode(request, TransactGetRequest.self)
@@ -314,6 +316,18 @@ public struct TableNodeService: NodeService {
         guard let text = op.UpdateExpression else { throw TableError.validation("An Update in TransactItems needs an UpdateExpression") }
         let (update, parsed) = try parseUpdate(text, condition: op.ConditionExpression, names: names, values: values)
         return .update(table: op.TableName, key: key, update: update, condition: parsed)
+    }
+
+    /// What a transaction with a ClientRequestToken asks for, to tell a repeat (the same items) from
+    /// another request reusing the token: SHA-256 of its items in a canonical JSON (sorted keys), so
+    /// the digest is the same after a restart and whatever order the client wrote its members in.
+    static func fingerprint(_ token: String, _ items: [TransactWriteRequest.Entry]) throws -> String {
+        guard (1...36).contains(token.count) else {
+            throw TableError.validation("1 validation error detected: Value at 'clientRequestToken' failed to satisfy constraint: Member must have length less than or equal to 36 and greater than or equal to 1")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return SHA256.hash(data: try encoder.encode(items)).withUnsafeBytes { Hex.encode($0) }
     }
 
     /// An UpdateExpression and its optional ConditionExpression, which share the placeholders: every

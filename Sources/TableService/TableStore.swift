@@ -17,10 +17,13 @@ final class TableStore: Sendable {
             """), ("v2-trim", """
             CREATE TABLE trims (table_name TEXT NOT NULL, shard INTEGER NOT NULL, through INTEGER NOT NULL, PRIMARY KEY (table_name, shard));
             CREATE INDEX records_created ON records (created);
+            """), ("v3-transaction-tokens", """
+            CREATE TABLE transaction_tokens (token TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, expires_at REAL NOT NULL);
             """)])
     }
 
-    func load() throws -> (tables: [TableSchema], items: [(String, String, Item)], sequences: [String: [Int: UInt64]]) {
+    func load() throws -> (tables: [TableSchema], items: [(String, String, Item)], sequences: [String: [Int: UInt64]],
+                           tokens: [TransactionToken]) {
         try db.read { db in
             let decoder = JSONDecoder()
             let tables = try Data.fetchAll(db, sql: "SELECT json FROM tables").map { try decoder.decode(TableSchema.self, from: $0) }
@@ -36,7 +39,10 @@ final class TableStore: Sendable {
                 """) {
                 sequences[row["table_name"], default: [:]][row["shard"]] = UInt64(row["last"] as Int64)
             }
-            return (tables, items, sequences)
+            let tokens = try Row.fetchAll(db, sql: "SELECT token, fingerprint, expires_at FROM transaction_tokens").map { row in
+                TransactionToken(token: row["token"], fingerprint: row["fingerprint"], expiresAt: row["expires_at"])
+            }
+            return (tables, items, sequences, tokens)
         }
     }
 
@@ -67,6 +73,11 @@ final class TableStore: Sendable {
                         $0.bind(table)
                         $0.bind(key)
                     }
+                case .putTransactionToken(let t):
+                    try db.execute(sql: "INSERT OR REPLACE INTO transaction_tokens (token, fingerprint, expires_at) VALUES (?, ?, ?)",
+                                   arguments: [t.token, t.fingerprint, t.expiresAt])
+                case .deleteTransactionToken(let token):
+                    try db.execute(sql: "DELETE FROM transaction_tokens WHERE token = ?", arguments: [token])
                 case .appendRecord(let table, let record):
                     let newImage = stored.flatMap { $0.table == table && record.dynamodb.NewImage == $0.item ? $0.json : nil }
                     try db.cachedStatement(sql: "INSERT INTO records (table_name, shard, seq, created, json) VALUES (?, ?, ?, ?, ?)").run {

@@ -230,4 +230,37 @@ import Testing
         #expect(code { _ = try tables.transactGet([("orders", ["orderID": .s("a")]), ("orders", ["orderID": .s("a")])]) }?.code == "ValidationException")
         #expect(changes.isEmpty)
     }
+
+    @Test func aClientRequestTokenAppliesATransactionOnceForTenMinutes() throws {
+        var (tables, changes) = try TablesTests().ordersTable()
+        let add = try UpdateParser.parse("ADD n :one", names: nil, values: [":one": .n("1")]).expression
+        let once: [Tables.TransactWrite] = [.update(table: "orders", key: ["orderID": .s("a")], update: add, condition: nil)]
+        func n() throws -> AttributeValue? { try tables.getItem("orders", key: ["orderID": .s("a")])?["n"] }
+        try tables.transactWrite(once, token: ("t-1", "digest-1"), now: 100, changes: &changes)
+        // The same token and items again (a retry): answered, not applied again.
+        changes = []
+        try tables.transactWrite(once, token: ("t-1", "digest-1"), now: 200, changes: &changes)
+        #expect(try n() == .n("1") && changes.isEmpty)
+        // The token with other items is refused.
+        #expect(code { try tables.transactWrite(once, token: ("t-1", "digest-2"), now: 300, changes: &changes) }?.code
+                == "IdempotentParameterMismatchException")
+        // Kept durable, and through a restart.
+        var restarted = tables
+        restarted.restore(tables: [try tables.describe("orders")], items: [], lastSequences: [:],
+                          transactionTokens: [TransactionToken(token: "t-1", fingerprint: "digest-1", expiresAt: 700)])
+        #expect(code { try restarted.transactWrite(once, token: ("t-1", "digest-2"), now: 300, changes: &changes) }?.code
+                == "IdempotentParameterMismatchException")
+        // Ten minutes after the first, the token is new again: applied, and the old one forgotten on disk.
+        changes = []
+        try tables.transactWrite(once, token: ("t-1", "digest-1"), now: 100 + Tables.transactionTokenWindow, changes: &changes)
+        #expect(try n() == .n("2"))
+        #expect(changes.contains(.deleteTransactionToken("t-1")))
+        #expect(changes.contains(.putTransactionToken(TransactionToken(token: "t-1", fingerprint: "digest-1", expiresAt: 100 + 2 * Tables.transactionTokenWindow))))
+        // A cancelled transaction leaves its token unused.
+        let exists = try ConditionParser.parse("attribute_exists(orderID)", names: nil, values: nil)
+        let failing: [Tables.TransactWrite] = [.conditionCheck(table: "orders", key: ["orderID": .s("none")], condition: exists)]
+        #expect(code { try tables.transactWrite(failing, token: ("t-2", "digest-3"), now: 1_000, changes: &changes) }?.code == "TransactionCanceledException")
+        #expect(tables.transactionTokens["t-2"] == nil)
+    }
 }
+

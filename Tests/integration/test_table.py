@@ -309,7 +309,8 @@ def test_get_records_long_poll_wakes_on_the_next_record(cluster):
 
 def test_transactions_write_all_or_nothing_and_survive_sigkill(cluster):
     """TransactWriteItems: a failed condition cancels the whole transaction (reasons in order) and
-    writes nothing; a committed one is durable with a stream record per write; TransactGetItems
+    writes nothing; a committed one is durable with a stream record per write, and its
+    ClientRequestToken keeps a retry from applying it twice, across a restart; TransactGetItems
     reads the items back in order."""
     def key(order_id: str) -> dict:
         return {"orderID": {"S": order_id}}
@@ -337,15 +338,25 @@ def test_transactions_write_all_or_nothing_and_survive_sigkill(cluster):
                     {"TransactItems": [{"Put": {**new["Put"], "ExpressionAttributeValues": {":unused": {"S": "x"}}}}]},
                     {"TransactItems": [{"ConditionCheck": {"TableName": "orders", "Key": key("tx-a")}}]}]:
             assert client.error("dynamodb:TransactWriteItems", bad) == "ValidationException", bad
+        # A ClientRequestToken: a retry of the same request is answered without applying it again,
+        # another request with the token is refused.
+        add = {"TransactItems": [{"Update": {"TableName": "orders", "Key": key("tx-a"), "UpdateExpression": "ADD visits :one",
+                                             "ExpressionAttributeValues": {":one": {"N": "1"}}}}], "ClientRequestToken": "retry-1"}
+        for _ in range(2):
+            assert client("dynamodb:TransactWriteItems", add) == {}
+        assert client.error("dynamodb:TransactWriteItems", {**add, "TransactItems": [check]}) == "IdempotentParameterMismatchException"
+        assert client.error("dynamodb:TransactWriteItems", {**add, "ClientRequestToken": "x" * 37}) == "ValidationException"
     old = process_by_name(cluster.status(), "table")
     os.kill(old["pid"], signal.SIGKILL)
     wait_until(lambda: (p := process_by_name(cluster.status(), "table")) and p["state"] == "running" and p["pid"] != old["pid"],
                timeout=10, message="table restarted")
     with table(cluster) as client:
+        # The token outlives the restart too.
+        assert client("dynamodb:TransactWriteItems", add) == {}
         got = client("dynamodb:TransactGetItems", {"TransactItems": [{"Get": {"TableName": "orders", "Key": key(k)}}
                                                                      for k in ("tx-a", "tx-b", "tx-none")]})
-        assert got["Responses"] == [{"Item": {**key("tx-a"), "order": {"S": "first"}, "status": {"S": "paid"}}},
+        assert got["Responses"] == [{"Item": {**key("tx-a"), "order": {"S": "first"}, "status": {"S": "paid"}, "visits": {"N": "1"}}},
                                     {"Item": {**key("tx-b"), "order": {"S": "second"}}}, {}]
         records = read_all(client, arn)[before:]
         assert [(r["eventName"], r["dynamodb"]["Keys"]["orderID"]["S"]) for r in records] == [
-            ("INSERT", "tx-a"), ("INSERT", "tx-b"), ("MODIFY", "tx-a")]
+            ("INSERT", "tx-a"), ("INSERT", "tx-b"), ("MODIFY", "tx-a"), ("MODIFY", "tx-a")]
