@@ -44,7 +44,7 @@ MEMBERS = ("QueueUrl QueueName MessageBody Entries Id ReceiptHandle Attributes A
            "AttributeName AttributeValue PolicyName PolicyDocument PolicyArn RoleName AssumeRolePolicyDocument PolicySourceArn "
            "ActionNames ResourceArns ResourcePolicy ContextEntries NextToken MessageDeduplicationId ReturnValues S N B M L SS NS "
            "BOOL NULL DataType StringValue BinaryValue Records messageId receiptHandle body eventSource eventSourceARN eventName "
-           "dynamodb NewImage Keys eventID TransactItems Put Update Delete ConditionCheck Get").split()
+           "dynamodb NewImage Keys eventID TransactItems Put Update Delete ConditionCheck Get ClientRequestToken").split()
 
 
 class Fuzzer:
