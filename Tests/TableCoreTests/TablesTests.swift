@@ -2,6 +2,11 @@ import Foundation
 import Testing
 @testable import TableCore
 
+/// The TableError `body` throws (any other error as code "?"), nil when it throws none.
+func thrown(_ body: () throws -> Void) -> TableError? {
+    do { try body(); return nil } catch let error as TableError { return error } catch { return TableError("?", "\(error)") }
+}
+
 @Suite struct TablesTests {
     func ordersTable(view: String? = "NEW_IMAGE", shards: Int = 1) throws -> (Tables, [TableChange]) {
         var tables = Tables(region: "us-east-1", account: "000000000000")
@@ -70,30 +75,27 @@ import Testing
 
     @Test func keysAndTablesAreValidated() throws {
         var (tables, changes) = try TablesTests().ordersTable()
-        func code(_ body: () throws -> Void) -> String? {
-            do { try body(); return nil } catch let e as TableError { return e.code } catch { return "?" }
-        }
-        #expect(code { _ = try tables.putItem("orders", ["order": .s("x")], condition: nil, now: 1, changes: &changes) } == "ValidationException")
-        #expect(code { _ = try tables.putItem("orders", ["orderID": .n("1")], condition: nil, now: 1, changes: &changes) } == "ValidationException")
-        #expect(code { _ = try tables.putItem("orders", ["orderID": .s("")], condition: nil, now: 1, changes: &changes) } == "ValidationException")
-        #expect(code { _ = try tables.putItem("nope", ["orderID": .s("x")], condition: nil, now: 1, changes: &changes) } == "ResourceNotFoundException")
-        #expect(code { _ = try tables.getItem("orders", key: ["orderID": .s("x"), "extra": .s("y")]) } == "ValidationException")
-        #expect(code {
+        #expect(thrown { _ = try tables.putItem("orders", ["order": .s("x")], condition: nil, now: 1, changes: &changes) }?.code == "ValidationException")
+        #expect(thrown { _ = try tables.putItem("orders", ["orderID": .n("1")], condition: nil, now: 1, changes: &changes) }?.code == "ValidationException")
+        #expect(thrown { _ = try tables.putItem("orders", ["orderID": .s("")], condition: nil, now: 1, changes: &changes) }?.code == "ValidationException")
+        #expect(thrown { _ = try tables.putItem("nope", ["orderID": .s("x")], condition: nil, now: 1, changes: &changes) }?.code == "ResourceNotFoundException")
+        #expect(thrown { _ = try tables.getItem("orders", key: ["orderID": .s("x"), "extra": .s("y")]) }?.code == "ValidationException")
+        #expect(thrown {
             _ = try tables.createTable(name: "orders", partitionKey: .init(name: "orderID", type: "S"), sortKey: nil, streamViewType: nil,
                                        shards: 1, now: 1, changes: &changes)
-        } == "ResourceInUseException")
-        #expect(code {
+        }?.code == "ResourceInUseException")
+        #expect(thrown {
             _ = try tables.createTable(name: "x", partitionKey: .init(name: "k", type: "S"), sortKey: nil, streamViewType: nil, shards: 1, now: 1, changes: &changes)
-        } == "ValidationException")
+        }?.code == "ValidationException")
         let big = String(repeating: "x", count: 401 * 1024)
-        #expect(code { _ = try tables.putItem("orders", ["orderID": .s("b"), "blob": .s(big)], condition: nil, now: 1, changes: &changes) } == "ValidationException")
+        #expect(thrown { _ = try tables.putItem("orders", ["orderID": .s("b"), "blob": .s(big)], condition: nil, now: 1, changes: &changes) }?.code == "ValidationException")
         // Maps and lists nest at most 32 deep, as in DynamoDB.
         func nested(_ levels: Int) -> AttributeValue {
             (0..<levels).reduce(AttributeValue.s("x")) { inner, level in level.isMultiple(of: 2) ? .m(["a": inner]) : .l([inner]) }
         }
         #expect(nested(32).nesting == 32)
-        #expect(code { _ = try tables.putItem("orders", ["orderID": .s("n32"), "doc": nested(32)], condition: nil, now: 1, changes: &changes) } == nil)
-        #expect(code { _ = try tables.putItem("orders", ["orderID": .s("n33"), "doc": nested(33)], condition: nil, now: 1, changes: &changes) } == "ValidationException")
+        #expect(thrown { _ = try tables.putItem("orders", ["orderID": .s("n32"), "doc": nested(32)], condition: nil, now: 1, changes: &changes) } == nil)
+        #expect(thrown { _ = try tables.putItem("orders", ["orderID": .s("n33"), "doc": nested(33)], condition: nil, now: 1, changes: &changes) }?.code == "ValidationException")
     }
 
     @Test func aKeyAlwaysLandsInTheSameShardAndKeysSpreadOverShards() throws {
@@ -170,10 +172,6 @@ import Testing
 }
 
 @Suite struct TransactionTests {
-    func code(_ body: () throws -> Void) -> (code: String, message: String)? {
-        do { try body(); return nil } catch let error as TableError { return (error.code, error.message) } catch { return ("?", "\(error)") }
-    }
-
     @Test func aTransactionWritesAllOrNothingAndSaysWhichConditionFailed() throws {
         var (tables, changes) = try TablesTests().ordersTable()
         try tables.batchWrite(["orders": [(put: ["orderID": .s("a"), "n": .n("1")], delete: nil), (put: ["orderID": .s("b")], delete: nil)]],
@@ -189,13 +187,13 @@ import Testing
             .update(table: "orders", key: ["orderID": .s("a2")], update: try UpdateParser.parse("SET m = :one", names: nil, values: [":one": .n("1")]).expression,
                     condition: nil),
         ]
-        let cancelled = code { try tables.transactWrite(failing, now: 2, changes: &changes) }
+        let cancelled = thrown { try tables.transactWrite(failing, now: 2, changes: &changes) }
         #expect(cancelled?.code == "TransactionCanceledException")
         #expect(cancelled?.message.hasSuffix("[None, ConditionalCheckFailed, None]") == true)
         #expect(changes.isEmpty)
         #expect(try tables.getItem("orders", key: ["orderID": .s("c")]) == nil)
         // An update whose result is invalid (n + 1 on a missing n) fails the whole request before any write.
-        #expect(code {
+        #expect(thrown {
             try tables.transactWrite([.put(table: "orders", item: ["orderID": .s("c")], condition: nil),
                                       .update(table: "orders", key: ["orderID": .s("b")], update: increment, condition: nil)], now: 2, changes: &changes)
         }?.code == "ValidationException")
@@ -217,17 +215,17 @@ import Testing
     @Test func aTransactionRefusesTwoActionsOnOneItemAndMoreThanAHundred() throws {
         var tables = try ReadManyTests().filled(0)
         var changes: [TableChange] = []
-        let twice = code {
+        let twice = thrown {
             try tables.transactWrite([.put(table: "orders", item: ["orderID": .s("a"), "x": .s("1")], condition: nil),
                                       .delete(table: "orders", key: ["orderID": .s("a")], condition: nil)], now: 1, changes: &changes)
         }
         #expect(twice?.code == "ValidationException" && twice?.message == "Transaction request cannot include multiple operations on one item")
-        #expect(code { try tables.transactWrite([], now: 1, changes: &changes) }?.code == "ValidationException")
+        #expect(thrown { try tables.transactWrite([], now: 1, changes: &changes) }?.code == "ValidationException")
         let many = (0...100).map { Tables.TransactWrite.put(table: "orders", item: ["orderID": .s("k\($0)")], condition: nil) }
-        #expect(code { try tables.transactWrite(many, now: 1, changes: &changes) }?.code == "ValidationException")
-        #expect(code { try tables.transactWrite([.put(table: "nope", item: ["orderID": .s("a")], condition: nil)], now: 1, changes: &changes) }?.code
+        #expect(thrown { try tables.transactWrite(many, now: 1, changes: &changes) }?.code == "ValidationException")
+        #expect(thrown { try tables.transactWrite([.put(table: "nope", item: ["orderID": .s("a")], condition: nil)], now: 1, changes: &changes) }?.code
                 == "ResourceNotFoundException")
-        #expect(code { _ = try tables.transactGet([("orders", ["orderID": .s("a")]), ("orders", ["orderID": .s("a")])]) }?.code == "ValidationException")
+        #expect(thrown { _ = try tables.transactGet([("orders", ["orderID": .s("a")]), ("orders", ["orderID": .s("a")])]) }?.code == "ValidationException")
         #expect(changes.isEmpty)
     }
 
@@ -242,13 +240,13 @@ import Testing
         try tables.transactWrite(once, token: ("t-1", "digest-1"), now: 200, changes: &changes)
         #expect(try n() == .n("1") && changes.isEmpty)
         // The token with other items is refused.
-        #expect(code { try tables.transactWrite(once, token: ("t-1", "digest-2"), now: 300, changes: &changes) }?.code
+        #expect(thrown { try tables.transactWrite(once, token: ("t-1", "digest-2"), now: 300, changes: &changes) }?.code
                 == "IdempotentParameterMismatchException")
         // Kept durable, and through a restart.
         var restarted = tables
         restarted.restore(tables: [try tables.describe("orders")], items: [], lastSequences: [:],
                           transactionTokens: [TransactionToken(token: "t-1", fingerprint: "digest-1", expiresAt: 700)])
-        #expect(code { try restarted.transactWrite(once, token: ("t-1", "digest-2"), now: 300, changes: &changes) }?.code
+        #expect(thrown { try restarted.transactWrite(once, token: ("t-1", "digest-2"), now: 300, changes: &changes) }?.code
                 == "IdempotentParameterMismatchException")
         // Ten minutes after the first, the token is new again: applied, and the old one forgotten on disk.
         changes = []
@@ -259,7 +257,7 @@ import Testing
         // A cancelled transaction leaves its token unused.
         let exists = try ConditionParser.parse("attribute_exists(orderID)", names: nil, values: nil)
         let failing: [Tables.TransactWrite] = [.conditionCheck(table: "orders", key: ["orderID": .s("none")], condition: exists)]
-        #expect(code { try tables.transactWrite(failing, token: ("t-2", "digest-3"), now: 1_000, changes: &changes) }?.code == "TransactionCanceledException")
+        #expect(thrown { try tables.transactWrite(failing, token: ("t-2", "digest-3"), now: 1_000, changes: &changes) }?.code == "TransactionCanceledException")
         #expect(tables.transactionTokens["t-2"] == nil)
     }
 }
