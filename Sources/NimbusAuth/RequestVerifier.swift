@@ -147,6 +147,10 @@ public struct ExpiringCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
         return entry.value
     }
 
+    /// The value whatever its age, until it is evicted or dropped by a version change: for when the
+    /// source of fresh values is unreachable.
+    public func staleValue(_ key: Key) -> Value? { entries[key]?.value }
+
     /// Stores `value` until `now + ttl` (or `expires`, when sooner).
     @inlinable
     public mutating func store(_ key: Key, _ value: Value, nowMillis: Int64, expires: Int64? = nil) {

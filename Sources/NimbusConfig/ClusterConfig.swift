@@ -138,11 +138,15 @@ public struct ClusterConfig: Sendable, Equatable {
     }
 
     public struct RestartSettings: Sendable, Equatable {
+        /// The first delay before restarting a process that died before or soon after turning healthy.
         public var initialBackoffSeconds: Double = 1
-        public var maxBackoffSeconds: Double = 32
-        /// A process that has run this long without a restart gets its backoff reset.
-        public var stableAfterSeconds: Double = 60
-        /// More than `maxRestarts` restarts within `withinSeconds` marks the process failed.
+        /// Each quick death doubles the delay, up to this.
+        public var maxBackoffSeconds: Double = 8
+        /// A process healthy this long is stable: if it then dies it is restarted at once, and its
+        /// backoff and quick-death count are reset.
+        public var stableAfterSeconds: Double = 5
+        /// This many quick deaths within `withinSeconds` show the process as crash-looping (it is
+        /// still restarted, at the capped backoff).
         public var maxRestarts: Int = 5
         public var withinSeconds: Double = 60
     }

@@ -76,6 +76,17 @@ public enum ServiceKind: String, CaseIterable, Codable, Sendable, Hashable, Comp
 }
 
 extension ServiceKind {
+    /// The nodes this kind calls to do its work, besides the IAM node (which every node that
+    /// authorizes needs): a process is not ready while one of them is unreachable.
+    public var dependencies: [ServiceKind] {
+        switch self {
+        case .gateway: return [.queue]
+        case .ingestWorker: return [.queue, .table]
+        case .streamWorker: return [.table, .notifier]
+        case .iam, .queue, .table, .notifier, .mailSink: return []
+        }
+    }
+
     /// The AWS service principal this kind plays: the platform's own identity for its internal
     /// calls, and the principal a role's trust policy must admit for the kind to assume the role.
     /// nil for the IAM node (the authority itself signs nothing) and the mail sink (speaks SMTP).

@@ -7,6 +7,8 @@ public enum NimbusAction {
     public static let status = "nimbus:Status"
     public static let scale = "nimbus:Scale"
     public static let kill = "nimbus:Kill"
+    /// Restart a process or every process of a kind at once, its backoff reset.
+    public static let restart = "nimbus:Restart"
     public static let stop = "nimbus:Stop"
 }
 

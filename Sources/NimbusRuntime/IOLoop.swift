@@ -114,7 +114,8 @@ final class IOLoop: @unchecked Sendable {
     private var pollerDirty = true
     private var parentGoneAt: ContinuousClock.Instant?
     private var nextParentCheck = ContinuousClock.now
-    private let heartbeatBody: Data
+    /// The heartbeat answer, rebuilt when the node's readiness changes (`setReadiness`).
+    private let heartbeatBody: Mutex<Data>
 
     /// Binds the node's socket (when it has one) on the calling thread, so a taken port fails here.
     init(settings: Settings, counters: NodeCounters, logger: Logger) throws {
@@ -129,12 +130,7 @@ final class IOLoop: @unchecked Sendable {
         try wake.connect(pipe)
         outbox = Mutex(Outbox(wake: wake))
         (inbound, inboundContinuation) = AsyncStream.makeStream(of: [InboundRequest].self, bufferingPolicy: .unbounded)
-        var body = "{\"name\":"
-        JSONText.appendString(settings.stamp.name, to: &body)
-        body += ",\"incarnation\":"
-        JSONText.appendString(settings.stamp.incarnation, to: &body)
-        body += ",\"pid\":\(settings.pid),\"status\":\"ok\"}"
-        heartbeatBody = Data(body.utf8)
+        heartbeatBody = Mutex(Self.heartbeatBody(settings, ready: nil, notReady: nil))
         if let bind = settings.bind {
             let socket = try ZMQSocket(context, .router)
             try socket.setLinger(500)
@@ -144,6 +140,26 @@ final class IOLoop: @unchecked Sendable {
             try socket.bind(bind)
             server = socket
         }
+    }
+
+    /// What heartbeat answers say from now on: whether the node can serve, and why not.
+    func setReadiness(ready: Bool, notReady: String?) {
+        let body = Self.heartbeatBody(settings, ready: ready, notReady: notReady)
+        heartbeatBody.withLock { $0 = body }
+    }
+
+    private static func heartbeatBody(_ settings: Settings, ready: Bool?, notReady: String?) -> Data {
+        var body = "{\"name\":"
+        JSONText.appendString(settings.stamp.name, to: &body)
+        body += ",\"incarnation\":"
+        JSONText.appendString(settings.stamp.incarnation, to: &body)
+        body += ",\"pid\":\(settings.pid),\"status\":\"ok\""
+        if let ready { body += ",\"ready\":\(ready)" }
+        if let notReady {
+            body += ",\"notReady\":"
+            JSONText.appendString(notReady, to: &body)
+        }
+        return Data((body + "}").utf8)
     }
 
     /// The endpoint actually bound (a `:*` port resolved).
@@ -332,7 +348,7 @@ final class IOLoop: @unchecked Sendable {
             case .heartbeat:
                 counters.heartbeatsAnswered.increment()
                 let answer = Envelope(header: EnvelopeHeader(kind: .heartbeat, id: envelope.header.id, sender: settings.stamp),
-                                      body: heartbeatBody)
+                                      body: heartbeatBody.withLock { $0 })
                 sendOnServer(route + FrameCodec.encode(answer))
             case .request:
                 counters.requestsReceived.increment()

@@ -88,6 +88,9 @@ public final class NodeRuntime: Sendable {
     /// The disk and memory alarms, for a service with actions that grow its state, and those actions.
     let alarm: WriteAlarm?
     let growingActions: Set<String>
+    /// Whether the node can serve (dependencies reachable, no alarm, start-up done), as heartbeats
+    /// and health reports tell it.
+    public let readiness: Readiness
 
     public init(configuration: NodeConfiguration, service: any NodeService, logger: Logger) throws {
         self.configuration = configuration
@@ -101,6 +104,11 @@ public final class NodeRuntime: Sendable {
                             maxInFlight: configuration.maxInFlight),
             counters: counters, logger: logger)
         client = NimbusClient(io: io, stamp: identity.stamp, cluster: configuration.cluster, credentials: configuration.credentials)
+        let readiness = Readiness(onChange: { [io, logger] ready, reason in
+            io.setReadiness(ready: ready, notReady: reason)
+            if ready { logger.info("ready") } else if reason != "start-up not finished" { logger.warning("not ready: \(reason ?? "")") }
+        })
+        self.readiness = readiness
         if let platform = configuration.platformCredentials, platform !== configuration.credentials {
             platformClient = client.signing(with: platform)
         } else {
@@ -108,7 +116,8 @@ public final class NodeRuntime: Sendable {
         }
         if configuration.cluster.iam.enforce {
             authorizer = RequestAuthorizer(settings: configuration.cluster.iam, account: configuration.cluster.account,
-                                           authority: service.localAuthority() ?? RemoteAuthority(client: platformClient), logger: logger)
+                                           authority: service.localAuthority() ?? RemoteAuthority(client: platformClient), logger: logger,
+                                           node: configuration.name, authorityUnreachable: { readiness.unreachableReason("iam") })
         } else {
             authorizer = nil
         }
@@ -134,6 +143,7 @@ public final class NodeRuntime: Sendable {
         // Only nodes that answer authorized actions need the policy version.
         let authorizes = authorizer != nil && service.actions.contains { !$0.hasPrefix("nimbus:") }
         let policyWatch = authorizes ? Task { await self.watchPolicyVersion() } : nil
+        let probes = Task { await self.probeReadiness(authorizes: authorizes) }
         await withDiscardingTaskGroup { group in
             group.addTask { await self.serve() }
             do {
@@ -145,6 +155,7 @@ public final class NodeRuntime: Sendable {
             io.enqueue(.closeInbound)
         }
         policyWatch?.cancel()
+        probes.cancel()
         await io.stop()
         logger.info("\(identity.name) stopped")
     }
@@ -164,6 +175,33 @@ public final class NodeRuntime: Sendable {
         while !Task.isCancelled {
             if let version = try? await authorizer.authority.policyVersion() { authorizer.observe(policyVersion: version) }
             try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// Probes what the node needs to serve about twice a second: a heartbeat to each node it depends
+    /// on (answered on the peer's I/O thread, so a busy peer still answers and a stopped or dead one
+    /// does not), the service's own probes, and the write alarms. The first round ends start-up.
+    private func probeReadiness(authorizes: Bool) async {
+        var kinds = ServiceKind(rawValue: configuration.kind)?.dependencies ?? []
+        if authorizes, authorizer?.authority is RemoteAuthority { kinds.insert(.iam, at: 0) }
+        var probes = kinds.map { kind in
+            let endpoint = cluster.endpoint(kind).description
+            return ReadinessProbe(name: kind.rawValue) { [client] in
+                (try? await client.heartbeat(endpoint, timeout: .seconds(1))) != nil
+            }
+        }
+        probes += service.readinessProbes(runtime: self)
+        while !Task.isCancelled {
+            let round = ContinuousClock.now
+            await withTaskGroup(of: (String, Bool).self) { group in
+                for probe in probes { group.addTask { (probe.name, await probe.check()) } }
+                for await (name, reachable) in group { readiness.dependency(name, reachable: reachable) }
+            }
+            readiness.alarm(alarm?.raisedReason())
+            readiness.startupFinished()
+            // Heartbeats carry the reason with its age ("for 12 s"), so it is renewed every round.
+            io.setReadiness(ready: readiness.isReady, notReady: readiness.reason)
+            try? await Task.sleep(until: round + .milliseconds(500))
         }
     }
 
@@ -216,7 +254,7 @@ public final class NodeRuntime: Sendable {
     private func healthReport() async throws -> Data {
         let uptime = ContinuousClock.now - started
         let report = HealthReport(
-            status: "ok", name: identity.name, kind: identity.kind, incarnation: identity.incarnation, pid: identity.pid,
+            status: "ok", live: true, ready: readiness.isReady, notReady: readiness.reason, name: identity.name, kind: identity.kind, incarnation: identity.incarnation, pid: identity.pid,
             uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
             startedAt: identity.startedAt.timeIntervalSince1970, endpoint: boundEndpoint,
             counters: counters.snapshot(), details: (await service.healthDetails()).merging(authorizer?.counters.snapshot() ?? [:]) { a, _ in a })
@@ -243,6 +281,11 @@ private struct EmptyRequest: Decodable {
 /// The reply to `nimbus:Health`.
 public struct HealthReport: Codable, Sendable {
     public var status: String
+    /// Answering at all (always true in an answer; the field is there for probes that read it).
+    public var live: Bool?
+    /// Whether the node can serve new callers, and why not.
+    public var ready: Bool?
+    public var notReady: String?
     public var name: String
     public var kind: String
     public var incarnation: String
@@ -260,4 +303,7 @@ public struct HeartbeatAnswer: Codable, Sendable {
     public var incarnation: String
     public var pid: Int32
     public var status: String
+    /// Whether the node can serve, once it has probed what it depends on (absent before).
+    public var ready: Bool?
+    public var notReady: String?
 }

@@ -41,6 +41,10 @@ public protocol NodeService: Sendable {
     /// Who decides authorization for this node: nil asks the IAM node (every node but the IAM node).
     func localAuthority() -> (any Authority)?
 
+    /// What else the node needs to serve, besides the nodes `ServiceKind.dependencies` names (probed
+    /// by the runtime): an SMTP relay, say. Each is probed about twice a second.
+    func readinessProbes(runtime: NodeRuntime) -> [ReadinessProbe]
+
     /// The actions that grow the node's durable state (SendMessage, PutItem, Publish ...): the runtime
     /// refuses them with ServiceUnavailable while a write alarm (disk, memory) is raised.
     var growingActions: Set<String> { get }
@@ -55,12 +59,25 @@ extension NodeService {
     public func resourcePolicy(for resourceARN: String) async -> ResourcePolicy? { nil }
     public func localAuthority() -> (any Authority)? { nil }
     public var growingActions: Set<String> { [] }
+    public func readinessProbes(runtime: NodeRuntime) -> [ReadinessProbe] { [] }
 
     public func run(runtime: NodeRuntime) async throws {
         try? await gracefulShutdown()
     }
 
     public func healthDetails() async -> [String: String] { [:] }
+}
+
+/// A condition a node needs to serve, named as `status` shows it when it fails (`smtp`).
+public struct ReadinessProbe: Sendable {
+    public var name: String
+    /// True when it holds; bounded by the probe itself (a connect timeout).
+    public var check: @Sendable () async -> Bool
+
+    public init(name: String, check: @escaping @Sendable () async -> Bool) {
+        self.name = name
+        self.check = check
+    }
 }
 
 /// A node that so far answers only health: what each service executable runs until its issue gives

@@ -68,13 +68,21 @@ public final class RequestAuthorizer: Sendable {
     private let decisions: Mutex<ExpiringCache<DecisionKey, Decision>>
     private let parsedPolicies = Mutex<[String: PolicyDocument]>([:])
     public let counters = AuthCounters()
+    /// This node's name, for the errors callers see ("table cannot authorize you: ...").
+    private let node: String
+    /// Why the authority cannot be reached now (`iam unreachable for 12 s`), nil when it can: then
+    /// cached answers are used past their time instead of waiting on a call that cannot succeed.
+    private let authorityUnreachable: @Sendable () -> String?
 
     public init(settings: ClusterConfig.IAMSettings, account: String, authority: any Authority, logger: Logger,
-                clock: @escaping @Sendable () -> Int64 = CredentialSource.nowMillis) {
+                clock: @escaping @Sendable () -> Int64 = CredentialSource.nowMillis, node: String = "this node",
+                authorityUnreachable: @escaping @Sendable () -> String? = { nil }) {
         self.account = account
         self.authority = authority
         self.logger = logger
         self.clock = clock
+        self.node = node
+        self.authorityUnreachable = authorityUnreachable
         verifier = RequestVerifier(skewMillis: Int64(settings.signatureSkewSeconds) * 1000)
         // Signing material is good until the credentials expire; 15 minutes bounds how long a key
         // the IAM node stops honouring (a rotated root key) is still accepted.
@@ -128,13 +136,20 @@ public final class RequestAuthorizer: Sendable {
         let material: SigningMaterial
         if let cached = signingCache.withLock({ $0.value(materialKey, nowMillis: now) }), cached.sessionToken == auth.sessionToken {
             material = cached.material
+        } else if authorityUnreachable() != nil, let stale = staleMaterial(materialKey, sessionToken: auth.sessionToken, now: now) {
+            material = stale
         } else {
             counters.signingLookups.add(1, ordering: .relaxed)
             do {
-                material = try await authority.signingMaterial(accessKeyId: auth.accessKeyId, sessionToken: auth.sessionToken,
-                                                               day: RequestSigning.day(ofMillis: auth.timestamp), service: service)
+                material = try await askAuthority(header: header) {
+                    try await authority.signingMaterial(accessKeyId: auth.accessKeyId, sessionToken: auth.sessionToken,
+                                                        day: RequestSigning.day(ofMillis: auth.timestamp), service: service)
+                }
             } catch let error as WireError where [ErrorCode.invalidClientTokenId.rawValue, ErrorCode.expiredToken.rawValue].contains(error.code) {
                 throw denied(error, header)
+            } catch let error as WireError where error.code == ErrorCode.serviceUnavailable.rawValue {
+                guard let stale = staleMaterial(materialKey, sessionToken: auth.sessionToken, now: now) else { throw error }
+                material = stale
             }
             signingCache.withLock {
                 $0.store(materialKey, CachedMaterial(sessionToken: auth.sessionToken, material: material), nowMillis: now, expires: material.expiration)
@@ -160,8 +175,17 @@ public final class RequestAuthorizer: Sendable {
             if let local = PlatformPrincipals.localDecision(principal: principal, account: account, action: action, resource: resource,
                                                             resourcePolicy: policyDocument) {
                 decision = local
+            } else if authorityUnreachable() != nil, let stale = staleDecision(decisionKey) {
+                decision = stale
             } else {
-                decision = try await authority.decide(principal: principal, action: action, resource: resource, resourcePolicy: resourcePolicy?.text)
+                do {
+                    decision = try await askAuthority(header: header) {
+                        try await authority.decide(principal: principal, action: action, resource: resource, resourcePolicy: resourcePolicy?.text)
+                    }
+                } catch let error as WireError where error.code == ErrorCode.serviceUnavailable.rawValue {
+                    guard let stale = staleDecision(decisionKey) else { throw error }
+                    decision = stale
+                }
             }
             decisions.withLock { $0.store(decisionKey, decision, nowMillis: now) }
         }
@@ -174,6 +198,43 @@ public final class RequestAuthorizer: Sendable {
                                                       "decision": "\(decision)", "id": "\(header.id)"])
             throw error
         }
+    }
+
+    /// While the authority is unreachable, signing material cached earlier serves for as long as the
+    /// credentials themselves are valid (the 15-minute bound is for keys the IAM node may stop
+    /// honouring, and it cannot change anything while it is down).
+    private func staleMaterial(_ key: MaterialKey, sessionToken: String?, now: Int64) -> SigningMaterial? {
+        guard let cached = signingCache.withLock({ $0.staleValue(key) }), cached.sessionToken == sessionToken,
+              cached.material.expiration.map({ $0 > now }) ?? true else { return nil }
+        counters.staleAnswers.add(1, ordering: .relaxed)
+        return cached.material
+    }
+
+    /// Likewise a decision made earlier, until the policy version moves (which only the IAM node can
+    /// make it do, and it is down).
+    private func staleDecision(_ key: DecisionKey) -> Decision? {
+        guard let decision = decisions.withLock({ $0.staleValue(key) }) else { return nil }
+        counters.staleAnswers.add(1, ordering: .relaxed)
+        return decision
+    }
+
+    /// A call to the authority that cannot succeed is answered within about a second and a half as
+    /// ServiceUnavailable naming the authority, rather than left to the caller's timeout.
+    private func askAuthority<T>(header: EnvelopeHeader, _ call: () async throws -> T) async throws -> T {
+        if let reason = authorityUnreachable() {
+            throw unavailable(reason, header)
+        }
+        do {
+            return try await call()
+        } catch let error as WireError where error.code == ErrorCode.requestTimeout.rawValue || error.code == ErrorCode.serviceUnavailable.rawValue {
+            throw unavailable(authorityUnreachable() ?? "iam does not answer", header)
+        }
+    }
+
+    private func unavailable(_ reason: String, _ header: EnvelopeHeader) -> WireError {
+        counters.unavailable.add(1, ordering: .relaxed)
+        logger.warning("cannot authorize", metadata: ["reason": "\(reason)", "action": "\(header.action ?? "")", "id": "\(header.id)"])
+        return WireError(.serviceUnavailable, "\(node) cannot authorize you: \(reason)")
     }
 
     /// Learns the IAM node's policy version: a change drops every cached decision.
@@ -224,16 +285,23 @@ public final class AuthCounters: Sendable {
     public let decisionLookups = Atomic<Int>(0)
     public let denied = Atomic<Int>(0)
     public let rejected = Atomic<Int>(0)
+    /// Cached answers used past their time while the IAM node was unreachable.
+    public let staleAnswers = Atomic<Int>(0)
+    /// Requests answered ServiceUnavailable because the IAM node was unreachable.
+    public let unavailable = Atomic<Int>(0)
 
     public func snapshot() -> [String: String] {
         ["authSigningLookups": "\(signingLookups.load(ordering: .relaxed))", "authDecisionLookups": "\(decisionLookups.load(ordering: .relaxed))",
-         "authDenied": "\(denied.load(ordering: .relaxed))", "authRejected": "\(rejected.load(ordering: .relaxed))"]
+         "authDenied": "\(denied.load(ordering: .relaxed))", "authRejected": "\(rejected.load(ordering: .relaxed))",
+         "authStaleAnswers": "\(staleAnswers.load(ordering: .relaxed))", "authUnavailable": "\(unavailable.load(ordering: .relaxed))"]
     }
 }
 
 /// The IAM node over the wire, with this node's own credentials.
 struct RemoteAuthority: Authority {
     let client: NimbusClient
+    /// Two tries of 700 ms: a caller waiting on an unreachable IAM node hears so within 1.5 s.
+    static let timeout = Duration.milliseconds(700)
 
     struct SigningKeyAnswer: Decodable {
         var Principal: String
@@ -244,7 +312,7 @@ struct RemoteAuthority: Authority {
     func signingMaterial(accessKeyId: String, sessionToken: String?, day: String, service: String) async throws -> SigningMaterial {
         var body: [String: String] = ["AccessKeyId": accessKeyId, "Day": day, "Service": service]
         body["SessionToken"] = sessionToken
-        let data = try await client.request("sts:GetSigningKey", to: .iam, body: try JSONEncoder().encode(body))
+        let data = try await client.request("sts:GetSigningKey", to: .iam, body: try JSONEncoder().encode(body), timeout: Self.timeout, attempts: 2)
         let answer = try JSONDecoder().decode(SigningKeyAnswer.self, from: data)
         guard let key = Data(base64Encoded: answer.SigningKey) else { throw WireError(.internalFailure, "unreadable signing key from iam") }
         return SigningMaterial(principal: answer.Principal, key: SigningKey(SymmetricKey(data: key)), expiration: answer.Expiration)
@@ -265,7 +333,8 @@ struct RemoteAuthority: Authority {
     func decide(principal: String, action: String, resource: String, resourcePolicy: String?) async throws -> Decision {
         let body = try JSONEncoder().encode(Simulation(PolicySourceArn: principal, ActionNames: [action], ResourceArns: [resource],
                                                        ResourcePolicy: resourcePolicy))
-        let answer = try JSONDecoder().decode(SimulationAnswer.self, from: try await client.request("iam:SimulatePrincipalPolicy", to: .iam, body: body))
+        let answer = try JSONDecoder().decode(SimulationAnswer.self, from: try await client.request("iam:SimulatePrincipalPolicy", to: .iam, body: body,
+                                                                                                   timeout: Self.timeout, attempts: 2))
         switch answer.EvaluationResults.first?.EvalDecision {
         case "allowed": return .allow
         case "explicitDeny": return .explicitDeny(sid: answer.EvaluationResults.first?.MatchedStatementSid)

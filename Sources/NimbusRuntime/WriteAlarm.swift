@@ -63,6 +63,13 @@ public final class WriteAlarm: Sendable {
         }
     }
 
+    /// The raised alarm's reason, measured afresh when the last measure is older than the recheck
+    /// interval (readiness asks once a probe round).
+    public func raisedReason() -> String? {
+        do { try checkRoomToWrite() } catch { return error.message }
+        return nil
+    }
+
     /// Measures every condition, logs each that rises or clears, and returns the first reason.
     private func remeasure() -> String? {
         let reasons = conditions.map { $0.exceeded() }

@@ -156,6 +156,21 @@ public struct NotifierNodeService: NodeService {
 
     public func healthDetails() async -> [String: String] { await engine.health() }
 
+    /// Email goes out through the SMTP server: the notifier is not ready while nothing takes a
+    /// connection there (mails wait in the outbox meanwhile).
+    public func readinessProbes(runtime: NodeRuntime) -> [ReadinessProbe] {
+        let settings = configuration.cluster.notifier
+        guard !settings.smtpHost.isEmpty else { return [] }
+        let queue = DispatchQueue(label: "nimbus-smtp-probe")
+        return [ReadinessProbe(name: "smtp \(settings.smtpHost):\(settings.smtpPort)") {
+            (try? await BlockingTCP.run(on: queue) { () -> Bool in
+                guard case .success(let fd) = BlockingTCP.connect(host: settings.smtpHost, port: settings.smtpPort, timeout: 1) else { return false }
+                close(fd)
+                return true
+            }) ?? false
+        }]
+    }
+
     public func run(runtime: NodeRuntime) async throws {
         do { try await applyStack(logger: runtime.logger) } catch { runtime.logger.error("stack: \(error)") }
         await refreshPolicies()
