@@ -106,6 +106,26 @@ struct Kill: AsyncParsableCommand {
     }
 }
 
+struct Restart: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Restart a process, or every process of a kind, at once (SIGTERM, then started again), its backoff reset.")
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Argument(help: "Process name or kind, e.g. iam, ingest-worker-2 or ingest-worker.")
+    var name: String
+
+    func run() async throws {
+        do {
+            let control = try Control(try cluster.load())
+            _ = try await control.requireStatus()
+            let reply = try JSONDecoder().decode(RestartReply.self, from: try await control.call(NimbusAction.restart, RestartRequest(name: name)))
+            print("nimbus: restarting \(reply.restarting.joined(separator: ", "))")
+            await control.client.close()
+        } catch { Self.fail(error) }
+    }
+}
+
 struct Health: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Ask one process for its health report (JSON).")
 
@@ -171,14 +191,15 @@ struct Logs: ParsableCommand {
 
 enum StatusTable {
     static func render(_ status: StatusReply) -> String {
-        var rows = [["NAME", "PID", "STATE", "RESTARTS", "HEARTBEAT", "UPTIME", "INCARNATION"]]
-        rows.append(["supervisor", "\(status.supervisorPID)", status.stopping ? "stopping" : "running", "-", "-", "-", String(status.incarnation.prefix(8))])
+        var rows = [["NAME", "PID", "RESTARTS", "HEARTBEAT", "UPTIME", "INCARNATION", "STATE"]]
+        rows.append(["supervisor", "\(status.supervisorPID)", "-", "-", "-", String(status.incarnation.prefix(8)), status.stopping ? "stopping" : "running"])
         for p in status.processes {
             rows.append([
-                p.name, p.pid.map(String.init) ?? "-", p.state, "\(p.restarts)",
+                p.name, p.pid.map(String.init) ?? "-", "\(p.restarts)",
                 p.lastHeartbeatMillisecondsAgo.map { "\($0) ms ago" } ?? "-",
                 p.uptimeSeconds.map { duration($0) } ?? "-",
                 p.incarnation.map { String($0.prefix(8)) } ?? "-",
+                p.stateDescription,
             ])
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max()! }

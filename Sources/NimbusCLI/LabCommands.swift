@@ -3,6 +3,7 @@ import Foundation
 import NimbusConfig
 import NimbusProtocol
 import NimbusRuntime
+import SupervisorCore
 
 // The lab's console steps as commands: run a function with a console test event, explore a table's
 // items, manage POC-Topic's subscriptions.
@@ -14,9 +15,23 @@ func ask(_ located: LocatedConfig, _ action: String, to kind: ServiceKind, _ bod
     defer { Task { await client.close() } }
     do {
         return try await client.request(action, to: kind, body: body, timeout: timeout, attempts: 1)
-    } catch let error as WireError where error.code == "RequestTimeout" || error.code == "ServiceUnavailable" {
-        throw CLIError("\(kind.rawValue) does not answer at \(located.config.endpoint(kind)) (is the cluster up? ./Scripts/cluster status)")
+    } catch let error as WireError where error.code == ErrorCode.serviceUnavailable.rawValue && error.message.contains(" cannot ") {
+        // The node answered: it is up but cannot serve, and says why ("table cannot authorize you:
+        // iam unreachable for 3 s").
+        throw CLIError(error.message)
+    } catch let error as WireError where error.code == ErrorCode.requestTimeout.rawValue || error.code == ErrorCode.serviceUnavailable.rawValue {
+        throw CLIError("\(kind.rawValue) does not answer at \(located.config.endpoint(kind)) \(await whyNoAnswer(located, kind))")
     }
+}
+
+/// What the supervisor says of a process that did not answer: restarting, crash-looping, or not
+/// running at all.
+func whyNoAnswer(_ located: LocatedConfig, _ kind: ServiceKind) async -> String {
+    guard let control = try? Control(located) else { return "(is the cluster up? ./Scripts/cluster status)" }
+    defer { Task { await control.client.close() } }
+    guard let status = await control.status() else { return "(the cluster is not running: ./Scripts/cluster up)" }
+    guard let process = status.processes.first(where: { $0.kind == kind.rawValue }) else { return "(no \(kind.rawValue) process is configured)" }
+    return "(supervisor: \(process.name) is \(process.stateDescription))"
 }
 
 struct Invoke: AsyncParsableCommand {

@@ -10,7 +10,7 @@ struct SupervisorService: NodeService {
     /// Checks Scale, Kill and Stop when IAM is enforced (nil: anyone who reaches the socket may).
     let control: ControlAuthenticator?
 
-    var actions: Set<String> { [NimbusAction.status, NimbusAction.scale, NimbusAction.kill, NimbusAction.stop] }
+    var actions: Set<String> { [NimbusAction.status, NimbusAction.scale, NimbusAction.kill, NimbusAction.restart, NimbusAction.stop] }
 
     func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
         if request.header.action != NimbusAction.status, let control {
@@ -42,6 +42,13 @@ struct SupervisorService: NodeService {
             } catch {
                 throw WireError(.invalidParameterValue, "\(error)")
             }
+        case NimbusAction.restart:
+            let target = try request.decode(RestartRequest.self)
+            do {
+                return try JSONEncoder().encode(RestartReply(restarting: try await shell.restart(target.name)))
+            } catch {
+                throw WireError(.invalidParameterValue, "\(error)")
+            }
         case NimbusAction.stop:
             await shell.stop()
             return Data("{\"stopping\":true}".utf8)
@@ -61,7 +68,7 @@ struct SupervisorService: NodeService {
                                                   dataDirectory: runtime.configuration.dataDirectory, logger: runtime.logger)
                     while runtime.cluster.iam.enforce, !Task.isCancelled {
                         let processes = await shell.status().compactMap { p -> (name: String, kind: ServiceKind)? in
-                            guard p.state != "stopped", p.state != "failed", let kind = ServiceKind(rawValue: p.kind) else { return nil }
+                            guard p.state != "stopped", let kind = ServiceKind(rawValue: p.kind) else { return nil }
                             return (p.name, kind)
                         }
                         await issuer.refresh(processes: processes)

@@ -43,6 +43,14 @@ actor SupervisorShell {
         return directives.compactMap { if case .signal(let pid, _, _) = $0 { return pid } else { return nil } }.first
     }
 
+    /// Returns the names of the processes being restarted.
+    func restart(_ target: String) throws(SupervisorError) -> [String] {
+        let directives = try core.restart(target, now: .now)
+        execute(directives)
+        let names = core.snapshot(now: .now).filter { $0.name == target || $0.kind == target }.map(\.name)
+        return names
+    }
+
     /// Returns once every child has stopped after `stop`.
     func waitUntilFinished() async {
         if finished { return }
@@ -52,7 +60,8 @@ actor SupervisorShell {
     private func childExited(pid: Int32, status: String) { execute(core.exited(pid: pid, status: status, now: .now)) }
 
     private func heartbeatAnswered(_ name: String, _ answer: HeartbeatAnswer) {
-        execute(core.heartbeat(name, incarnation: answer.incarnation, pid: answer.pid, now: .now))
+        execute(core.heartbeat(name, incarnation: answer.incarnation, pid: answer.pid, ready: answer.ready,
+                               notReadyReason: answer.notReady, now: .now))
     }
 
     private func execute(_ directives: [SupervisorCore.Directive]) {

@@ -1,5 +1,5 @@
 /// Bodies of the supervisor's control actions (`nimbus:Status`, `nimbus:Scale`, `nimbus:Kill`,
-/// `nimbus:Stop`), shared by the supervisor and the CLI.
+/// `nimbus:Restart`, `nimbus:Stop`), shared by the supervisor and the CLI.
 public struct StatusReply: Codable, Sendable {
     public var supervisorPID: Int32
     public var incarnation: String
@@ -35,4 +35,15 @@ public struct KillReply: Codable, Sendable {
         self.name = name
         self.pid = pid
     }
+}
+
+/// `nimbus:Restart`: a process name (`queue`, `ingest-worker-2`) or a kind (`ingest-worker`).
+public struct RestartRequest: Codable, Sendable {
+    public var name: String
+    public init(name: String) { self.name = name }
+}
+
+public struct RestartReply: Codable, Sendable {
+    public var restarting: [String]
+    public init(restarting: [String]) { self.restarting = restarting }
 }

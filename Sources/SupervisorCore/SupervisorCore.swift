@@ -29,11 +29,12 @@ public struct SupervisorCore: Sendable {
         case running
         /// Dead; restarts when the backoff runs out.
         case backoff
+        /// Dead again soon after each start, `maxRestarts` times within `withinSeconds`: still
+        /// restarted, at the capped backoff, and reported with its last exit until it stays up.
+        case crashLooping = "crash-looping"
         /// Sent SIGTERM (shutdown or scale-down) or SIGKILL (unresponsive); waiting for it to exit.
         case stopping
         case stopped
-        /// Restarted too often too quickly: left down and reported.
-        case failed
     }
 
     struct Process: Sendable {
@@ -44,14 +45,23 @@ public struct SupervisorCore: Sendable {
         var pid: Int32?
         var incarnation: String?
         var startedAt: Instant?
+        /// When it first answered a heartbeat in this incarnation.
+        var healthySince: Instant?
         var lastHeartbeat: Instant?
         var lastHeartbeatSent: Instant?
         var stoppingSince: Instant?
         var killSent = false
         var restartAt: Instant?
         var restarts = 0
+        /// Quick deaths (before or soon after turning healthy) within `withinSeconds`.
         var recentRestarts: [Instant] = []
+        var crashLooping = false
+        /// `restart` asked for it: the exit that follows restarts it at once.
+        var restartRequested = false
         var backoff: Duration
+        /// What the process last said of its readiness (nil: it has not said).
+        var ready: Bool?
+        var notReadyReason: String?
         /// False once scaled away: removed when it has exited.
         var wanted = true
         var lastExit: String?
@@ -70,6 +80,7 @@ public struct SupervisorCore: Sendable {
     var livenessWindow: Duration { heartbeatInterval * config.heartbeat.liveness }
     var initialBackoff: Duration { .seconds(config.restart.initialBackoffSeconds) }
     var maxBackoff: Duration { .seconds(config.restart.maxBackoffSeconds) }
+    var stableAfter: Duration { .seconds(config.restart.stableAfterSeconds) }
 
     // MARK: Inputs
 
@@ -93,6 +104,9 @@ public struct SupervisorCore: Sendable {
         p.startedAt = now
         p.lastHeartbeat = nil
         p.lastHeartbeatSent = nil
+        p.healthySince = nil
+        p.ready = nil
+        p.notReadyReason = nil
         p.incarnation = nil
         p.killSent = false
         p.stoppingSince = nil
@@ -134,8 +148,10 @@ public struct SupervisorCore: Sendable {
         return crashed(name, now: now, why: "exited unexpectedly (\(status))")
     }
 
-    /// `name` answered a heartbeat from incarnation `incarnation`.
-    public mutating func heartbeat(_ name: String, incarnation: String, pid: Int32?, now: Instant) -> [Directive] {
+    /// `name` answered a heartbeat from incarnation `incarnation`, saying whether it is ready to
+    /// serve (and why not) when it reports readiness.
+    public mutating func heartbeat(_ name: String, incarnation: String, pid: Int32?, ready: Bool? = nil, notReadyReason: String? = nil,
+                                   now: Instant) -> [Directive] {
         guard var p = processes[name], let current = p.pid else { return [] }
         // An answer from a previous incarnation still in flight must not vouch for the new one.
         if let pid, pid != current { return [] }
@@ -143,8 +159,14 @@ public struct SupervisorCore: Sendable {
         var out: [Directive] = []
         if p.state == .starting {
             p.state = .running
+            p.healthySince = now
             out.append(.log(.info, "\(name) is healthy (incarnation \(incarnation))"))
         }
+        if p.state == .running, let ready, ready != p.ready {
+            out.append(ready ? .log(.info, "\(name) is ready") : .log(.warning, "\(name) is not ready: \(notReadyReason ?? "no reason given")"))
+        }
+        p.ready = ready
+        p.notReadyReason = ready == false ? notReadyReason : nil
         p.incarnation = incarnation
         processes[name] = p
         if phase == .bringingUp { out += advanceBringUp(now: now) }
@@ -174,11 +196,15 @@ public struct SupervisorCore: Sendable {
                     p.lastHeartbeatSent = now
                     out.append(.heartbeat(name: name, kind: p.kind, index: p.index))
                 }
-                if p.state == .running, let started = p.startedAt, now - started >= .seconds(config.restart.stableAfterSeconds) {
+                if p.state == .running, let healthy = p.healthySince, now - healthy >= stableAfter,
+                   p.backoff != initialBackoff || p.crashLooping || !p.recentRestarts.isEmpty {
                     p.backoff = initialBackoff
+                    p.recentRestarts = []
+                    if p.crashLooping { out.append(.log(.info, "\(name) has stayed up for \(stableAfter): no longer crash-looping")) }
+                    p.crashLooping = false
                 }
                 processes[name] = p
-            case .backoff:
+            case .backoff, .crashLooping:
                 if let at = p.restartAt, now >= at, phase != .stopping {
                     out.append(requestSpawn(name, now: now))
                 }
@@ -190,7 +216,7 @@ public struct SupervisorCore: Sendable {
                     out.append(.log(.warning, "\(name) (pid \(pid)) did not stop in time: SIGKILL"))
                     out.append(.signal(pid: pid, .kill, name: name))
                 }
-            case .pending, .stopped, .failed:
+            case .pending, .stopped:
                 break
             }
         }
@@ -237,6 +263,39 @@ public struct SupervisorCore: Sendable {
         return [.log(.warning, "chaos: SIGKILL \(name) (pid \(pid))"), .signal(pid: pid, .kill, name: name)]
     }
 
+    /// Restarts a process, or every process of a kind, at once and with its backoff reset: a running
+    /// one gets SIGTERM and is started again as soon as it exits; one waiting out a backoff starts now.
+    public mutating func restart(_ target: String, now: Instant) throws(SupervisorError) -> [Directive] {
+        guard phase == .bringingUp || phase == .up else { throw SupervisorError("the cluster is stopping") }
+        let names = processes.values.filter { $0.wanted && ($0.name == target || $0.kind.rawValue == target) }.map(\.name).sorted()
+        guard !names.isEmpty else { throw SupervisorError("no process or kind named \(target)") }
+        var out: [Directive] = []
+        for name in names {
+            var p = processes[name]!
+            p.backoff = initialBackoff
+            p.recentRestarts = []
+            p.crashLooping = false
+            switch p.state {
+            case .starting, .running:
+                guard let pid = p.pid else { processes[name] = p; continue }
+                p.restartRequested = true
+                p.state = .stopping
+                p.stoppingSince = now
+                processes[name] = p
+                out += [.log(.info, "restart: SIGTERM \(name) (pid \(pid))"), .signal(pid: pid, .terminate, name: name)]
+            case .backoff, .crashLooping:
+                processes[name] = p
+                out += [.log(.info, "restart: starting \(name) now"), requestSpawn(name, now: now)]
+            case .stopping:
+                p.restartRequested = true
+                processes[name] = p
+            case .pending, .stopped:
+                processes[name] = p
+            }
+        }
+        return out
+    }
+
     /// Stops every process, highest tier first; `.exit` comes once all have exited.
     public mutating func stop(now: Instant) -> [Directive] {
         guard phase != .stopping && phase != .stopped else { return [] }
@@ -258,7 +317,7 @@ public struct SupervisorCore: Sendable {
     }
 
     /// Bring-up goes tier by tier: a tier is spawned once every lower tier has settled (each process
-    /// running, or given up on as failed).
+    /// running, or crash-looping: the tiers above start and report it as a dependency not ready).
     private mutating func advanceBringUp(now: Instant) -> [Directive] {
         var out: [Directive] = []
         for tier in 0...3 {
@@ -266,7 +325,7 @@ public struct SupervisorCore: Sendable {
             for name in members.filter({ $0.state == .pending }).map(\.name).sorted() {
                 out.append(requestSpawn(name, now: now))
             }
-            if members.contains(where: { $0.state != .running && $0.state != .failed }) { return out }
+            if members.contains(where: { $0.state != .running && $0.state != .crashLooping }) { return out }
         }
         phase = .up
         out.append(.log(.info, "every process has started"))
@@ -301,6 +360,10 @@ public struct SupervisorCore: Sendable {
         return out
     }
 
+    /// A process died unplanned. One that had been healthy for `stableAfter` (or was asked to
+    /// restart) is started again at once; one that died before that is a quick death: it waits out a
+    /// backoff that doubles up to `maxBackoff`, and `maxRestarts` quick deaths within `withinSeconds`
+    /// mark it crash-looping. Either way it is restarted: nothing is given up on.
     private mutating func crashed(_ name: String, now: Instant, why: String) -> [Directive] {
         guard var p = processes[name] else { return [] }
         if phase == .stopping {
@@ -308,24 +371,35 @@ public struct SupervisorCore: Sendable {
             processes[name] = p
             return advanceStop(now: now)
         }
-        let window = Duration.seconds(config.restart.withinSeconds)
-        p.recentRestarts = p.recentRestarts.filter { now - $0 < window }
-        if p.recentRestarts.count >= config.restart.maxRestarts {
-            p.state = .failed
-            p.restartAt = nil
-            processes[name] = p
-            return [.log(.error, "\(name) \(why); restarted \(p.recentRestarts.count) times within \(window): marked FAILED, not restarting")]
-        }
-        let delay = p.backoff
-        p.recentRestarts.append(now)
         p.restarts += 1
-        p.state = .backoff
-        p.restartAt = now + delay
-        p.backoff = min(p.backoff * 2, maxBackoff)
         p.killSent = false
         p.stoppingSince = nil
+        p.ready = nil
+        p.notReadyReason = nil
+        let stable = p.healthySince.map { now - $0 >= stableAfter } ?? false
+        if stable || p.restartRequested {
+            let reason = p.restartRequested ? "restart requested" : "had been healthy for \(stableAfter) or more"
+            p.restartRequested = false
+            p.backoff = initialBackoff
+            p.recentRestarts = []
+            p.crashLooping = false
+            processes[name] = p
+            return [.log(.warning, "\(name) \(why): restarting now (\(reason))"), requestSpawn(name, now: now)]
+        }
+        let window = Duration.seconds(config.restart.withinSeconds)
+        p.recentRestarts = p.recentRestarts.filter { now - $0 < window } + [now]
+        let delay = p.backoff
+        p.restartAt = now + delay
+        p.backoff = min(p.backoff * 2, maxBackoff)
+        var out: [Directive] = []
+        if p.recentRestarts.count >= config.restart.maxRestarts, !p.crashLooping {
+            p.crashLooping = true
+            out.append(.log(.error, "\(name) \(why); \(p.recentRestarts.count) quick deaths within \(window): CRASH-LOOPING, still restarting"))
+        }
+        p.state = p.crashLooping ? .crashLooping : .backoff
         processes[name] = p
-        return [.log(.warning, "\(name) \(why): restarting in \(delay)")]
+        out.append(.log(.warning, "\(name) \(why): restarting in \(delay)"))
+        return out
     }
 
     // MARK: Status
@@ -337,7 +411,9 @@ public struct SupervisorCore: Sendable {
                 restarts: p.restarts, incarnation: p.incarnation,
                 lastHeartbeatMillisecondsAgo: p.lastHeartbeat.map { Self.milliseconds(now - $0) },
                 uptimeSeconds: p.pid != nil ? p.startedAt.map { Double(Self.milliseconds(now - $0)) / 1000 } : nil,
-                lastExit: p.lastExit)
+                lastExit: p.lastExit, ready: p.state == .running ? p.ready : nil,
+                notReadyReason: p.state == .running ? p.notReadyReason : nil,
+                restartInSeconds: p.restartAt.map { max(0, Double(Self.milliseconds($0 - now)) / 1000) })
         }
     }
 
@@ -357,6 +433,21 @@ public struct ProcessStatus: Codable, Sendable, Equatable {
     public var lastHeartbeatMillisecondsAgo: Int64?
     public var uptimeSeconds: Double?
     public var lastExit: String?
+    /// Whether the process says it can serve (nil: not running, or it does not report readiness).
+    public var ready: Bool?
+    /// Why not, when `ready` is false: `iam unreachable for 12 s`.
+    public var notReadyReason: String?
+    /// When a process waiting out a backoff starts again.
+    public var restartInSeconds: Double?
+
+    /// The state as `status` shows it: `running, not ready: iam unreachable for 12 s`.
+    public var stateDescription: String {
+        if state == "running", ready == false { return "running, not ready: \(notReadyReason ?? "no reason given")" }
+        if state == "crash-looping" || state == "backoff", let restartInSeconds {
+            return "\(state), restart in \(Int(restartInSeconds.rounded(.up)))s" + (lastExit.map { " (last exit: \($0))" } ?? "")
+        }
+        return state
+    }
 }
 
 public struct SupervisorError: Error, CustomStringConvertible, Equatable, Sendable {

@@ -72,8 +72,8 @@ struct Harness {
         #expect(h.log.contains(.log(.info, "every process has started")))
     }
 
-    @Test func aCrashRestartsAfterABackoffThatDoublesUpToTheCap() {
-        var h = Harness { $0.restart.maxRestarts = 100; $0.restart.withinSeconds = 1 }
+    @Test func aQuickDeathRestartsAfterABackoffThatDoublesUpToTheCap() {
+        var h = Harness { $0.restart.maxRestarts = 100; $0.restart.withinSeconds = 1; $0.restart.maxBackoffSeconds = 32 }
         h.bringUp()
         var delays: [Duration] = []
         for _ in 0..<8 {
@@ -106,7 +106,7 @@ struct Harness {
         #expect(after.lastExit == "signal 9 (KILL)")
     }
 
-    @Test func aStableMinuteResetsTheBackoff() {
+    @Test func aProcessHealthyForAWhileIsRestartedAtOnceWithItsBackoffReset() {
         var h = Harness()
         h.bringUp()
         for _ in 0..<3 {
@@ -114,27 +114,119 @@ struct Harness {
             h.advance(.seconds(10))
             h.beat("gateway")
         }
-        // The fourth delay would be 8 s; after a stable minute it is 1 s again.
-        for _ in 0..<70 { h.advance(.seconds(1)); h.beatAll() }
+        // Three quick deaths: the next delay would be 8 s. Healthy for stableAfter (5 s), it is not a
+        // crash loop: killed now, it is started again in the same step, without a backoff.
+        for _ in 0..<6 { h.advance(.seconds(1)); h.beatAll() }
         h.exit("gateway")
+        #expect(h.state("gateway") == "starting")
+        h.beat("gateway")
+        // Killed again before 5 s of health: a quick death, after the initial 1 s again.
+        h.advance(.seconds(2))
+        h.exit("gateway")
+        #expect(h.state("gateway") == "backoff")
         let mark = h.log.count
         h.advance(.milliseconds(1100))
         #expect(h.spawned(since: mark) == ["gateway"])
     }
 
-    @Test func crashLoopingMarksFailedAndStopsRestarting() {
-        var h = Harness { $0.restart.maxRestarts = 3; $0.restart.withinSeconds = 60 }
+    @Test func aStableRunResetsTheBackoffOfAProcessStillRunning() {
+        var h = Harness()
         h.bringUp()
         for _ in 0..<3 {
-            h.exit("notifier")
-            h.advance(.seconds(5))
+            h.exit("queue")
+            h.advance(.seconds(10))
+            h.beat("queue")
         }
-        h.exit("notifier")
-        #expect(h.state("notifier") == "failed")
+        for _ in 0..<6 { h.advance(.seconds(1)); h.beatAll() }
+        // A later quick death starts over at 1 s, since the last run was stable.
+        h.exit("queue")
+        h.beat("queue")
+        h.exit("queue")
         let mark = h.log.count
-        h.advance(.seconds(120))
-        #expect(h.spawned(since: mark).isEmpty)
-        #expect(h.log.contains { if case .log(.error, let m) = $0 { return m.contains("FAILED") } else { return false } })
+        h.advance(.milliseconds(1100))
+        #expect(h.spawned(since: mark) == ["queue"])
+    }
+
+    @Test func aCrashLoopIsReportedAndStillRestartedUntilItStaysUp() {
+        var h = Harness { $0.restart.maxRestarts = 3; $0.restart.withinSeconds = 60; $0.restart.maxBackoffSeconds = 4 }
+        h.bringUp()
+        for round in 1...6 {
+            h.exit("notifier", "exit 1")
+            #expect(h.state("notifier") == (round >= 3 ? "crash-looping" : "backoff"))
+            let status = h.core.snapshot(now: h.now).first { $0.name == "notifier" }!
+            if round >= 3 { #expect(status.stateDescription.hasPrefix("crash-looping, restart in ")) }
+            #expect(status.stateDescription.hasSuffix("(last exit: exit 1)"))
+            let mark = h.log.count
+            h.advance(.seconds(5))
+            #expect(h.spawned(since: mark) == ["notifier"], "restarted at the capped backoff, never given up on")
+            h.beat("notifier")
+        }
+        #expect(h.log.contains { if case .log(.error, let m) = $0 { return m.contains("CRASH-LOOPING") } else { return false } })
+        // Up for stableAfter: the loop is over, and the next death restarts at once.
+        for _ in 0..<6 { h.advance(.seconds(1)); h.beatAll() }
+        #expect(h.state("notifier") == "running")
+        h.exit("notifier")
+        #expect(h.state("notifier") == "starting")
+    }
+
+    @Test func bringUpGoesOnPastACrashLoopingLowerTier() {
+        var h = Harness { $0.restart.maxRestarts = 2 }
+        h.start()
+        h.run(h.core.spawnFailed("iam", reason: "no such file", now: h.now))
+        h.advance(.seconds(1))
+        h.run(h.core.spawnFailed("iam", reason: "no such file", now: h.now))
+        #expect(h.state("iam") == "crash-looping")
+        h.advance(.milliseconds(100))
+        #expect(h.spawned(since: 0).contains("queue"), "the tier above starts and reports iam as a dependency not ready")
+    }
+
+    @Test func restartStopsARunningProcessAndStartsItAgainAtOnce() throws {
+        var h = Harness()
+        h.bringUp()
+        var mark = h.log.count
+        h.run(try h.core.restart("table", now: h.now))
+        #expect(h.signals(since: mark).map(\.0) == ["table"])
+        #expect(h.signals(since: mark).first?.1 == .terminate)
+        mark = h.log.count
+        h.exit("table", "exit 0")
+        #expect(h.spawned(since: mark) == ["table"], "no backoff after a requested restart")
+        h.beat("table")
+        #expect(h.state("table") == "running")
+        #expect(throws: SupervisorError.self) { try h.core.restart("nope", now: h.now) }
+    }
+
+    @Test func restartOfAKindTakesEveryInstanceAndOfACrashLoopStartsItNow() throws {
+        var h = Harness { $0.restart.maxRestarts = 1; $0.restart.maxBackoffSeconds = 8 }
+        h.bringUp()
+        h.run(try h.core.scale(.ingestWorker, to: 2, now: h.now))
+        h.beatAll()
+        var mark = h.log.count
+        h.run(try h.core.restart("ingest-worker", now: h.now))
+        #expect(Set(h.signals(since: mark).map(\.0)) == ["ingest-worker-1", "ingest-worker-2"])
+        h.exit("iam", "exit 1")
+        #expect(h.state("iam") == "crash-looping")
+        mark = h.log.count
+        h.run(try h.core.restart("iam", now: h.now))
+        #expect(h.spawned(since: mark) == ["iam"])
+        h.beat("iam")
+        #expect(h.state("iam") == "running")
+    }
+
+    @Test func readinessFromHeartbeatsShowsInStatus() {
+        var h = Harness()
+        h.bringUp()
+        h.run(h.core.heartbeat("table", incarnation: "inc", pid: h.pids["table"], ready: false,
+                               notReadyReason: "iam unreachable for 3 s", now: h.now))
+        let table = h.core.snapshot(now: h.now).first { $0.name == "table" }!
+        #expect(table.ready == false)
+        #expect(table.stateDescription == "running, not ready: iam unreachable for 3 s")
+        #expect(h.log.contains(.log(.warning, "table is not ready: iam unreachable for 3 s")))
+        h.run(h.core.heartbeat("table", incarnation: "inc", pid: h.pids["table"], ready: true, now: h.now))
+        #expect(h.core.snapshot(now: h.now).first { $0.name == "table" }!.stateDescription == "running")
+        // A new incarnation has said nothing yet.
+        h.exit("table")
+        h.advance(.seconds(1))
+        #expect(h.core.snapshot(now: h.now).first { $0.name == "table" }!.ready == nil)
     }
 
     @Test func silenceForTheLivenessWindowKillsAndRestarts() {
