@@ -540,9 +540,10 @@ class Cluster:
             f"stack: {json.dumps(str(self.stack))}",
             "supervisor:",
             f"  endpoint: tcp://{HOST}:{self.base}",
-            "heartbeat: {intervalMilliseconds: 1000, liveness: 3}",
             "services:",
         ]
+        if "heartbeat" not in self.sections:
+            lines.insert(5, "heartbeat: {intervalMilliseconds: 1000, liveness: 3}")
         for kind, offset in SERVICE_OFFSETS.items():
             instances = f", instances: {self.instances.get(kind, 1)}" if kind.endswith("-worker") else ""
             lines.append(f"  {kind}: {{ endpoint: tcp://{HOST}:{self.base + offset}{instances} }}")
