@@ -74,8 +74,19 @@ public struct GatewayNodeService: NodeService {
 
     /// POST: the lab's integration, SendMessage of the raw body, with none of its template's
     /// breakage on `&`, `+`, `%` or unicode: the bytes travel as they came.
+    ///
+    /// With an `Idempotency-Key` header the key travels to the broker with the message (the
+    /// `NimbusIdempotencyKey` extension, docs/protocol.md), which enqueues it once per key and queue
+    /// within 5 minutes and answers every repeat with the first send's MessageId and MD5: a client
+    /// that retries after a timeout, a 503 or a killed gateway creates no duplicate. The key is kept
+    /// by the broker, durably with the message, not here: this process may be killed at any moment.
     private func send(_ request: Request, batcher: SendBatcher, logger: Logger) async throws -> Response {
         guard bucket.take() else { return Self.error(.tooManyRequests, "Too Many Requests") }
+        let idempotencyKey: String?
+        switch Self.idempotencyKey(request.headers) {
+        case .success(let key): idempotencyKey = key
+        case .failure(let refusal): return Self.error(.badRequest, refusal.message)
+        }
         let limit = configuration.cluster.gateway.maxBodyBytes
         let buffer: ByteBuffer
         do {
@@ -89,8 +100,9 @@ public struct GatewayNodeService: NodeService {
             return Self.error(.badRequest, buffer.readableBytes == 0 ? "Request body is empty: send a JSON document" : "Request body is not valid JSON")
         }
         do {
-            let sent = try await batcher.send(body)
-            let requestID = UUID().uuidString.lowercased()
+            let sent = try await batcher.send(body, idempotencyKey: idempotencyKey)
+            // A keyed answer's RequestId comes from its MessageId, so a repeat answers byte for byte the first.
+            let requestID = idempotencyKey == nil ? UUID().uuidString.lowercased() : Self.requestID(replaying: sent.MessageId)
             return Self.json(.ok, """
                 {"SendMessageResponse":{"ResponseMetadata":{"RequestId":"\(requestID)"},"SendMessageResult":{"MD5OfMessageAttributes":null,\
                 "MD5OfMessageBody":"\(sent.MD5OfMessageBody)","MD5OfMessageSystemAttributes":null,"MessageId":"\(sent.MessageId)","SequenceNumber":null}}}
@@ -101,6 +113,41 @@ public struct GatewayNodeService: NodeService {
             logger.warning("SendMessage to the queue failed: \(error)")
             return Self.error(.serviceUnavailable, "The queue is unavailable: \(error)")
         }
+    }
+
+    // (HTTPField itself is not among what Hummingbird exports.)
+    static let idempotencyKeyField = HTTPFields.Element.Name("Idempotency-Key")!
+
+    struct KeyRefusal: Error {
+        var message: String
+    }
+
+    /// The request's `Idempotency-Key` (any casing of the name), nil without one; refused when there
+    /// are several, or when it is not 1 to 128 printable ASCII characters without space (as SQS's
+    /// MessageDeduplicationId).
+    static func idempotencyKey(_ headers: HTTPFields) -> Result<String?, KeyRefusal> {
+        let values = headers[values: idempotencyKeyField]
+        guard let key = values.first else { return .success(nil) }
+        guard values.count == 1 else { return .failure(KeyRefusal(message: "Send one Idempotency-Key header, not \(values.count)")) }
+        guard !QueueBroker.isValidIdempotencyKey(key) else { return .success(key) }
+        let reason = key.isEmpty ? "it is empty"
+            : key.utf8.count > 128 ? "it is \(key.utf8.count) bytes long" : "it holds a space, a control or a non-ASCII character"
+        return .failure(KeyRefusal(message: "Invalid Idempotency-Key: \(reason); use 1 to 128 printable ASCII characters (no spaces)"))
+    }
+
+    /// The RequestId of an answer to a keyed POST: the MessageId's bytes XORed with a constant, shaped
+    /// as a version 4 UUID. The same for every repeat of the key (so its answer is the first answer
+    /// exactly), distinct from the MessageId, and distinct between messages.
+    static func requestID(replaying messageID: String) -> String {
+        guard let id = UUID(uuidString: messageID) else { return UUID().uuidString.lowercased() }
+        var bytes = id.uuid
+        let mask: [UInt8] = [0x6e, 0x69, 0x6d, 0x62, 0x75, 0x73, 0x2d, 0x72, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x2d, 0x69]
+        withUnsafeMutableBytes(of: &bytes) { raw in
+            for i in 0..<16 { raw[i] ^= mask[i] }
+            raw[6] = (raw[6] & 0x0F) | 0x40
+            raw[8] = (raw[8] & 0x3F) | 0x80
+        }
+        return UUID(uuid: bytes).uuidString.lowercased()
     }
 
     /// Forwards a mail link's query parameters to the notifier and answers with a small page.

@@ -11,7 +11,7 @@ actor SendBatcher {
     private let queueURL: String
     private let timeout: Duration
     private let maxInFlight: Int
-    private var waiting: [(body: String, continuation: CheckedContinuation<SendMessageResponse, Error>)] = []
+    private var waiting: [Waiting] = []
     private var inFlight = 0
 
     init(client: NimbusClient, endpoint: String, queueURL: String, timeout: Duration, maxInFlight: Int = 8) {
@@ -22,10 +22,14 @@ actor SendBatcher {
         self.maxInFlight = maxInFlight
     }
 
-    /// Sends one message; returns once the broker has it on disk.
-    func send(_ body: String) async throws -> SendMessageResponse {
+    private typealias Waiting = (body: String, idempotencyKey: String?, continuation: CheckedContinuation<SendMessageResponse, Error>)
+
+    /// Sends one message; returns once the broker has it on disk. With an idempotency key (the
+    /// `Idempotency-Key` header, already checked), the broker enqueues it only when the key was not
+    /// used on the queue within 5 minutes, and otherwise answers what the first send answered.
+    func send(_ body: String, idempotencyKey: String? = nil) async throws -> SendMessageResponse {
         try await withCheckedThrowingContinuation { continuation in
-            waiting.append((body, continuation))
+            waiting.append((body, idempotencyKey, continuation))
             pump()
         }
     }
@@ -48,13 +52,15 @@ actor SendBatcher {
         }
     }
 
-    private func deliver(_ batch: [(body: String, continuation: CheckedContinuation<SendMessageResponse, Error>)]) async {
+    private func deliver(_ batch: [Waiting]) async {
         defer {
             inFlight -= 1
             pump()
         }
         let request = SendMessageBatchRequest(
-            QueueUrl: queueURL, Entries: batch.enumerated().map { SendMessageBatchEntry(Id: "m\($0.offset)", MessageBody: $0.element.body) })
+            QueueUrl: queueURL, Entries: batch.enumerated().map {
+                SendMessageBatchEntry(Id: "m\($0.offset)", MessageBody: $0.element.body, NimbusIdempotencyKey: $0.element.idempotencyKey)
+            })
         do {
             let reply = try await client.request(
                 SQSAction.sendMessageBatch, to: endpoint, body: try SQSFastJSON.encode(request) ?? JSONEncoder().encode(request),

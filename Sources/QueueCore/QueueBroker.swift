@@ -13,6 +13,20 @@ public struct QueueBroker: Sendable {
     private(set) var queues: [String: QueueState] = [:]
     private var nextSeq: Int64 = 1
     private var lastPurge: [String: Int64] = [:]
+    /// Sends made with an idempotency key in the last `idempotencyWindow`, by queue and key; and the
+    /// same in the order they were made, to forget them oldest first (entries whose key was sent
+    /// again, or whose queue was deleted, are stale there: checked on use).
+    private(set) var idempotentSends: [IdempotencyKey: IdempotentSend] = [:]
+    private var idempotentOrder = Deque<IdempotentSend>()
+    /// At most this many keys are remembered; beyond it the oldest are forgotten first.
+    public let idempotencyKeyLimit: Int
+    /// How long a send's idempotency key is honoured: 5 minutes, as SQS FIFO's deduplication interval.
+    public static let idempotencyWindow: Int64 = 300_000
+
+    struct IdempotencyKey: Hashable {
+        var queue: String
+        var key: String
+    }
 
     struct Pending: Comparable {
         var visibleAt: Int64
@@ -41,15 +55,18 @@ public struct QueueBroker: Sendable {
         }
     }
 
-    public init(region: String, account: String) {
+    public init(region: String, account: String, idempotencyKeyLimit: Int = 100_000) {
         self.region = region
         self.account = account
+        self.idempotencyKeyLimit = max(1, idempotencyKeyLimit)
     }
 
     // MARK: Restoring from the store
 
-    /// Rebuilds the state from what the store holds (at start, after a crash).
-    public mutating func restore(queues stored: [StoredQueue], messages: [StoredMessage], now: Int64) {
+    /// Rebuilds the state from what the store holds (at start, after a crash). Idempotency keys
+    /// whose window has passed are left out, and the newest `idempotencyKeyLimit` kept.
+    public mutating func restore(queues stored: [StoredQueue], messages: [StoredMessage], idempotentSends sends: [IdempotentSend] = [],
+                                 now: Int64) {
         queues = [:]
         for q in stored { queues[q.name] = QueueState(record: q) }
         for m in messages.sorted(by: { $0.seq < $1.seq }) {
@@ -57,6 +74,14 @@ public struct QueueBroker: Sendable {
             queues[m.queue]!.messages[m.seq] = m
             queues[m.queue]!.schedule(m, now: now)
             nextSeq = max(nextSeq, m.seq + 1)
+        }
+        idempotentSends = [:]
+        idempotentOrder = []
+        let live = sends.filter { queues[$0.queue] != nil && now - $0.sentTimestamp < Self.idempotencyWindow }
+            .sorted { $0.sentTimestamp < $1.sentTimestamp }
+        for send in live.suffix(idempotencyKeyLimit) {
+            idempotentSends[IdempotencyKey(queue: send.queue, key: send.key)] = send
+            idempotentOrder.append(send)
         }
     }
 
@@ -210,6 +235,8 @@ public struct QueueBroker: Sendable {
     public mutating func deleteQueue(_ url: String, changes: inout [StoreChange]) throws(QueueError) {
         let name = try name(fromURL: url)
         queues[name] = nil
+        // Its keys go with it (the store drops them with the queue's rows).
+        if idempotentSends.keys.contains(where: { $0.queue == name }) { idempotentSends = idempotentSends.filter { $0.key.queue != name } }
         changes.append(.deleteQueue(name))
     }
 
@@ -231,10 +258,17 @@ public struct QueueBroker: Sendable {
         public var body: String
         public var delaySeconds: Int?
         public var attributes: [String: MessageAttributeValue]?
-        public init(body: String, delaySeconds: Int? = nil, attributes: [String: MessageAttributeValue]? = nil) {
+        /// The Nimbus extension `NimbusIdempotencyKey` (see `IdempotentSend`).
+        public var idempotencyKey: String?
+        /// FIFO's member, refused on a standard queue as AWS refuses it.
+        public var deduplicationId: String?
+        public init(body: String, delaySeconds: Int? = nil, attributes: [String: MessageAttributeValue]? = nil,
+                    idempotencyKey: String? = nil, deduplicationId: String? = nil) {
             self.body = body
             self.delaySeconds = delaySeconds
             self.attributes = attributes
+            self.idempotencyKey = idempotencyKey
+            self.deduplicationId = deduplicationId
         }
     }
 
@@ -257,7 +291,8 @@ public struct QueueBroker: Sendable {
         var response = SendMessageBatchResponse(Successful: [], Failed: [])
         for entry in entries {
             do {
-                let sent = try send(to: name, Outgoing(body: entry.MessageBody, delaySeconds: entry.DelaySeconds, attributes: entry.MessageAttributes),
+                let sent = try send(to: name, Outgoing(body: entry.MessageBody, delaySeconds: entry.DelaySeconds, attributes: entry.MessageAttributes,
+                                                       idempotencyKey: entry.NimbusIdempotencyKey, deduplicationId: entry.MessageDeduplicationId),
                                     senderId: senderId, now: now, changes: &changes)
                 response.Successful.append(SendMessageBatchResultEntry(Id: entry.Id, MessageId: sent.MessageId, MD5OfMessageBody: sent.MD5OfMessageBody,
                                                                        MD5OfMessageAttributes: sent.MD5OfMessageAttributes))
@@ -268,8 +303,20 @@ public struct QueueBroker: Sendable {
         return response
     }
 
+    /// Sends one message. With an idempotency key, a send made with the same key on the same queue
+    /// less than `idempotencyWindow` ago answers again what it answered, and nothing is enqueued;
+    /// otherwise the key is remembered with the message (the same change batch, so the same
+    /// transaction). The request is checked in full either way: an invalid one is refused.
     private mutating func send(to name: String, _ message: Outgoing, senderId: String, now: Int64,
                                changes: inout [StoreChange]) throws(QueueError) -> SendMessageResponse {
+        if let id = message.deduplicationId {
+            throw QueueError(.invalidParameterValue,
+                             "Value \(id) for parameter MessageDeduplicationId is invalid. Reason: The request includes a parameter that is not valid for this queue type.")
+        }
+        if let key = message.idempotencyKey, !Self.isValidIdempotencyKey(key) {
+            throw QueueError(.invalidParameterValue,
+                             "Value for parameter NimbusIdempotencyKey is invalid. Reason: it must be 1 to 128 printable ASCII characters (no space).")
+        }
         let attributes = queues[name]!.record.attributes
         try Self.validateBody(message.body)
         let attributesJSON = try Self.validate(message.attributes)
@@ -282,6 +329,13 @@ public struct QueueBroker: Sendable {
         guard (0...900).contains(delay) else {
             throw QueueError(.invalidParameterValue, "Value \(delay) for parameter DelaySeconds is invalid. Reason: must be between 0 and 900.")
         }
+        if let key = message.idempotencyKey {
+            forgetIdempotentSends(now: now, changes: &changes)
+            if let first = idempotentSends[IdempotencyKey(queue: name, key: key)], now - first.sentTimestamp < Self.idempotencyWindow {
+                return SendMessageResponse(MessageId: first.messageId, MD5OfMessageBody: first.md5OfBody,
+                                           MD5OfMessageAttributes: first.md5OfMessageAttributes)
+            }
+        }
         let md5OfAttributes = message.attributes.flatMap { $0.isEmpty ? nil : Digests.md5OfAttributes($0) }
         let stored = StoredMessage(
             seq: nextSeq, queue: name, messageId: Digests.messageID(), body: message.body,
@@ -292,7 +346,46 @@ public struct QueueBroker: Sendable {
         queues[name]!.messages[stored.seq] = stored
         queues[name]!.schedule(stored, now: now)
         changes.append(.putMessage(stored))
+        if let key = message.idempotencyKey {
+            remember(IdempotentSend(queue: name, key: key, messageId: stored.messageId, md5OfBody: stored.md5OfBody,
+                                    md5OfMessageAttributes: md5OfAttributes, sentTimestamp: now), changes: &changes)
+        }
         return SendMessageResponse(MessageId: stored.messageId, MD5OfMessageBody: stored.md5OfBody, MD5OfMessageAttributes: md5OfAttributes)
+    }
+
+    // MARK: Idempotency keys
+
+    /// A valid `NimbusIdempotencyKey` (and gateway `Idempotency-Key`): 1 to 128 printable ASCII
+    /// characters without space (0x21-0x7E), as SQS's MessageDeduplicationId.
+    public static func isValidIdempotencyKey(_ key: some StringProtocol) -> Bool {
+        let utf8 = key.utf8
+        return (1...128).contains(utf8.count) && utf8.allSatisfy { $0 >= 0x21 && $0 <= 0x7E }
+    }
+
+    /// Remembers a send's key, forgetting the oldest keys beyond `idempotencyKeyLimit`.
+    private mutating func remember(_ send: IdempotentSend, changes: inout [StoreChange]) {
+        idempotentSends[IdempotencyKey(queue: send.queue, key: send.key)] = send
+        idempotentOrder.append(send)
+        changes.append(.putIdempotentSend(send))
+        while idempotentSends.count > idempotencyKeyLimit, let oldest = idempotentOrder.popFirst() {
+            forget(oldest, changes: &changes)
+        }
+    }
+
+    /// Forgets the keys whose window has passed, oldest first.
+    private mutating func forgetIdempotentSends(now: Int64, changes: inout [StoreChange]) {
+        while let oldest = idempotentOrder.first, now - oldest.sentTimestamp >= Self.idempotencyWindow {
+            idempotentOrder.removeFirst()
+            forget(oldest, changes: &changes)
+        }
+    }
+
+    /// Forgets `send` unless its entry is stale (its key was sent again since, or its queue deleted).
+    private mutating func forget(_ send: IdempotentSend, changes: inout [StoreChange]) {
+        let id = IdempotencyKey(queue: send.queue, key: send.key)
+        guard idempotentSends[id] == send else { return }
+        idempotentSends[id] = nil
+        changes.append(.deleteIdempotentSend(queue: send.queue, key: send.key))
     }
 
     /// SQS accepts #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF; Swift strings cannot hold
@@ -570,8 +663,10 @@ public struct QueueBroker: Sendable {
 
     // MARK: Retention
 
-    /// Drops messages older than their queue's retention period.
+    /// Drops messages older than their queue's retention period, and idempotency keys older than
+    /// their window.
     public mutating func expire(now: Int64, changes: inout [StoreChange]) {
+        forgetIdempotentSends(now: now, changes: &changes)
         for name in queues.keys {
             let retention = Int64(queues[name]!.record.attributes.messageRetentionPeriod) * 1000
             for (seq, m) in queues[name]!.messages where m.sentTimestamp + retention <= now {

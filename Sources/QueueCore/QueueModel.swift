@@ -154,6 +154,32 @@ public enum StoreChange: Equatable, Sendable {
     /// store writes just those four columns when the message is already on disk.
     case receiveMessage(StoredMessage)
     case deleteMessage(Int64)
+    /// A send made with an idempotency key (Nimbus extension), written in the same transaction as
+    /// its message; and its removal once its 5 minutes are over (or it is forgotten, oldest first).
+    case putIdempotentSend(IdempotentSend)
+    case deleteIdempotentSend(queue: String, key: String)
+}
+
+/// What a send made with an idempotency key (the `NimbusIdempotencyKey` extension: the gateway's
+/// `Idempotency-Key` header) answered, and when: the same key on the same queue within
+/// `QueueBroker.idempotencyWindow` answers this again instead of enqueueing another message.
+public struct IdempotentSend: Equatable, Sendable {
+    public var queue: String
+    public var key: String
+    public var messageId: String
+    public var md5OfBody: String
+    public var md5OfMessageAttributes: String?
+    /// Epoch milliseconds.
+    public var sentTimestamp: Int64
+
+    public init(queue: String, key: String, messageId: String, md5OfBody: String, md5OfMessageAttributes: String?, sentTimestamp: Int64) {
+        self.queue = queue
+        self.key = key
+        self.messageId = messageId
+        self.md5OfBody = md5OfBody
+        self.md5OfMessageAttributes = md5OfMessageAttributes
+        self.sentTimestamp = sentTimestamp
+    }
 }
 
 public struct QueueError: ServiceError, Equatable, Sendable, CustomStringConvertible {

@@ -55,11 +55,18 @@ public struct SendMessageRequest: Codable, Sendable {
     public var MessageBody: String
     public var DelaySeconds: Int?
     public var MessageAttributes: [String: MessageAttributeValue]?
-    public init(QueueUrl: String, MessageBody: String, DelaySeconds: Int? = nil, MessageAttributes: [String: MessageAttributeValue]? = nil) {
+    /// FIFO queues' member: refused here (every Nimbus queue is a standard queue), as AWS refuses it.
+    public var MessageDeduplicationId: String?
+    /// Nimbus extension (the gateway's Idempotency-Key): a send with the key of a send made on the
+    /// same queue within 5 minutes is not enqueued again and answers the first send's answer.
+    public var NimbusIdempotencyKey: String?
+    public init(QueueUrl: String, MessageBody: String, DelaySeconds: Int? = nil, MessageAttributes: [String: MessageAttributeValue]? = nil,
+                NimbusIdempotencyKey: String? = nil) {
         self.QueueUrl = QueueUrl
         self.MessageBody = MessageBody
         self.DelaySeconds = DelaySeconds
         self.MessageAttributes = MessageAttributes
+        self.NimbusIdempotencyKey = NimbusIdempotencyKey
     }
 }
 
@@ -79,11 +86,17 @@ public struct SendMessageBatchEntry: Codable, Sendable {
     public var MessageBody: String
     public var DelaySeconds: Int?
     public var MessageAttributes: [String: MessageAttributeValue]?
-    public init(Id: String, MessageBody: String, DelaySeconds: Int? = nil, MessageAttributes: [String: MessageAttributeValue]? = nil) {
+    /// Refused, as in SendMessageRequest.
+    public var MessageDeduplicationId: String?
+    /// Nimbus extension, as in SendMessageRequest: each entry its own key.
+    public var NimbusIdempotencyKey: String?
+    public init(Id: String, MessageBody: String, DelaySeconds: Int? = nil, MessageAttributes: [String: MessageAttributeValue]? = nil,
+                NimbusIdempotencyKey: String? = nil) {
         self.Id = Id
         self.MessageBody = MessageBody
         self.DelaySeconds = DelaySeconds
         self.MessageAttributes = MessageAttributes
+        self.NimbusIdempotencyKey = NimbusIdempotencyKey
     }
 }
 
@@ -222,15 +235,18 @@ public enum SQSNames {
 /// costs several microseconds an entry. The output is plain JSON that JSONDecoder reads back.
 public enum SQSFastJSON {
     public static func encode(_ request: SendMessageBatchRequest) -> Data? {
-        // Attributes and delays take the general path.
-        guard request.Entries.allSatisfy({ $0.MessageAttributes == nil && $0.DelaySeconds == nil }) else { return nil }
-        return writeStringBatch(url: request.QueueUrl, member: ",\"MessageBody\":", request.Entries.map { ($0.Id, $0.MessageBody) })
+        // Attributes and delays take the general path (and so does a MessageDeduplicationId, refused).
+        guard request.Entries.allSatisfy({ $0.MessageAttributes == nil && $0.DelaySeconds == nil && $0.MessageDeduplicationId == nil })
+        else { return nil }
+        return writeStringBatch(url: request.QueueUrl, member: ",\"MessageBody\":",
+                                request.Entries.map { ($0.Id, $0.MessageBody, $0.NimbusIdempotencyKey) })
     }
 
-    /// `{"QueueUrl": ..., "Entries": [{"Id": ..., <member> ...}, ...]}`: the writing side of `stringBatch`.
-    private static func writeStringBatch(url: String, member: StaticString, _ entries: [(id: String, value: String)]) -> Data {
+    /// `{"QueueUrl": ..., "Entries": [{"Id": ..., <member> ..., "NimbusIdempotencyKey": ...?}, ...]}`:
+    /// the writing side of `stringBatch`. An entry's key is written only when it has one.
+    private static func writeStringBatch(url: String, member: StaticString, _ entries: [(id: String, value: String, key: String?)]) -> Data {
         var out: [UInt8] = []
-        out.reserveCapacity(64 + entries.reduce(0) { $0 + $1.value.utf8.count + 32 })
+        out.reserveCapacity(64 + entries.reduce(0) { $0 + $1.value.utf8.count + 32 + ($1.key.map { $0.utf8.count + 26 } ?? 0) })
         JSONText.append("{\"QueueUrl\":", to: &out)
         JSONText.appendString(url, to: &out)
         JSONText.append(",\"Entries\":[", to: &out)
@@ -240,36 +256,57 @@ public enum SQSFastJSON {
             JSONText.appendString(entry.id, to: &out)
             JSONText.append(member, to: &out)
             JSONText.appendString(entry.value, to: &out)
+            if let key = entry.key {
+                JSONText.append(",\"NimbusIdempotencyKey\":", to: &out)
+                JSONText.appendString(key, to: &out)
+            }
             out.append(0x7D)
         }
         JSONText.append("]}", to: &out)
         return Data(out)
     }
 
-    /// SendMessage with a queue URL and a body only (what the gateway and the benchmarks send);
-    /// nil for anything else, which JSONDecoder then reads.
+    /// SendMessage with a queue URL, a body and perhaps an idempotency key (what the gateway and the
+    /// benchmarks send); nil for anything else, which JSONDecoder then reads.
     public static func decodeSendMessage(_ data: Data) -> SendMessageRequest? {
-        guard let m = StringJSON.parse(data)?.members(allowed: ["QueueUrl", "MessageBody"]),
+        guard let m = StringJSON.parse(data)?.members(allowed: ["QueueUrl", "MessageBody", "NimbusIdempotencyKey"]),
               let url = m["QueueUrl"]?.string, let body = m["MessageBody"]?.string else { return nil }
-        return SendMessageRequest(QueueUrl: url, MessageBody: body)
+        var key: String?
+        if let value = m["NimbusIdempotencyKey"] {
+            guard let text = value.string else { return nil }
+            key = text
+        }
+        return SendMessageRequest(QueueUrl: url, MessageBody: body, NimbusIdempotencyKey: key)
     }
 
-    /// SendMessageBatch whose entries have an id and a body only; nil for anything else.
+    /// SendMessageBatch whose entries have an id, a body and perhaps an idempotency key; nil for
+    /// anything else.
     public static func decodeSendMessageBatch(_ data: Data) -> SendMessageBatchRequest? {
-        stringBatch(data, "MessageBody").map { url, entries in
-            SendMessageBatchRequest(QueueUrl: url, Entries: entries.map { SendMessageBatchEntry(Id: $0.id, MessageBody: $0.value) })
+        stringBatch(data, "MessageBody", optional: "NimbusIdempotencyKey").map { url, entries in
+            SendMessageBatchRequest(QueueUrl: url, Entries: entries.map {
+                SendMessageBatchEntry(Id: $0.id, MessageBody: $0.value, NimbusIdempotencyKey: $0.extra)
+            })
         }
     }
 
-    /// `{"QueueUrl": ..., "Entries": [{"Id": ..., "<member>": ...}, ...]}` with strings only.
-    private static func stringBatch(_ data: Data, _ member: String) -> (url: String, entries: [(id: String, value: String)])? {
+    /// `{"QueueUrl": ..., "Entries": [{"Id": ..., "<member>": ..., "<optional>": ...?}, ...]}` with
+    /// strings only.
+    private static func stringBatch(_ data: Data, _ member: String, optional: String? = nil)
+        -> (url: String, entries: [(id: String, value: String, extra: String?)])? {
         guard let m = StringJSON.parse(data)?.members(allowed: ["QueueUrl", "Entries"]),
               let url = m["QueueUrl"]?.string, let items = m["Entries"]?.array else { return nil }
-        var entries: [(id: String, value: String)] = []
+        var allowed: Set<String> = ["Id", member]
+        if let optional { allowed.insert(optional) }
+        var entries: [(id: String, value: String, extra: String?)] = []
         entries.reserveCapacity(items.count)
         for item in items {
-            guard let e = item.members(allowed: ["Id", member]), let id = e["Id"]?.string, let value = e[member]?.string else { return nil }
-            entries.append((id, value))
+            guard let e = item.members(allowed: allowed), let id = e["Id"]?.string, let value = e[member]?.string else { return nil }
+            var extra: String?
+            if let optional, let raw = e[optional] {
+                guard let text = raw.string else { return nil }
+                extra = text
+            }
+            entries.append((id, value, extra))
         }
         return (url, entries)
     }
@@ -335,7 +372,7 @@ public enum SQSFastJSON {
     /// A DeleteMessageBatch request of ids and receipt handles (what a poller sends after a batch).
     public static func encode(_ request: HandleBatchRequest) -> Data? {
         guard request.Entries.allSatisfy({ $0.VisibilityTimeout == nil }) else { return nil }
-        return writeStringBatch(url: request.QueueUrl, member: ",\"ReceiptHandle\":", request.Entries.map { ($0.Id, $0.ReceiptHandle) })
+        return writeStringBatch(url: request.QueueUrl, member: ",\"ReceiptHandle\":", request.Entries.map { ($0.Id, $0.ReceiptHandle, nil) })
     }
 
     /// DeleteMessageBatch's (and ChangeMessageVisibilityBatch's) answer when every entry succeeded:

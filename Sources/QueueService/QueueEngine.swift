@@ -41,11 +41,19 @@ actor QueueEngine {
 
     // MARK: Operations
 
-    /// Runs `operation` on the core and returns once its changes are durable.
-    func perform<T: Sendable>(_ operation: @Sendable (inout QueueBroker, Int64, inout [StoreChange]) throws -> T) async throws -> T {
+    /// Runs `operation` on the core and returns once its changes are durable. With `fromState`, an
+    /// operation that changed nothing may have answered from changes still on their way to disk (a
+    /// send recognised by its idempotency key, whose first send is in the batch being committed):
+    /// it returns once those are durable too, so a crash cannot undo what its caller was told.
+    func perform<T: Sendable>(fromState: Bool = false,
+                              _ operation: @Sendable (inout QueueBroker, Int64, inout [StoreChange]) throws -> T) async throws -> T {
         var changes: [StoreChange] = []
         let result = try operation(&broker, Self.now(), &changes)
-        try await commit(changes)
+        if changes.isEmpty && fromState {
+            try await committer.durable()
+        } else {
+            try await commit(changes)
+        }
         return result
     }
 
@@ -149,7 +157,7 @@ actor QueueEngine {
             switch change {
             case .putMessage(let m), .receiveMessage(let m): queues.insert(m.queue)
             case .deleteQueue(let name): queues.insert(name)
-            case .putQueue, .deleteMessage: break
+            case .putQueue, .deleteMessage, .putIdempotentSend, .deleteIdempotentSend: break
             }
         }
         for name in queues {

@@ -24,9 +24,10 @@ public struct QueueNodeService: NodeService {
     public init(configuration: NodeConfiguration, logger: Logger = Logger(label: "queue")) throws {
         self.configuration = configuration
         let store = try QueueStore(path: configuration.stateFile("queue"))
-        let (queues, messages) = try store.load()
+        let now = QueueEngine.now()
+        let (queues, messages, sends) = try store.load(now: now)
         var broker = QueueBroker(region: configuration.cluster.region, account: configuration.cluster.account)
-        broker.restore(queues: queues, messages: messages, now: QueueEngine.now())
+        broker.restore(queues: queues, messages: messages, idempotentSends: sends, now: now)
         policies.replace(broker.policiesByQueueName)
         engine = QueueEngine(broker: broker, store: store, logger: logger)
     }
@@ -100,14 +101,15 @@ public struct QueueNodeService: NodeService {
             return Data("{}".utf8)
         case SQSAction.sendMessage:
             let r = try SQSFastJSON.decodeSendMessage(request.body) ?? request.decode(SendMessageRequest.self)
-            let sent = try await engine.perform { broker, now, changes in
-                try broker.sendMessage(r.QueueUrl, .init(body: r.MessageBody, delaySeconds: r.DelaySeconds, attributes: r.MessageAttributes),
+            let sent = try await engine.perform(fromState: r.NimbusIdempotencyKey != nil) { broker, now, changes in
+                try broker.sendMessage(r.QueueUrl, .init(body: r.MessageBody, delaySeconds: r.DelaySeconds, attributes: r.MessageAttributes,
+                                                         idempotencyKey: r.NimbusIdempotencyKey, deduplicationId: r.MessageDeduplicationId),
                                        senderId: sender, now: now, changes: &changes)
             }
             return SQSFastJSON.encode(sent)
         case SQSAction.sendMessageBatch:
             let r = try SQSFastJSON.decodeSendMessageBatch(request.body) ?? request.decode(SendMessageBatchRequest.self)
-            let sent = try await engine.perform { broker, now, changes in
+            let sent = try await engine.perform(fromState: r.Entries.contains { $0.NimbusIdempotencyKey != nil }) { broker, now, changes in
                 try broker.sendMessageBatch(r.QueueUrl, r.Entries, senderId: sender, now: now, changes: &changes)
             }
             return try SQSFastJSON.encode(sent) ?? encoder.encode(sent)

@@ -33,11 +33,26 @@ final class QueueStore: Sendable {
                 receipt TEXT
             );
             CREATE INDEX messages_by_queue ON messages(queue);
+            """), ("v2-idempotency-keys", """
+            CREATE TABLE idempotency_keys (
+                queue TEXT NOT NULL,
+                key TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                md5 TEXT NOT NULL,
+                md5_attributes TEXT,
+                sent INTEGER NOT NULL,
+                PRIMARY KEY (queue, key)
+            );
             """)])
     }
 
-    func load() throws -> (queues: [StoredQueue], messages: [StoredMessage]) {
-        try db.read { db in
+    /// Everything the broker had, with the idempotency keys still inside their window at `now`
+    /// (older ones are deleted here: their window passed while the broker was down).
+    func load(now: Int64) throws -> (queues: [StoredQueue], messages: [StoredMessage], idempotentSends: [IdempotentSend]) {
+        try db.write { db in
+            try db.execute(sql: "DELETE FROM idempotency_keys WHERE sent <= ?", arguments: [now - QueueBroker.idempotencyWindow])
+        }
+        return try db.read { db in
             let decoder = JSONDecoder()
             let queues = try Row.fetchAll(db, sql: "SELECT * FROM queues").map { row in
                 StoredQueue(name: row["name"], attributes: try decoder.decode(QueueAttributes.self, from: row["attributes"] as Data),
@@ -50,7 +65,11 @@ final class QueueStore: Sendable {
                               senderId: row["sender_id"], sentTimestamp: row["sent"], visibleAt: row["visible_at"],
                               receiveCount: row["receive_count"], firstReceiveTimestamp: row["first_receive"], receipt: row["receipt"])
             }
-            return (queues, messages)
+            let sends = try Row.fetchAll(db, sql: "SELECT * FROM idempotency_keys ORDER BY sent").map { row in
+                IdempotentSend(queue: row["queue"], key: row["key"], messageId: row["message_id"], md5OfBody: row["md5"],
+                               md5OfMessageAttributes: row["md5_attributes"], sentTimestamp: row["sent"])
+            }
+            return (queues, messages, sends)
         }
     }
 
@@ -87,6 +106,9 @@ final class QueueStore: Sendable {
                 """)
             let delete = try db.cachedStatement(sql: "DELETE FROM messages WHERE seq = ?")
             let received = try db.cachedStatement(sql: "UPDATE messages SET visible_at = ?, receive_count = ?, first_receive = ?, receipt = ? WHERE seq = ?")
+            // Prepared only when a batch has keys: sends without one cost nothing more.
+            var putKey: Statement?
+            var deleteKey: Statement?
             for (index, change) in changes.enumerated() {
                 switch change {
                 case .putQueue(let q):
@@ -96,6 +118,27 @@ final class QueueStore: Sendable {
                 case .deleteQueue(let name):
                     try db.execute(sql: "DELETE FROM queues WHERE name = ?", arguments: [name])
                     try db.execute(sql: "DELETE FROM messages WHERE queue = ?", arguments: [name])
+                    try db.execute(sql: "DELETE FROM idempotency_keys WHERE queue = ?", arguments: [name])
+                case .putIdempotentSend(let k):
+                    if putKey == nil {
+                        putKey = try db.cachedStatement(sql: """
+                            INSERT OR REPLACE INTO idempotency_keys (queue, key, message_id, md5, md5_attributes, sent) VALUES (?,?,?,?,?,?)
+                            """)
+                    }
+                    try putKey!.run {
+                        $0.bind(k.queue)
+                        $0.bind(k.key)
+                        $0.bind(k.messageId)
+                        $0.bind(k.md5OfBody)
+                        $0.bind(k.md5OfMessageAttributes)
+                        $0.bind(k.sentTimestamp)
+                    }
+                case .deleteIdempotentSend(let queue, let key):
+                    if deleteKey == nil { deleteKey = try db.cachedStatement(sql: "DELETE FROM idempotency_keys WHERE queue = ? AND key = ?") }
+                    try deleteKey!.run {
+                        $0.bind(queue)
+                        $0.bind(key)
+                    }
                 case .receiveMessage(let m) where lastChange[m.seq] == index && !putInBatch.contains(m.seq):
                     try received.run {
                         $0.bind(m.visibleAt)

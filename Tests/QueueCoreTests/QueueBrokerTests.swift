@@ -18,6 +18,10 @@ struct BrokerHarness {
         try broker.sendMessage(url, .init(body: body, delaySeconds: delay), senderId: "tester", now: now, changes: &changes)
     }
 
+    mutating func send(_ url: String, _ body: String, key: String) throws -> SendMessageResponse {
+        try broker.sendMessage(url, .init(body: body, idempotencyKey: key), senderId: "tester", now: now, changes: &changes)
+    }
+
     mutating func receive(_ url: String, max: Int = 10, visibility: Int? = nil, attributes: [String] = ["All"]) throws -> [ReceivedMessage] {
         var options = QueueBroker.ReceiveOptions()
         options.maxMessages = max
@@ -262,6 +266,7 @@ struct BrokerHarness {
             case .deleteQueue(let n): queues[n] = nil
             case .putMessage(let m), .receiveMessage(let m): messages[m.seq] = m
             case .deleteMessage(let s): messages[s] = nil
+            case .putIdempotentSend, .deleteIdempotentSend: break
             }
         }
         var restored = BrokerHarness()
@@ -461,5 +466,200 @@ struct BrokerHarness {
             == #"{"Successful":[],"Failed":[]}"#)
         let failed = HandleBatchResponse(Successful: [], Failed: [BatchResultErrorEntry(Id: "m0", SenderFault: true, Code: "ReceiptHandleIsInvalid", Message: "x")])
         #expect(SQSFastJSON.encode(failed) == nil)
+    }
+}
+
+/// The `NimbusIdempotencyKey` extension (the gateway's Idempotency-Key): a key sent again on the same
+/// queue within 5 minutes enqueues nothing and answers the first send's answer.
+@Suite struct IdempotencyKeyTests {
+    /// The messages and keys the store would hold after `changes`.
+    static func replay(_ changes: [StoreChange]) -> (queues: [StoredQueue], messages: [StoredMessage], sends: [IdempotentSend]) {
+        var queues: [String: StoredQueue] = [:]
+        var messages: [Int64: StoredMessage] = [:]
+        var sends: [String: IdempotentSend] = [:]
+        for change in changes {
+            switch change {
+            case .putQueue(let q): queues[q.name] = q
+            case .deleteQueue(let n):
+                queues[n] = nil
+                messages = messages.filter { $0.value.queue != n }
+                sends = sends.filter { $0.value.queue != n }
+            case .putMessage(let m), .receiveMessage(let m): messages[m.seq] = m
+            case .deleteMessage(let s): messages[s] = nil
+            case .putIdempotentSend(let k): sends[k.queue + "\u{0}" + k.key] = k
+            case .deleteIdempotentSend(let queue, let key): sends[queue + "\u{0}" + key] = nil
+            }
+        }
+        return (Array(queues.values), Array(messages.values), Array(sends.values))
+    }
+
+    @Test func theSameKeyTwiceEnqueuesOnceAndAnswersTheFirstAnswer() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q")
+        let first = try h.send(url, "order", key: "key-1")
+        guard h.changes.count == 3, case .putMessage(let m) = h.changes[1], case .putIdempotentSend(let k) = h.changes[2] else {
+            Issue.record("the key is written with its message: \(h.changes)"); return
+        }
+        #expect(m.messageId == first.MessageId && k.messageId == first.MessageId && k.queue == "q" && k.key == "key-1")
+        #expect(k.md5OfBody == first.MD5OfMessageBody && k.sentTimestamp == h.now)
+        h.changes = []
+        h.advance(seconds: 299.999)
+        let again = try h.send(url, "order", key: "key-1")
+        #expect(again == first)
+        #expect(h.changes.isEmpty, "a repeat writes nothing")
+        // Even with another body: the key decides (as SQS FIFO's deduplication id does).
+        #expect(try h.send(url, "other", key: "key-1") == first)
+        #expect(try h.receive(url).map(\.MessageId) == [first.MessageId])
+    }
+
+    @Test func afterFiveMinutesTheKeyEnqueuesAgain() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q")
+        let first = try h.send(url, "order", key: "k")
+        h.advance(seconds: 300)
+        h.changes = []
+        let second = try h.send(url, "order", key: "k")
+        #expect(second.MessageId != first.MessageId)
+        #expect(second.MD5OfMessageBody == first.MD5OfMessageBody)
+        guard h.changes.count == 3, case .deleteIdempotentSend("q", "k") = h.changes[0], case .putMessage = h.changes[1],
+              case .putIdempotentSend(let k) = h.changes[2] else {
+            Issue.record("the expired key is forgotten, the new send remembered: \(h.changes)"); return
+        }
+        #expect(k.messageId == second.MessageId)
+        // ... and the new send holds the key for its own five minutes.
+        h.advance(seconds: 200)
+        #expect(try h.send(url, "order", key: "k") == second)
+        #expect(try h.receive(url).count == 2)
+    }
+
+    @Test func keysArePerQueue() throws {
+        var h = BrokerHarness()
+        let a = try h.create("a")
+        let b = try h.create("b")
+        let inA = try h.send(a, "x", key: "same")
+        let inB = try h.send(b, "x", key: "same")
+        #expect(inA.MessageId != inB.MessageId)
+        #expect(try h.send(a, "x", key: "same") == inA)
+        #expect(try h.send(b, "x", key: "same") == inB)
+        #expect(try h.receive(a).count == 1)
+        #expect(try h.receive(b).count == 1)
+    }
+
+    @Test func twoEntriesOfABatchWithTheSameKeyEnqueueOnce() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q")
+        let before = try h.send(url, "earlier", key: "old")
+        let entries = [SendMessageBatchEntry(Id: "a", MessageBody: "x", NimbusIdempotencyKey: "k"),
+                       SendMessageBatchEntry(Id: "b", MessageBody: "x", NimbusIdempotencyKey: "k"),
+                       SendMessageBatchEntry(Id: "c", MessageBody: "y"),
+                       SendMessageBatchEntry(Id: "d", MessageBody: "z", NimbusIdempotencyKey: "old")]
+        let result = try h.broker.sendMessageBatch(url, entries, senderId: "t", now: h.now, changes: &h.changes)
+        #expect(result.Failed.isEmpty)
+        let ids = Dictionary(uniqueKeysWithValues: result.Successful.map { ($0.Id, $0.MessageId) })
+        #expect(ids["a"] == ids["b"])
+        #expect(ids["c"] != ids["a"])
+        #expect(ids["d"] == before.MessageId)
+        #expect(Set(try h.receive(url).map(\.MessageId)) == [before.MessageId, ids["a"]!, ids["c"]!])
+    }
+
+    @Test func invalidKeysAndDeduplicationIdsAreRefused() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q")
+        for key in ["", String(repeating: "k", count: 129), "with space", "tab\t", "ünï", "\u{7F}"] {
+            #expect(throws: QueueError.self, "\(key.debugDescription)") { _ = try h.send(url, "m", key: key) }
+        }
+        _ = try h.send(url, "m", key: String(repeating: "k", count: 128))
+        _ = try h.send(url, "m", key: ##"!"#$%&'()*+,-./0-9:;<=>?@A-Z[\]^_`a-z{|}~"##)
+        do {
+            _ = try h.broker.sendMessage(url, .init(body: "m", deduplicationId: "d"), senderId: "t", now: h.now, changes: &h.changes)
+            Issue.record("a standard queue takes no MessageDeduplicationId")
+        } catch {
+            #expect(error.code == "InvalidParameterValue" && error.message.contains("MessageDeduplicationId"))
+        }
+        // In a batch, the entry fails alone.
+        var dedupe = SendMessageBatchEntry(Id: "b", MessageBody: "m")
+        dedupe.MessageDeduplicationId = "d"
+        let result = try h.broker.sendMessageBatch(url, [.init(Id: "a", MessageBody: "m", NimbusIdempotencyKey: " "), dedupe,
+                                                          .init(Id: "c", MessageBody: "m")], senderId: "t", now: h.now, changes: &h.changes)
+        #expect(result.Failed.map(\.Id) == ["a", "b"] && result.Failed.allSatisfy { $0.Code == "InvalidParameterValue" })
+        #expect(result.Successful.map(\.Id) == ["c"])
+        // A refused send remembers nothing: the key is free for a valid one.
+        #expect(throws: QueueError.self) { _ = try h.send(url, "bad \u{0}", key: "free") }
+        let good = try h.send(url, "good", key: "free")
+        #expect(try h.send(url, "good", key: "free") == good)
+    }
+
+    @Test func beyondTheLimitTheOldestKeysAreForgotten() throws {
+        var h = BrokerHarness()
+        h.broker = QueueBroker(region: "us-east-1", account: "000000000000", idempotencyKeyLimit: 3)
+        let url = try h.create("q")
+        var sent: [SendMessageResponse] = []
+        for i in 0..<3 {
+            sent.append(try h.send(url, "m\(i)", key: "k\(i)"))
+            h.advance(seconds: 1)
+        }
+        h.changes = []
+        _ = try h.send(url, "m3", key: "k3")
+        #expect(h.broker.idempotentSends.count == 3)
+        #expect(h.changes.contains(.deleteIdempotentSend(queue: "q", key: "k0")))
+        #expect(try h.send(url, "m1", key: "k1") == sent[1], "the newer keys stay")
+        #expect(try h.send(url, "m0", key: "k0").MessageId != sent[0].MessageId, "the oldest was forgotten")
+    }
+
+    @Test func keysSurviveARestartWithinTheirWindow() throws {
+        var h = BrokerHarness()
+        let url = try h.create("q")
+        let old = try h.send(url, "old", key: "old")
+        h.advance(seconds: 200)
+        let recent = try h.send(url, "recent", key: "recent")
+        // A deleted queue's keys go with it.
+        let other = try h.create("other")
+        let gone = try h.send(other, "gone", key: "gone")
+        try h.broker.deleteQueue(other, changes: &h.changes)
+        _ = try h.create("other")
+        #expect(try h.send(other, "gone", key: "gone").MessageId != gone.MessageId)
+        try h.broker.deleteQueue(other, changes: &h.changes)
+        let stored = Self.replay(h.changes)
+        #expect(stored.sends.count == 2)
+
+        var restored = BrokerHarness()
+        restored.now = h.now + 150_000  // "old" is 350 s old: past its window
+        restored.broker.restore(queues: stored.queues, messages: stored.messages, idempotentSends: stored.sends, now: restored.now)
+        #expect(restored.broker.idempotentSends.count == 1)
+        #expect(try restored.send(url, "recent", key: "recent") == recent)
+        #expect(try restored.send(url, "old", key: "old").MessageId != old.MessageId)
+        _ = try restored.create("other")
+        _ = try restored.send(other, "gone", key: "gone")
+        #expect(restored.broker.idempotentSends.count == 3)
+
+        // The minutely retention pass forgets what has expired even without sends.
+        restored.changes = []
+        restored.advance(seconds: 300)
+        restored.broker.expire(now: restored.now, changes: &restored.changes)
+        #expect(restored.broker.idempotentSends.isEmpty)
+        #expect(restored.changes.filter { if case .deleteIdempotentSend = $0 { true } else { false } }.count == 3)
+    }
+
+    @Test func theKeyTravelsInTheHandWrittenShapes() throws {
+        let request = SendMessageBatchRequest(QueueUrl: "https://sqs.us-east-1.amazonaws.com/000000000000/POC-Queue", Entries: [
+            .init(Id: "m0", MessageBody: "a"), .init(Id: "m1", MessageBody: "b", NimbusIdempotencyKey: #"k"\1"#)])
+        let written = try #require(SQSFastJSON.encode(request))
+        #expect(String(decoding: written, as: UTF8.self).contains(#"{"Id":"m0","MessageBody":"a"}"#), "no key, no member")
+        let slow = try JSONDecoder().decode(SendMessageBatchRequest.self, from: written)
+        #expect(slow.Entries.map(\.NimbusIdempotencyKey) == [nil, #"k"\1"#])
+        let fast = try #require(SQSFastJSON.decodeSendMessageBatch(written))
+        #expect(fast.Entries.map(\.NimbusIdempotencyKey) == [nil, #"k"\1"#])
+        #expect(fast.Entries.map(\.MessageBody) == ["a", "b"])
+
+        let single = Data(#"{"QueueUrl":"q","MessageBody":"x","NimbusIdempotencyKey":"k-1"}"#.utf8)
+        #expect(SQSFastJSON.decodeSendMessage(single)?.NimbusIdempotencyKey == "k-1")
+        #expect(try JSONDecoder().decode(SendMessageRequest.self, from: single).NimbusIdempotencyKey == "k-1")
+        // Not a string, or a MessageDeduplicationId: JSONDecoder's turn (its error, or the broker's refusal).
+        #expect(SQSFastJSON.decodeSendMessage(Data(#"{"QueueUrl":"q","MessageBody":"x","NimbusIdempotencyKey":1}"#.utf8)) == nil)
+        #expect(SQSFastJSON.decodeSendMessageBatch(Data(#"{"QueueUrl":"q","Entries":[{"Id":"a","MessageBody":"x","NimbusIdempotencyKey":["k"]}]}"#.utf8)) == nil)
+        #expect(SQSFastJSON.decodeSendMessage(Data(#"{"QueueUrl":"q","MessageBody":"x","MessageDeduplicationId":"d"}"#.utf8)) == nil)
+        var dedupe = SendMessageBatchEntry(Id: "a", MessageBody: "x")
+        dedupe.MessageDeduplicationId = "d"
+        #expect(SQSFastJSON.encode(SendMessageBatchRequest(QueueUrl: "q", Entries: [dedupe])) == nil)
     }
 }

@@ -253,6 +253,78 @@ def test_concurrent_large_posts_are_all_accepted(base, sqs, empty_poc):
 
 
 # ------------------------------------------------------------------------------------------------
+# Idempotency-Key (kills of the gateway and of the broker: test_idempotency.py)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_the_same_idempotency_key_sends_once_and_answers_the_first_answer(base, sqs, empty_poc):
+    key = f"order-{uuid.uuid4()}"
+    first = http(base, "POST", "/orders", data=LAB_BODY, headers={"Idempotency-Key": key})
+    assert first.status_code == 200, first.text
+    # any casing of the header's name; either path
+    again = http(base, "POST", "/", data=LAB_BODY, headers={"idempotency-KEY": key})
+    assert again.status_code == 200, again.text
+    assert again.content == first.content, "a repeat is answered with the first answer, byte for byte"
+    result = first.json()["SendMessageResponse"]["SendMessageResult"]
+    m = only_message(sqs)
+    assert m["MessageId"] == result["MessageId"] and m["Body"].encode() == LAB_BODY
+    # another key is another message; no key at all too, each time
+    other = http(base, "POST", "/orders", data=LAB_BODY, headers={"Idempotency-Key": key + "-2"})
+    plain = [http(base, "POST", "/orders", data=LAB_BODY) for _ in range(2)]
+    assert [r.status_code for r in [other, *plain]] == [200] * 3
+    ids = {r.json()["SendMessageResponse"]["SendMessageResult"]["MessageId"] for r in [other, *plain]}
+    assert len(ids) == 3 and result["MessageId"] not in ids
+    assert sorted(m["MessageId"] for m in sqs.drain(POC)) == sorted(ids)
+
+
+def test_concurrent_posts_with_one_idempotency_key_send_once(base, sqs, empty_poc):
+    """Concurrent repeats share the gateway's batches: the broker sees the key twice in one batch, or
+    once in a batch still being committed, and answers each with the first send."""
+    key = uuid.uuid4().hex
+    start = threading.Barrier(16)
+
+    def post(_: int) -> requests.Response:
+        start.wait(timeout=10)
+        return http(base, "POST", "/orders", data=LAB_BODY, headers={"Idempotency-Key": key})
+
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(post, range(16), timeout=60))
+    assert [r.status_code for r in responses] == [200] * 16, [r.text for r in responses if r.status_code != 200][:3]
+    assert len({r.content for r in responses}) == 1
+    got = sqs.drain(POC)
+    assert [m["MessageId"] for m in got] == [responses[0].json()["SendMessageResponse"]["SendMessageResult"]["MessageId"]]
+
+
+@pytest.mark.parametrize("key", ["", "k" * 129, "with space", "caf\u00e9", "tab\tinside"])
+def test_invalid_idempotency_keys_are_400_and_send_nothing(base, sqs, empty_poc, key):
+    r = http(base, "POST", "/orders", data=LAB_BODY, headers={"Idempotency-Key": key})
+    message = assert_error(r, 400)
+    assert "Idempotency-Key" in message, message
+    assert sqs.receive(POC, 10, wait=0) == []
+
+
+def test_two_idempotency_key_headers_are_400(cluster, sqs, empty_poc):
+    with socket.create_connection(("127.0.0.1", cluster.http_port), timeout=HTTP_TIMEOUT) as sock:
+        sock.sendall(b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nIdempotency-Key: a\r\n"
+                     b"Idempotency-Key: b\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(LAB_BODY), LAB_BODY))
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"Idempotency-Key" in answer
+    assert sqs.receive(POC, 10, wait=0) == []
+
+
+def test_a_128_character_key_of_every_printable_character_is_taken(base, sqs, empty_poc):
+    printable = "".join(chr(c) for c in range(0x21, 0x7F))  # 94 characters
+    key = (printable + "x" * 128)[:128]
+    responses = [http(base, "POST", "/orders", data=LAB_BODY, headers={"Idempotency-Key": key}) for _ in range(2)]
+    assert [r.status_code for r in responses] == [200, 200], responses[0].text
+    assert responses[0].content == responses[1].content
+    assert len(sqs.drain(POC)) == 1
+
+
+# ------------------------------------------------------------------------------------------------
 # throttling (own cluster) and an unavailable broker
 # ------------------------------------------------------------------------------------------------
 
