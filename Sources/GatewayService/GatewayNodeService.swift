@@ -39,7 +39,11 @@ public struct GatewayNodeService: NodeService {
         let router = Router()
         router.add(middleware: AccessLog(logger: runtime.logger))
         let post: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
-            try await send(request, batcher: batcher, logger: runtime.logger)
+            // A queue known to be unreachable is said at once, not after the queue timeout.
+            if let reason = runtime.readiness.unreachableReason("queue") {
+                return Self.error(.serviceUnavailable, "The queue is unavailable: \(reason)")
+            }
+            return try await send(request, batcher: batcher, logger: runtime.logger)
         }
         for path in ["/", "/orders"] {
             router.post(RouterPath(path), use: post)
@@ -61,7 +65,13 @@ public struct GatewayNodeService: NodeService {
                                         done: "Subscription removed!", client: runtime.platformClient, logger: runtime.logger)
         }
         router.get("/health") { _, _ in
-            Self.json(.ok, #"{"status":"ok","name":"\#(runtime.identity.name)","incarnation":"\#(runtime.identity.incarnation)"}"#)
+            var notReady = ""
+            if let reason = runtime.readiness.reason {
+                notReady = ",\"notReady\":"
+                JSONText.appendString(reason, to: &notReady)
+            }
+            return Self.json(.ok, #"{"status":"ok","name":"\#(runtime.identity.name)","incarnation":"\#(runtime.identity.incarnation)","#
+                + #""live":true,"ready":\#(runtime.readiness.isReady)\#(notReady)}"#)
         }
         let app = Application(
             router: router,
