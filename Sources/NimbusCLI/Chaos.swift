@@ -8,11 +8,13 @@ struct Chaos: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "SIGKILL a random process every interval for a while; the supervisor restarts each one.",
         discussion: """
-            Each interval one process of the --kinds is picked among those that have a pid and killed \
-            through the supervisor (as nimbus kill does); the supervisor itself is never a candidate. \
-            The choice is replayable: the same --seed picks the same way from the same processes. \
-            Beware that a process killed more than 5 times within a minute is reported crash-looping \
-            and restarted only after a longer backoff.
+            Each interval one process is killed through the supervisor (as nimbus kill does); the \
+            supervisor itself is never a candidate. Kills are spread over the --kinds: the kinds are \
+            taken in a shuffled order, each once before any is taken again, and within a kind one of \
+            its processes that has a pid is picked at random. The choice is replayable: the same --seed \
+            picks the same way from the same processes. A process killed after it had been healthy \
+            for 5 s is restarted at once; one killed sooner backs off (1 s doubling to 8 s) and, after \
+            5 such quick deaths within a minute, shows as crash-looping until it stays up.
             """)
 
     @OptionGroup var cluster: ClusterOptions
@@ -59,6 +61,7 @@ struct Chaos: AsyncParsableCommand {
         print("nimbus: chaos for \(duration), a kill every \(interval) among \(allowed.sorted().joined(separator: ",")); seed \(seed)")
 
         var killsByKind: [String: Int] = [:]
+        var pending: [String] = []
         let start = ContinuousClock.now
         var round = 1
         while interval.duration * round <= duration.duration {
@@ -68,12 +71,16 @@ struct Chaos: AsyncParsableCommand {
                 print("\(timestamp())  skipped: the supervisor does not answer on \(control.endpoint)")
                 continue
             }
-            // Sorted, so a seed picks the same process from the same set whatever order status lists them in.
-            let candidates = status.processes.filter { allowed.contains($0.kind) && $0.pid != nil }.sorted { $0.name < $1.name }
-            guard !candidates.isEmpty else {
+            // The next kind of this round that has a process with a pid; sorted, so a seed picks the
+            // same process from the same set whatever order status lists them in.
+            if pending.isEmpty { pending = shuffled(allowed.sorted(), &random) }
+            let alive = status.processes.filter { allowed.contains($0.kind) && $0.pid != nil }.sorted { $0.name < $1.name }
+            guard let kind = pending.first(where: { kind in alive.contains { $0.kind == kind } }) else {
                 print("\(timestamp())  skipped: no \(allowed.sorted().joined(separator: "/")) process has a pid (all restarting?)")
                 continue
             }
+            pending.removeAll { $0 == kind }
+            let candidates = alive.filter { $0.kind == kind }
             let victim = candidates[random.index(below: candidates.count)]
             do {
                 let answer = try await control.call(NimbusAction.kill, KillRequest(name: victim.name))
@@ -90,4 +97,13 @@ struct Chaos: AsyncParsableCommand {
         print("nimbus: chaos done: \(total) kill\(total == 1 ? "" : "s")" + (byKind.isEmpty ? "" : " (\(byKind))") + "; seed \(seed)")
         await control.client.close()
     }
+}
+
+/// Fisher-Yates with the seeded generator, so a seed replays the same order.
+private func shuffled<T>(_ items: [T], _ random: inout SplitMix64) -> [T] {
+    var items = items
+    for i in stride(from: items.count - 1, to: 0, by: -1) {
+        items.swapAt(i, random.index(below: i + 1))
+    }
+    return items
 }

@@ -8,7 +8,7 @@ struct NimbusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nimbus",
         abstract: "Run and inspect a Nimbus cluster (the lab's serverless order pipeline as processes).",
-        subcommands: [Up.self, Down.self, Status.self, Logs.self, Scale.self, Kill.self, Health.self,
+        subcommands: [Up.self, Down.self, Status.self, Logs.self, Scale.self, Kill.self, Restart.self, Health.self,
                       Invoke.self, Items.self, Subscribe.self, Subscriptions.self, Load.self, Chaos.self, Verify.self])
 }
 

@@ -605,6 +605,14 @@ class Cluster:
         return survivors
 
 
+def quick_redelivery_stack(tmp: Path) -> Path:
+    """A copy of the lab's stack whose POC-Queue has a 3 s visibility timeout, so that messages held
+    by a killed worker come back soon (for tests that kill workers under load)."""
+    stack = tmp / "stack.yaml"
+    stack.write_text(STACK_FILE.read_text().replace("VisibilityTimeout: 30", "VisibilityTimeout: 3"))
+    return stack
+
+
 def start_cluster(tmp: Path, sections: dict[str, dict[str, Any]] | None = None, stack: Path = STACK_FILE,
                   instances: dict[str, int] | None = None, **gateway_settings: Any) -> Cluster:
     cluster = Cluster(tmp, find_base_port(), gateway_settings, sections or {}, stack, instances or {})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import SQS, STACK_FILE, process_by_name, scan_all, sink_mails, start_cluster, stop_cluster, wait_for_queue, wait_until
+from conftest import SQS, process_by_name, quick_redelivery_stack, scan_all, sink_mails, start_cluster, stop_cluster, wait_for_queue, wait_until
 
 LAB_BODY = '{"item": "latex gloves", "customerID": "12345"}'
 
@@ -83,10 +83,8 @@ def test_a_thousand_orders_survive_killed_workers_and_notifier(tmp_path: Path):
     """1,000 orders posted while the ingest worker, the stream worker and the notifier are each
     SIGKILLed (twice): 1,000 rows and 1,000 emails, none twice. The queue's visibility timeout is
     shortened to 3 s (in a copy of the lab's stack) so messages held by a killed worker come back soon."""
-    stack = tmp_path / "stack.yaml"
-    stack.write_text(STACK_FILE.read_text().replace("VisibilityTimeout: 30", "VisibilityTimeout: 3"))
     (tmp_path / "c").mkdir()
-    c = start_cluster(tmp_path / "c", stack=stack)
+    c = start_cluster(tmp_path / "c", stack=quick_redelivery_stack(tmp_path))
     try:
         wait_for_queue(c)
         subscribe_and_confirm(c, "chaos@example.com")
