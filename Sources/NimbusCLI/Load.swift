@@ -127,8 +127,9 @@ struct OrderPoster: Sendable {
         // The same key on every attempt: a retry of an order the gateway did take is the same order.
         request.setValue(id, forHTTPHeaderField: "Idempotency-Key")
         let first = ContinuousClock.now
-        // A killed node is back after about a second (the supervisor's first backoff) plus its start:
-        // retries 1 s and 2 s apart outlast that, where a quicker pair would both land in the gap.
+        // A killed node is back within about a second (at once, or after the supervisor's first
+        // backoff, plus its start): retries 1 s and 2 s apart outlast that, where a quicker pair
+        // would both land in the gap.
         var pause = Duration.seconds(1)
         for attempt in 1...Self.maxAttempts {
             record.attempts = attempt
