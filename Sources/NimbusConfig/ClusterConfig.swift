@@ -11,6 +11,8 @@ public struct ClusterConfig: Sendable, Equatable {
     public var supervisor = SupervisorSettings()
     public var heartbeat = HeartbeatSettings()
     public var restart = RestartSettings()
+    /// CurveZMQ on the links between processes (SecuritySettings.swift).
+    public var security = SecuritySettings()
     public var services: [ServiceKind: ServiceSettings] = ClusterConfig.defaultServices
     /// The CloudFormation template of the lab's resources, created by each service at start.
     /// Relative to the config file's folder; "" for none.
@@ -346,6 +348,7 @@ private struct ConfigFile: Decodable {
     var supervisor: Supervisor?
     var heartbeat: Heartbeat?
     var restart: Restart?
+    var security: SecurityFile?
     var services: [String: Service]?
     var stack: String?
     var table: Table?
@@ -437,6 +440,7 @@ private struct ConfigFile: Decodable {
         }
         check(top, against: ConfigFile(), path: "")
         let sections: [(String, Any)] = [
+            ("security", SecurityFile()),
             ("supervisor", Supervisor()), ("heartbeat", Heartbeat()), ("restart", Restart()), ("table", Table()),
             ("gateway", Gateway()), ("notifier", Notifier()), ("iam", IAM()), ("storage", Storage()),
         ]
@@ -472,6 +476,7 @@ private struct ConfigFile: Decodable {
         if let account { c.account = account }
         if let dataDirectory { c.dataDirectory = dataDirectory }
         if let stack { c.stack = stack }
+        try security?.apply(to: &c)
         if let t = table {
             if let v = t.streamShards { c.table.streamShards = v }
             if let v = t.streamRetentionHours { c.table.streamRetentionHours = v }
