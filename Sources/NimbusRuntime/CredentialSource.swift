@@ -36,6 +36,12 @@ public final class CredentialSource: Sendable {
         state = Mutex(State(credentials: fixed))
     }
 
+    /// The data directory this source's file is in, when it is `<data>/credentials/NAME.json`.
+    var dataDirectory: URL? {
+        guard let folder = file?.deletingLastPathComponent(), folder.lastPathComponent == "credentials" else { return nil }
+        return folder.deletingLastPathComponent()
+    }
+
     /// The credentials file a process named `name` reads: `<data>/credentials/<name>.json`.
     public static func file(dataDirectory: URL, name: String) -> URL {
         dataDirectory.appendingPathComponent("credentials").appendingPathComponent("\(name).json")

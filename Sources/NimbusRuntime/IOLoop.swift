@@ -21,7 +21,9 @@ public struct InboundRequest: Sendable {
 /// OS thread (never Swift's cooperative pool) runs a tickless `zmq_poll` over
 ///   - an inproc PAIR pipe that async code pokes when it queues a command (reply, request, stop),
 ///   - the node's ROUTER socket, where peers' requests and heartbeats arrive,
-///   - one DEALER socket per peer endpoint this node sends requests to.
+///   - one DEALER socket per peer endpoint this node sends requests to,
+///   - with CurveZMQ (`security.curve`): the ZAP handler that admits clients of the ROUTER by their
+///     public key, and the monitors that report failed handshakes (`CurveLinks.swift`).
 /// Requests go to async code through an AsyncStream; replies come back as commands. Malformed input
 /// and heartbeats are answered here, so garbage never reaches a handler and a busy handler never
 /// delays a heartbeat.
@@ -38,6 +40,8 @@ final class IOLoop: @unchecked Sendable {
         /// Requests being handled at once; beyond it a request is refused with ThrottlingException
         /// at once instead of queueing without bound (memory) or timing out (everyone's latency).
         var maxInFlight = 10_000
+        /// CurveZMQ on the links that need it (`security.curve`); nil: every link plain.
+        var curve: CurveSettings?
     }
 
     enum Command: Sendable {
@@ -114,6 +118,9 @@ final class IOLoop: @unchecked Sendable {
     private var pollerDirty = true
     private var parentGoneAt: ContinuousClock.Instant?
     private var nextParentCheck = ContinuousClock.now
+    /// What the poller's items are, in its order (rebuilt with it).
+    private var pollTargets: [PollTarget] = []
+    private let curveState: CurveState?
     /// The heartbeat answer, rebuilt when the node's readiness changes (`setReadiness`).
     private let heartbeatBody: Mutex<Data>
 
@@ -131,16 +138,27 @@ final class IOLoop: @unchecked Sendable {
         outbox = Mutex(Outbox(wake: wake))
         (inbound, inboundContinuation) = AsyncStream.makeStream(of: [InboundRequest].self, bufferingPolicy: .unbounded)
         heartbeatBody = Mutex(Self.heartbeatBody(settings, ready: nil, notReady: nil))
+        curveState = settings.curve.map { CurveState($0) }
+        if let curveState, curveState.settings.keysAtStart, curveState.settings.cluster.curveInUse {
+            _ = try curveState.keyPair()
+        }
         if let bind = settings.bind {
             let socket = try ZMQSocket(context, .router)
             try socket.setLinger(500)
             try socket.setMaxMessageSize(Int64(settings.limits.maxFrameBytes))
             try socket.setSendHighWaterMark(100_000)
             try socket.setReceiveHighWaterMark(100_000)
+            if let curveState, curveState.settings.serverApplies(bind: bind) {
+                try curveState.makeServer(socket, context: context)
+                curveServerOn = true
+            }
             try socket.bind(bind)
             server = socket
         }
     }
+
+    /// Whether the node's own socket speaks CURVE (set in `init` only: any thread may read it).
+    private(set) var curveServerOn = false
 
     /// What heartbeat answers say from now on: whether the node can serve, and why not.
     func setReadiness(ready: Bool, notReady: String?) {
@@ -224,16 +242,38 @@ final class IOLoop: @unchecked Sendable {
 
     // MARK: The loop (I/O thread only)
 
+    private enum PollTarget {
+        case wake, server, zap, serverMonitor
+        case peer(String)
+        case peerMonitor(String)
+    }
+
     private func loop() {
         var poller = ZMQPoller()
-        var peerOrder: [String] = []
         while running {
             if pollerDirty {
                 poller = ZMQPoller()
+                pollTargets = [.wake]
                 poller.add(wakeReceiver)
-                if let server { poller.add(server) }
-                peerOrder = Array(peers.keys)
-                for endpoint in peerOrder { poller.add(peers[endpoint]!) }
+                if let server {
+                    poller.add(server)
+                    pollTargets.append(.server)
+                }
+                if let curveState, let zap = curveState.zap, let monitor = curveState.serverMonitor {
+                    poller.add(zap)
+                    poller.add(monitor)
+                    pollTargets += [.zap, .serverMonitor]
+                }
+                for (endpoint, socket) in peers {
+                    poller.add(socket)
+                    pollTargets.append(.peer(endpoint))
+                }
+                if let curveState {
+                    for (endpoint, monitor) in curveState.peerMonitors {
+                        poller.add(monitor)
+                        pollTargets.append(.peerMonitor(endpoint))
+                    }
+                }
                 pollerDirty = false
             }
             do {
@@ -244,15 +284,15 @@ final class IOLoop: @unchecked Sendable {
                 logger.error("zmq_poll failed: \(error)")
                 continue
             }
-            if poller.ready(0).contains(.readable) { runCommands() }
-            var index = 1
-            if server != nil {
-                if poller.ready(index).contains(.readable) { readServer() }
-                index += 1
-            }
-            for endpoint in peerOrder {
-                if index < poller.count, poller.ready(index).contains(.readable) { readPeer(endpoint) }
-                index += 1
+            for (index, target) in pollTargets.enumerated() where poller.ready(index).contains(.readable) {
+                switch target {
+                case .wake: runCommands()
+                case .server: readServer()
+                case .peer(let endpoint): readPeer(endpoint)
+                case .zap: serveZAP()
+                case .serverMonitor: readServerMonitor()
+                case .peerMonitor(let endpoint): readPeerMonitor(endpoint)
+                }
             }
             expireDeadlines()
             watchParent()
@@ -395,16 +435,39 @@ final class IOLoop: @unchecked Sendable {
         try socket.setReceiveHighWaterMark(100_000)
         try socket.setReconnectInterval(100)
         try socket.setReconnectIntervalMax(2000)
+        // CURVE: the server's key is read afresh for every new socket, so a reopened one (Lazy
+        // Pirate) picks up a key that changed.
+        if let curveState, try curveState.makeClient(socket, of: endpoint, context: context) {
+            pollerDirty = true
+        }
         try socket.connect(endpoint)
         peers[endpoint] = socket
         pollerDirty = true
         return socket
     }
 
+    /// Closes the socket to `endpoint` (and its monitor); the next request opens a new one.
+    private func dropPeer(_ endpoint: String) {
+        peers.removeValue(forKey: endpoint)?.close()
+        curveState?.peerMonitors.removeValue(forKey: endpoint)?.close()
+        pollerDirty = true
+    }
+
     private func startRequest(_ request: OutboundRequest) {
         if pending[request.id] != nil {
             request.continuation.resume(throwing: WireError(.invalidParameterValue, "request id \(request.id) is already outstanding"))
             return
+        }
+        if peers[request.endpoint] == nil, curveState != nil {
+            // A link that needs a key nobody has written is an error now, naming the file, not a
+            // request that times out. (Other failures to open the socket go as they always went.)
+            do {
+                _ = try peerSocket(request.endpoint)
+            } catch let error as CurveKeyError {
+                request.continuation.resume(throwing: WireError(
+                    .serviceUnavailable, "\(settings.stamp.name) cannot reach \(request.endpoint): \(error)"))
+                return
+            } catch {}
         }
         pending[request.id] = request
         request.deadline = .now + request.timeout
@@ -434,6 +497,20 @@ final class IOLoop: @unchecked Sendable {
             guard envelope.header.kind != .request, let request = pending.removeValue(forKey: envelope.header.id) else { continue }
             request.continuation.resume(returning: envelope)
         }
+    }
+
+    // MARK: CURVE (the I/O thread serves ZAP and the sockets' monitors too)
+
+    private func serveZAP() { curveState?.serveZAP(logger: logger) }
+
+    private func readServerMonitor() { curveState?.readServerMonitor(counters: counters, logger: logger) }
+
+    /// A handshake that failed on a link of ours: that socket is closed (libzmq gives up on one the
+    /// server refused, and retries one with a stale server key forever), and the requests waiting on
+    /// it are retried on a new socket at their deadline, Lazy Pirate's way, or fail naming the cause.
+    private func readPeerMonitor(_ endpoint: String) {
+        guard let curveState else { return }
+        if curveState.readPeerMonitor(endpoint, logger: logger) { dropPeer(endpoint) }
     }
 
     private func addDeadline(_ request: OutboundRequest) {
@@ -469,8 +546,9 @@ final class IOLoop: @unchecked Sendable {
             } else {
                 pending[request.id] = nil
                 counters.outboundTimeouts.increment()
+                let why = curveState?.handshakeTrouble[request.endpoint].map { " (\($0))" } ?? ""
                 request.continuation.resume(throwing: WireError(
-                    .requestTimeout, "no answer from \(request.endpoint) to \(request.id) within \(request.timeout)"))
+                    .requestTimeout, "no answer from \(request.endpoint) to \(request.id) within \(request.timeout)\(why)"))
             }
         }
     }
@@ -478,8 +556,7 @@ final class IOLoop: @unchecked Sendable {
     /// Lazy Pirate: a silent peer's socket may hold a dead connection, so drop it, open a new one,
     /// and resend everything still waiting on that peer.
     private func reconnect(_ endpoint: String) {
-        peers.removeValue(forKey: endpoint)?.close()
-        pollerDirty = true
+        dropPeer(endpoint)
         for request in pending.values where request.endpoint == endpoint {
             if let fresh = request.resign?() { request.frames = fresh }
             transmit(request)
@@ -527,6 +604,7 @@ final class IOLoop: @unchecked Sendable {
         peers.removeAll()
         server?.close()
         server = nil
+        curveState?.close()
         wakeReceiver.close()
         context.shutdown()
         let waiters = finished.withLock { waiters -> [CheckedContinuation<Void, Never>] in

@@ -23,12 +23,21 @@ public final class NimbusClient: Sendable {
         self.credentials = credentials
     }
 
-    /// A client with its own I/O thread, for processes that are not nodes.
+    /// A client with its own I/O thread, for processes that are not nodes. Its CURVE key pair (for
+    /// the links `security.curve` encrypts) is `<dataDirectory>/keys/NAME.secret`, made at its first
+    /// use. `dataDirectory` defaults to the one `credentials` are kept in (`<data>/credentials/`,
+    /// as the CLI's are), else the cluster's, relative to the current folder. `curvePeers` names the
+    /// processes behind endpoints the config does not list, for their public keys.
     public static func standalone(name: String, cluster: ClusterConfig = ClusterConfig(), logger: Logger? = nil,
-                                  credentials: CredentialSource? = nil) throws -> NimbusClient {
+                                  credentials: CredentialSource? = nil, dataDirectory: URL? = nil,
+                                  curvePeers: [String: String] = [:]) throws -> NimbusClient {
         let stamp = NodeStamp(name: name, incarnation: UUID().uuidString.lowercased())
+        let data = dataDirectory ?? credentials?.dataDirectory
+            ?? cluster.dataDirectoryURL(relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        let curve = CurveSettings(keys: CurveKeyStore(dataDirectory: data), name: name, cluster: cluster,
+                                  peerNames: curvePeers, keysAtStart: false)
         let io = try IOLoop(
-            settings: .init(bind: nil, stamp: stamp, actions: [], parentPID: nil, pid: getpid()),
+            settings: .init(bind: nil, stamp: stamp, actions: [], parentPID: nil, pid: getpid(), curve: curve),
             counters: NodeCounters(), logger: logger ?? Logger(label: name) { _ in SwiftLogNoOpLogHandler() })
         io.start()
         return NimbusClient(io: io, stamp: stamp, cluster: cluster, ownsLoop: true, credentials: credentials)

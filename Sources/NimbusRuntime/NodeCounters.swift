@@ -12,6 +12,9 @@ public final class NodeCounters: Sendable {
     public let outboundRequests = Atomic<Int>(0)
     public let outboundRetries = Atomic<Int>(0)
     public let outboundTimeouts = Atomic<Int>(0)
+    /// Connections to the node's CURVE socket refused during the handshake: a public key not in
+    /// `keys/public/` (ZAP), another server key, or no CURVE at all.
+    public let handshakesRejected = Atomic<Int>(0)
 
     public init() {}
 
@@ -25,6 +28,7 @@ public final class NodeCounters: Sendable {
             "outboundRequests": outboundRequests.load(ordering: .relaxed),
             "outboundRetries": outboundRetries.load(ordering: .relaxed),
             "outboundTimeouts": outboundTimeouts.load(ordering: .relaxed),
+            "handshakesRejected": handshakesRejected.load(ordering: .relaxed),
         ]
     }
 }

@@ -101,7 +101,9 @@ public final class NodeRuntime: Sendable {
         io = try IOLoop(
             settings: .init(bind: configuration.bind, limits: configuration.limits, stamp: identity.stamp,
                             actions: service.actions, parentPID: configuration.parentPID, pid: identity.pid,
-                            maxInFlight: configuration.maxInFlight),
+                            maxInFlight: configuration.maxInFlight,
+                            curve: CurveSettings(keys: CurveKeyStore(dataDirectory: configuration.dataDirectory), name: configuration.name,
+                                                 cluster: configuration.cluster, keysAtStart: true)),
             counters: counters, logger: logger)
         client = NimbusClient(io: io, stamp: identity.stamp, cluster: configuration.cluster, credentials: configuration.credentials)
         let readiness = Readiness(onChange: { [io, logger] ready, reason in
@@ -257,7 +259,9 @@ public final class NodeRuntime: Sendable {
             status: "ok", live: true, ready: readiness.isReady, notReady: readiness.reason, name: identity.name, kind: identity.kind, incarnation: identity.incarnation, pid: identity.pid,
             uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
             startedAt: identity.startedAt.timeIntervalSince1970, endpoint: boundEndpoint,
-            counters: counters.snapshot(), details: (await service.healthDetails()).merging(authorizer?.counters.snapshot() ?? [:]) { a, _ in a })
+            counters: counters.snapshot(),
+            details: (await service.healthDetails()).merging(authorizer?.counters.snapshot() ?? [:]) { a, _ in a }
+                .merging(["curve": io.curveServerOn ? "on" : "off"]) { a, _ in a })
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
         return try encoder.encode(report)
