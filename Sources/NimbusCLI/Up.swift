@@ -33,6 +33,8 @@ struct Up: AsyncParsableCommand {
             throw CLIError("\(supervisor) is missing: build first (./Scripts/cluster up builds it)")
         }
         try FileManager.default.createDirectory(at: control.logDirectory, withIntermediateDirectories: true)
+        // The web console's bearer token (docs/console.md): made once, kept across restarts.
+        let consoleToken = located.config.console.enabled ? try ConsoleToken.ensure(ConsoleToken.file(dataDirectory: located.dataDirectory)) : nil
         let supervisorLog = control.logDirectory.appendingPathComponent("supervisor.log")
         var arguments = ["--data-dir", located.dataDirectory.path]
         if let path = located.path { arguments += ["--config", path] }
@@ -79,6 +81,9 @@ struct Up: AsyncParsableCommand {
         print("logs: \(control.logDirectory.path)   data: \(located.dataDirectory.path)")
         let config = located.config
         print("REST API (POC-API): POST http://\(config.gateway.http)/  (or /orders)")
+        if let consoleToken {
+            print("console: \(Self.consoleURL(config, token: consoleToken))")
+        }
         if config.instances(.mailSink) > 0 {
             let mail = config.notifier.mailSinkDirectory.hasPrefix("/") ? config.notifier.mailSinkDirectory
                 : located.dataDirectory.appendingPathComponent(config.notifier.mailSinkDirectory).path
@@ -87,6 +92,17 @@ struct Up: AsyncParsableCommand {
             print("mail: through \(config.notifier.smtpHost):\(config.notifier.smtpPort)")
         }
         await control.client.close()
+    }
+}
+
+extension Up {
+    /// The console's address with the token in its fragment (never sent to the server; the page
+    /// moves it to sessionStorage). A wildcard listen address is shown as 127.0.0.1.
+    static func consoleURL(_ config: ClusterConfig, token: String) -> String {
+        var host = String(config.gateway.http.split(separator: ":").first ?? "127.0.0.1")
+        let port = config.gateway.http.split(separator: ":").last.map(String.init) ?? "8080"
+        if host == "0.0.0.0" || host == "*" || host.isEmpty { host = "127.0.0.1" }
+        return "http://\(host):\(port)\(config.console.path)#token=\(token)"
     }
 }
 

@@ -22,8 +22,17 @@ public struct ClusterConfig: Sendable, Equatable {
     public var notifier = NotifierSettings()
     public var iam = IAMSettings()
     public var storage = StorageSettings()
+    public var console = ConsoleSettings()
 
     public init() {}
+
+    /// The web console the gateway serves (docs/console.md).
+    public struct ConsoleSettings: Sendable, Equatable {
+        /// Serve it at all (the page, its API and the samplers behind it).
+        public var enabled: Bool = true
+        /// Where: the page at this path, its API under `<path>api/`. Begins and ends with "/".
+        public var path: String = "/console/"
+    }
 
     /// Authentication and authorization between processes (docs/architecture.md, "Credentials").
     public struct IAMSettings: Sendable, Equatable {
@@ -331,6 +340,18 @@ public struct ClusterConfig: Sendable, Equatable {
             throw ConfigError("storage.minFreeDiskMB must be 0 (no disk alarm) ... \(1 << 40), not \(storage.minFreeDiskMB)")
         }
         if notifier.mailSinkDirectory.isEmpty { throw ConfigError("notifier.mailSinkDirectory must not be empty") }
+        if !Self.isValidConsolePath(console.path) {
+            throw ConfigError("console.path must be a path like /console/ (letters, digits, \"-\", \"_\", \".\", \"/\"; not / itself, not under /sns/ or /orders), not \"\(console.path)\"")
+        }
+    }
+
+    /// A console path the gateway can serve besides its own routes (/, /orders, /sns/..., /health).
+    static func isValidConsolePath(_ path: String) -> Bool {
+        guard path.hasPrefix("/"), path.hasSuffix("/"), path.count > 1, path.count <= 200,
+              path.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_./".contains($0)) }),
+              !path.contains("//"), !path.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) else { return false }
+        let first = path.split(separator: "/").first.map(String.init) ?? ""
+        return !["sns", "orders", "health"].contains(first)
     }
 
     /// The mail sink's folder as an absolute path.
@@ -356,6 +377,12 @@ private struct ConfigFile: Decodable {
     var notifier: Notifier?
     var iam: IAM?
     var storage: Storage?
+    var console: Console?
+
+    struct Console: Decodable {
+        var enabled: Bool?
+        var path: String?
+    }
 
     struct Storage: Decodable {
         var minFreeDiskMB: Int?
@@ -442,7 +469,7 @@ private struct ConfigFile: Decodable {
         let sections: [(String, Any)] = [
             ("security", SecurityFile()),
             ("supervisor", Supervisor()), ("heartbeat", Heartbeat()), ("restart", Restart()), ("table", Table()),
-            ("gateway", Gateway()), ("notifier", Notifier()), ("iam", IAM()), ("storage", Storage()),
+            ("gateway", Gateway()), ("notifier", Notifier()), ("iam", IAM()), ("storage", Storage()), ("console", Console()),
         ]
         for (name, known) in sections {
             if case .mapping(let section)? = top[name] { check(section, against: known, path: name + ".") }
@@ -521,6 +548,8 @@ private struct ConfigFile: Decodable {
         if let v = storage?.minFreeDiskMB { c.storage.minFreeDiskMB = v }
         if let v = storage?.logMaxMB { c.storage.logMaxMB = v }
         if let v = storage?.maxMemoryPercent { c.storage.maxMemoryPercent = v }
+        if let v = console?.enabled { c.console.enabled = v }
+        if let v = console?.path { c.console.path = v.hasSuffix("/") ? v : v + "/" }
         if let i = iam {
             if let v = i.enforce { c.iam.enforce = v }
             if let v = i.credentialSeconds { c.iam.credentialSeconds = v }
