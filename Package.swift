@@ -96,9 +96,11 @@ let package = Package(
         .target(
             name: "GatewayService",
             dependencies: [
-                "NimbusRuntime", "QueueCore",
+                "NimbusRuntime", "QueueCore", "SupervisorCore", "TableCore", "NotifierCore", "NimbusStack", "FunctionRuntime", "LabFunctions",
                 .product(name: "Hummingbird", package: "hummingbird"),
-            ]
+            ],
+            // The web console's page, served at console.path (docs/console.md).
+            resources: [.copy("Console")]
         ),
         .target(
             name: "NimbusRuntime",
@@ -119,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "NimbusCLI",
             dependencies: [
-                "NimbusRuntime", "NimbusConfig", "SupervisorCore", "NimbusProtocol",
+                "NimbusRuntime", "NimbusConfig", "SupervisorCore", "NimbusProtocol", "FunctionRuntime", "TableCore", "NotifierCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             linkerSettings: allocator
@@ -154,6 +156,7 @@ let package = Package(
         .target(name: "MailSink"),
         .executableTarget(name: "NimbusMailSink", dependencies: ["MailSink", "NimbusRuntime", "NimbusProtocol"], linkerSettings: allocator),
         .testTarget(name: "NotifierCoreTests", dependencies: ["NotifierCore", "NimbusProtocol"]),
+        .testTarget(name: "GatewayServiceTests", dependencies: ["GatewayService", "NimbusRuntime", "SupervisorCore"]),
         .testTarget(name: "NotifierServiceTests", dependencies: ["NotifierService", "MailSink", "NimbusTestSupport"]),
     ] + serviceExecutables.map {
         .executableTarget(name: $0.target, dependencies: ["NimbusRuntime"] + (serviceLibraries[$0.target] ?? []), linkerSettings: allocator)

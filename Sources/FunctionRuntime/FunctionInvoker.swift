@@ -11,6 +11,9 @@ public final class FunctionInvoker: Sendable {
     public let services: any ServiceCalling
     let logger: Logger
     private let stats = Mutex(Stats())
+    /// Time spent in invocations, in microseconds, all together (the console's mean duration: its
+    /// change over a second divided by the invocations').
+    private let busy = Atomic<Int>(0)
 
     public struct Stats: Sendable, Equatable {
         public var invocations = 0
@@ -31,6 +34,9 @@ public final class FunctionInvoker: Sendable {
 
     public var statistics: Stats { stats.withLock { $0 } }
 
+    /// Microseconds spent in invocations since the process started.
+    public var busyMicroseconds: Int { busy.load(ordering: .relaxed) }
+
     /// Invokes `body` with a new context; past the function's timeout the invocation fails
     /// (its partial work is not undone, as in Lambda).
     public func invoke(records: Int = 0, _ body: @escaping @Sendable (FunctionContext) async throws -> BatchResponse) async throws -> BatchResponse {
@@ -38,6 +44,11 @@ public final class FunctionInvoker: Sendable {
                                       region: region, account: account,
                                       logger: logger, services: services)
         let timeout = Duration.milliseconds(Int(definition.timeoutSeconds * 1000))
+        let started = ContinuousClock.now
+        defer {
+            let spent = (ContinuousClock.now - started).components
+            busy.wrappingAdd(Int(spent.seconds) * 1_000_000 + Int(spent.attoseconds / 1_000_000_000_000), ordering: .relaxed)
+        }
         do {
             let response = try await withThrowingTaskGroup(of: BatchResponse?.self) { group in
                 group.addTask { try await body(context) }

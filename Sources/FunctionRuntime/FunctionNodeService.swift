@@ -15,14 +15,14 @@ public struct FunctionNodeService: NodeService {
     let leaseTable: String
     private let state = FunctionState()
 
-    public init(configuration: NodeConfiguration, functionName: String, handler: FunctionHandler, leaseTable: String = "nimbus-stream-leases") {
+    public init(configuration: NodeConfiguration, functionName: String, handler: FunctionHandler, leaseTable: String = StreamLeases.defaultTable) {
         self.configuration = configuration
         self.functionName = functionName
         self.handler = handler
         self.leaseTable = leaseTable
     }
 
-    public var actions: Set<String> { ["lambda:Invoke"] }
+    public var actions: Set<String> { [LambdaAction.invoke] }
 
     public func resourceARN(for request: InboundRequest, runtime: NodeRuntime) -> String? {
         "arn:aws:lambda:\(configuration.cluster.region):\(configuration.cluster.account):function:\(functionName)"
@@ -31,6 +31,17 @@ public struct FunctionNodeService: NodeService {
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
         guard let invoker = await state.invoker else {
             throw WireError(.serviceUnavailable, "\(functionName) is still starting (its definition is not loaded yet)")
+        }
+        // As Lambda's log stream shows a test: START, the function's own lines, END and REPORT
+        // (the console returns the lines written meanwhile). Only for Invoke, not for the pollers.
+        let requestID = UUID().uuidString.lowercased()
+        let started = ContinuousClock.now
+        runtime.logger.info("START RequestId: \(requestID) Version: $LATEST")
+        defer {
+            let spent = (ContinuousClock.now - started).components
+            let millis = Double(spent.seconds) * 1000 + Double(spent.attoseconds) / 1e15
+            runtime.logger.info("END RequestId: \(requestID)")
+            runtime.logger.info("REPORT RequestId: \(requestID) Duration: \((millis * 100).rounded() / 100) ms")
         }
         // Lambda's Invoke answers 200 with FunctionError set when the function itself fails.
         do {
@@ -75,7 +86,8 @@ public struct FunctionNodeService: NodeService {
         guard let invoker = await state.invoker else { return ["function": functionName, "state": "loading"] }
         let s = invoker.statistics
         return ["function": functionName, "invocations": "\(s.invocations)", "errors": "\(s.errors)", "records": "\(s.records)",
-                "failedRecords": "\(s.failedRecords)", "mappings": "\(invoker.definition.mappings.count)"]
+                "failedRecords": "\(s.failedRecords)", "mappings": "\(invoker.definition.mappings.count)",
+                "busyMicroseconds": "\(invoker.busyMicroseconds)"]
     }
 
     public func run(runtime: NodeRuntime) async throws {

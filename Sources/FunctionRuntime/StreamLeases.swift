@@ -7,6 +7,9 @@ import TableCore
 /// sequence number processed. Every change is a conditional write, so two workers never both hold a
 /// shard, and a checkpoint from a worker that lost its lease is refused.
 public struct StreamLeases: Sendable {
+    /// The lease table the stack declares for the stream workers.
+    public static let defaultTable = "nimbus-stream-leases"
+
     public let table: String
     public let owner: String
     public let duration: Double

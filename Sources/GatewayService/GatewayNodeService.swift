@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NimbusRuntime
+import NotifierCore
 import QueueCore
 import ServiceLifecycle
 import Synchronization
@@ -38,12 +39,18 @@ public struct GatewayNodeService: NodeService {
             timeout: .milliseconds(g.queueTimeoutMilliseconds))
         let router = Router()
         router.add(middleware: AccessLog(logger: runtime.logger))
+        // The console's count and timing of accepted POSTs (docs/console.md); nil when it is off.
+        let meter = cluster.console.enabled ? PostMeter() : nil
         let post: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
             // A queue known to be unreachable is said at once, not after the queue timeout.
             if let reason = runtime.readiness.unreachableReason("queue") {
                 return Self.error(.serviceUnavailable, "The queue is unavailable: \(reason)")
             }
-            return try await send(request, batcher: batcher, logger: runtime.logger)
+            guard let meter else { return try await send(request, batcher: batcher, logger: runtime.logger) }
+            let started = ContinuousClock.now
+            let response = try await send(request, batcher: batcher, logger: runtime.logger)
+            if response.status == .ok { meter.record(since: started) }
+            return response
         }
         for path in ["/", "/orders"] {
             router.post(RouterPath(path), use: post)
@@ -57,11 +64,11 @@ public struct GatewayNodeService: NodeService {
         // notifier.publicBaseURL): a click confirms or ends a subscription. Forwarded with API
         // Gateway's service identity, not the POC-API role: the links are public in AWS too.
         router.get("/sns/confirm") { request, _ in
-            await Self.subscriptionLink(request, action: "sns:ConfirmSubscription", required: ["TopicArn", "Token"],
+            await Self.subscriptionLink(request, action: SNSAction.confirmSubscription, required: ["TopicArn", "Token"],
                                         done: "Subscription confirmed!", client: runtime.platformClient, logger: runtime.logger)
         }
         router.get("/sns/unsubscribe") { request, _ in
-            await Self.subscriptionLink(request, action: "sns:Unsubscribe", required: ["SubscriptionArn"],
+            await Self.subscriptionLink(request, action: SNSAction.unsubscribe, required: ["SubscriptionArn"],
                                         done: "Subscription removed!", client: runtime.platformClient, logger: runtime.logger)
         }
         router.get("/health") { _, _ in
@@ -73,13 +80,30 @@ public struct GatewayNodeService: NodeService {
             return Self.json(.ok, #"{"status":"ok","name":"\#(runtime.identity.name)","incarnation":"\#(runtime.identity.incarnation)","#
                 + #""live":true,"ready":\#(runtime.readiness.isReady)\#(notReady)}"#)
         }
+        // The web console: its page and API at console.path, sending the lab's order the POST's way.
+        let console = meter.map { meter in
+            Console(runtime: runtime, meter: meter) { body in
+                let started = ContinuousClock.now
+                let sent = try await batcher.send(body)
+                meter.record(since: started)
+                return sent.MessageId
+            }
+        }
+        console?.register(on: router)
         let app = Application(
             router: router,
             server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(g.idleTimeoutSeconds * 1e9)))),
             configuration: .init(address: .hostname(String(parts[0]), port: Int(parts[1])!), serverName: "Nimbus"),
             logger: runtime.logger)
-        runtime.logger.info("HTTP on http://\(g.http) (POST / and /orders -> \(g.queueName))")
-        try await app.run()
+        let consoleNote = console.map { ", console at \($0.base)" } ?? ""
+        runtime.logger.info("HTTP on http://\(g.http) (POST / and /orders -> \(g.queueName)\(consoleNote))")
+        // Event streams last until their page closes: they end when the gateway is told to stop,
+        // so the server's graceful shutdown need not wait for them.
+        try await withGracefulShutdownHandler {
+            try await app.run()
+        } onGracefulShutdown: {
+            console?.stop()
+        }
     }
 
     /// POST: the lab's integration, SendMessage of the raw body, with none of its template's

@@ -1,9 +1,12 @@
 import ArgumentParser
 import Foundation
+import FunctionRuntime
 import NimbusConfig
 import NimbusProtocol
 import NimbusRuntime
+import NotifierCore
 import SupervisorCore
+import TableCore
 
 // The lab's console steps as commands: run a function with a console test event, explore a table's
 // items, manage POC-Topic's subscriptions.
@@ -62,18 +65,20 @@ struct Invoke: AsyncParsableCommand {
                 throw CLIError("\(worker) is not a worker; use ingest-worker or stream-worker")
             }
             let body: Data
-            switch (template?.lowercased(), event) {
-            case ("sqs"?, nil): body = Data(TestEvents.sqs(region: located.config.region, account: located.config.account).utf8)
-            case ("dynamodb-update"?, nil): body = Data(TestEvents.dynamoDBUpdate(region: located.config.region, account: located.config.account).utf8)
+            switch (template, event) {
+            case (let name?, nil):
+                guard let text = TestEvents.named(name, region: located.config.region, account: located.config.account) else {
+                    throw CLIError("unknown template \(name); use \(TestEvents.names.joined(separator: " or "))")
+                }
+                body = Data(text.utf8)
             case (nil, let path?):
                 guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
                 body = data
-            case (let other?, nil): throw CLIError("unknown template \(other); use sqs or dynamodb-update")
             default: throw CLIError("give exactly one of --template and --event")
             }
             let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config,
                                                 credentials: CredentialSource(file: CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")))
-            let answer = try await client.request("lambda:Invoke", to: kind, instance: index, body: body, timeout: .seconds(10), attempts: 1)
+            let answer = try await client.request(LambdaAction.invoke, to: kind, instance: index, body: body, timeout: .seconds(10), attempts: 1)
             await client.close()
             let object = try JSONSerialization.jsonObject(with: answer) as? [String: Any] ?? [:]
             let failed = object["FunctionError"] != nil
@@ -84,40 +89,6 @@ struct Invoke: AsyncParsableCommand {
         } catch let exit as ExitCode {
             throw exit
         } catch { Self.fail(error) }
-    }
-}
-
-/// The Lambda console's test events for the lab's two triggers.
-enum TestEvents {
-    static func sqs(region: String, account: String) -> String {
-        """
-        {"Records": [{"messageId": "19dd0b57-b21e-4ac1-bd88-01bbb068cb78", "receiptHandle": "MessageReceiptHandle",
-          "body": "Hello from SQS!",
-          "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1523232000000", "SenderId": "\(account)",
-                         "ApproximateFirstReceiveTimestamp": "1523232000001"},
-          "messageAttributes": {}, "md5OfBody": "7b270e59b47ff90a553787216d55d91d", "eventSource": "aws:sqs",
-          "eventSourceARN": "arn:aws:sqs:\(region):\(account):MyQueue", "awsRegion": "\(region)"}]}
-        """
-    }
-
-    static func dynamoDBUpdate(region: String, account: String) -> String {
-        let arn = "arn:aws:dynamodb:\(region):\(account):table/ExampleTableWithStream/stream/2015-06-27T00:48:05.899"
-        return """
-        {"Records": [
-          {"eventID": "1", "eventVersion": "1.0", "eventName": "INSERT", "eventSource": "aws:dynamodb", "awsRegion": "\(region)",
-           "eventSourceARN": "\(arn)",
-           "dynamodb": {"Keys": {"Id": {"N": "101"}}, "NewImage": {"Message": {"S": "New item!"}, "Id": {"N": "101"}},
-                        "StreamViewType": "NEW_AND_OLD_IMAGES", "SequenceNumber": "111", "SizeBytes": 26}},
-          {"eventID": "2", "eventVersion": "1.0", "eventName": "MODIFY", "eventSource": "aws:dynamodb", "awsRegion": "\(region)",
-           "eventSourceARN": "\(arn)",
-           "dynamodb": {"Keys": {"Id": {"N": "101"}}, "NewImage": {"Message": {"S": "This item has changed"}, "Id": {"N": "101"}},
-                        "OldImage": {"Message": {"S": "New item!"}, "Id": {"N": "101"}},
-                        "StreamViewType": "NEW_AND_OLD_IMAGES", "SequenceNumber": "222", "SizeBytes": 59}},
-          {"eventID": "3", "eventVersion": "1.0", "eventName": "REMOVE", "eventSource": "aws:dynamodb", "awsRegion": "\(region)",
-           "eventSourceARN": "\(arn)",
-           "dynamodb": {"Keys": {"Id": {"N": "101"}}, "OldImage": {"Message": {"S": "This item has changed"}, "Id": {"N": "101"}},
-                        "StreamViewType": "NEW_AND_OLD_IMAGES", "SequenceNumber": "333", "SizeBytes": 38}}]}
-        """
     }
 }
 
@@ -143,7 +114,7 @@ struct Items: AsyncParsableCommand {
             repeat {
                 var request: [String: Any] = ["TableName": table, "Limit": min(500, limit - items.count)]
                 if let start { request["ExclusiveStartKey"] = start }
-                let answer = try await ask(located, "dynamodb:Scan", to: .table, try JSONSerialization.data(withJSONObject: request))
+                let answer = try await ask(located, DynamoDBAction.scan, to: .table, try JSONSerialization.data(withJSONObject: request))
                 let page = try JSONSerialization.jsonObject(with: answer) as? [String: Any] ?? [:]
                 items += page["Items"] as? [[String: Any]] ?? []
                 start = page["LastEvaluatedKey"]
@@ -221,7 +192,7 @@ struct Subscribe: AsyncParsableCommand {
                 var Attributes: [String: String]?
             }
             let request = Request(TopicArn: arn, Protocol: `protocol`, Endpoint: endpoint, Attributes: raw ? ["RawMessageDelivery": "true"] : nil)
-            let answer = try await ask(located, "sns:Subscribe", to: .notifier, try JSONEncoder().encode(request))
+            let answer = try await ask(located, SNSAction.subscribe, to: .notifier, try JSONEncoder().encode(request))
             let object = try JSONSerialization.jsonObject(with: answer) as? [String: Any] ?? [:]
             print(object["SubscriptionArn"] as? String ?? String(decoding: answer, as: UTF8.self))
             if ["email", "email-json", "http", "https"].contains(`protocol`) {
@@ -246,7 +217,7 @@ struct Subscriptions: AsyncParsableCommand {
         do {
             let located = try cluster.load()
             let arn = "arn:aws:sns:\(located.config.region):\(located.config.account):\(topic)"
-            let answer = try await ask(located, "sns:ListSubscriptionsByTopic", to: .notifier, try JSONEncoder().encode(["TopicArn": arn]))
+            let answer = try await ask(located, SNSAction.listSubscriptionsByTopic, to: .notifier, try JSONEncoder().encode(["TopicArn": arn]))
             if json { print(String(decoding: answer, as: UTF8.self)); return }
             let object = try JSONSerialization.jsonObject(with: answer) as? [String: Any] ?? [:]
             let list = object["Subscriptions"] as? [[String: Any]] ?? []

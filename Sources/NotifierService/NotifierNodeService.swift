@@ -4,6 +4,7 @@ import NimbusRuntime
 import NimbusStack
 import NotifierCore
 import ServiceLifecycle
+import Synchronization
 
 /// The notifier as a Nimbus node: SNS's actions in SNS's JSON shapes, and a delivery loop that
 /// carries the outbox to the endpoints.
@@ -14,6 +15,8 @@ public struct NotifierNodeService: NodeService {
     /// The topics' access policies by topic ARN.
     let policies = ResourcePolicies()
     let configuration: NodeConfiguration
+    /// Messages accepted by Publish and PublishBatch since the process started (health: `published`).
+    let published = PublishedCount()
 
     /// Opens (or creates) the notifier's database under the data directory and loads it: the
     /// outbox left by a previous run (even one ended by SIGKILL) is delivered by this one.
@@ -143,18 +146,25 @@ public struct NotifierNodeService: NodeService {
             let id = try await engine.perform { sns, now, changes in
                 try sns.publish(topicArn: r.TopicArn ?? r.TargetArn, input, now: now, changes: &changes)
             }
+            published.add(1)
             return try encoder.encode(PublishResponse(MessageId: id))
         case SNSAction.publishBatch:
             let r = try PublishBatchRequest.fast(request.body) ?? request.decode(PublishBatchRequest.self)
-            return try encoder.encode(try await engine.perform { sns, now, changes in
+            let result = try await engine.perform { sns, now, changes in
                 try sns.publishBatch(topicArn: r.TopicArn, entries: r.PublishBatchRequestEntries, now: now, changes: &changes)
-            })
+            }
+            published.add(result.Successful.count)
+            return try encoder.encode(result)
         default:
             throw WireError(.invalidAction, "\(request.header.action ?? "") is not an SNS action")
         }
     }
 
-    public func healthDetails() async -> [String: String] { await engine.health() }
+    public func healthDetails() async -> [String: String] {
+        var details = await engine.health()
+        details["published"] = String(published.value)
+        return details
+    }
 
     /// Email goes out through the SMTP server: the notifier is not ready while nothing takes a
     /// connection there (mails wait in the outbox meanwhile).
@@ -384,4 +394,11 @@ extension SMTPClient.Security {
         case .tls: self = .implicitTLS
         }
     }
+}
+
+/// A counter bumped from concurrent handlers.
+final class PublishedCount: Sendable {
+    private let count = Atomic<Int>(0)
+    func add(_ n: Int) { count.wrappingAdd(n, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
 }

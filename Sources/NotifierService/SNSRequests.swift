@@ -2,29 +2,6 @@ import Foundation
 import NotifierCore
 import NimbusProtocol
 
-/// SNS's action names, as IAM policies spell them.
-enum SNSAction {
-    static let createTopic = "sns:CreateTopic"
-    static let deleteTopic = "sns:DeleteTopic"
-    static let listTopics = "sns:ListTopics"
-    static let getTopicAttributes = "sns:GetTopicAttributes"
-    static let setTopicAttributes = "sns:SetTopicAttributes"
-    static let subscribe = "sns:Subscribe"
-    static let confirmSubscription = "sns:ConfirmSubscription"
-    static let unsubscribe = "sns:Unsubscribe"
-    static let listSubscriptions = "sns:ListSubscriptions"
-    static let listSubscriptionsByTopic = "sns:ListSubscriptionsByTopic"
-    static let publish = "sns:Publish"
-    static let publishBatch = "sns:PublishBatch"
-    static let getSubscriptionAttributes = "sns:GetSubscriptionAttributes"
-    static let setSubscriptionAttributes = "sns:SetSubscriptionAttributes"
-
-    static let all: Set<String> = [
-        createTopic, deleteTopic, listTopics, getTopicAttributes, setTopicAttributes, subscribe, confirmSubscription, unsubscribe,
-        listSubscriptions, listSubscriptionsByTopic, publish, publishBatch, getSubscriptionAttributes, setSubscriptionAttributes,
-    ]
-}
-
 // Request and response bodies in SNS's JSON shapes (botocore's field names).
 
 struct CreateTopicRequest: Decodable {

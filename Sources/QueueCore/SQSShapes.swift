@@ -38,6 +38,10 @@ public struct ListQueuesResponse: Codable, Sendable {
 public struct GetQueueAttributesRequest: Codable, Sendable {
     public var QueueUrl: String
     public var AttributeNames: [String]?
+    public init(QueueUrl: String, AttributeNames: [String]? = nil) {
+        self.QueueUrl = QueueUrl
+        self.AttributeNames = AttributeNames
+    }
 }
 
 public struct AttributesResponse: Codable, Sendable {
@@ -137,6 +141,15 @@ public struct ReceiveMessageRequest: Codable, Sendable {
     public var MessageSystemAttributeNames: [String]?
     public var MessageAttributeNames: [String]?
     public var ReceiveRequestAttemptId: String?
+    public init(QueueUrl: String, MaxNumberOfMessages: Int? = nil, VisibilityTimeout: Int? = nil, WaitTimeSeconds: Int? = nil,
+                AttributeNames: [String]? = nil, MessageAttributeNames: [String]? = nil) {
+        self.QueueUrl = QueueUrl
+        self.MaxNumberOfMessages = MaxNumberOfMessages
+        self.VisibilityTimeout = VisibilityTimeout
+        self.WaitTimeSeconds = WaitTimeSeconds
+        self.AttributeNames = AttributeNames
+        self.MessageAttributeNames = MessageAttributeNames
+    }
 }
 
 public struct ReceivedMessage: Codable, Sendable, Equatable {

@@ -336,6 +336,16 @@ public struct Tables: Sendable {
         return Int(hash % UInt64(max(1, shards)))
     }
 
+    /// Per table with its stream on, the records it has ever appended: the sum of its shards' last
+    /// sequence counters (each shard counts from 1). Durable across restarts, as the counters are.
+    public var streamHeads: [String: UInt64] {
+        var heads: [String: UInt64] = [:]
+        for (name, table) in definitions where table.streamViewType != nil {
+            heads[name] = sequences[name]?.values.reduce(0, +) ?? 0
+        }
+        return heads
+    }
+
     /// The shard's number, then its counter in 20 digits: ordered as text and as numbers within a shard.
     static func sequenceNumber(shard: Int, counter: UInt64) -> String {
         var out = Array(String(shard).utf8)

@@ -13,7 +13,7 @@ actor TableEngine {
     nonisolated let committer: GroupCommitter<TableChange>
 
     /// Stream records on disk, for GetRecords' long poll; told once per committed batch, off the actor.
-    private let watch: CommittedRecords
+    nonisolated let watch: CommittedRecords
 
     /// `write` makes a batch durable; nil: the store's `commit` (tests hold a commit in flight with
     /// their own).
@@ -75,7 +75,12 @@ final class CommittedRecords: Sendable {
         var committed: [ShardKey: UInt64] = [:]
         var waiters: [ShardKey: [(id: Int, continuation: CheckedContinuation<Void, Never>)]] = [:]
         var nextWaiter = 0
+        /// Committed item writes (puts, updates, deletes) per table since the process started.
+        var itemWrites: [String: Int] = [:]
     }
+
+    /// Committed item writes per table since the process started (health details: the console's rates).
+    var itemWrites: [String: Int] { state.withLock { $0.itemWrites } }
 
     private let state = Mutex(State())
 
@@ -111,8 +116,12 @@ final class CommittedRecords: Sendable {
     func committed(_ changes: [TableChange]) {
         var latest: [ShardKey: UInt64] = [:]
         var deleted: [String] = []
+        // Item writes per table: a batch names one or two tables, so a list beats hashing each name.
+        var writes: [(table: String, count: Int)] = []
         for change in changes {
             switch change {
+            case .putItem(let table, _, _), .deleteItem(let table, _):
+                if let i = writes.firstIndex(where: { $0.table == table }) { writes[i].count += 1 } else { writes.append((table, 1)) }
             case .appendRecord(let table, let record):
                 let key = ShardKey(table: table, shard: record.shard)
                 latest[key] = max(latest[key] ?? 0, TableStore.counter(record.dynamodb.SequenceNumber))
@@ -122,6 +131,9 @@ final class CommittedRecords: Sendable {
             default:
                 break
             }
+        }
+        if !writes.isEmpty {
+            state.withLock { s in for (table, count) in writes { s.itemWrites[table, default: 0] += count } }
         }
         guard !latest.isEmpty || !deleted.isEmpty else { return }
         let woken = state.withLock { s -> [CheckedContinuation<Void, Never>] in

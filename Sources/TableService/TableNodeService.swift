@@ -77,6 +77,16 @@ public struct TableNodeService: NodeService {
     public var actions: Set<String> { Self.actionNames }
 
     /// Refused while the disk or memory alarm is raised; receives, reads and deletes go on.
+    /// Per table, item writes committed since the process started (`itemWrites.<table>`) and, for a
+    /// table with a stream, the records it ever appended (`streamRecords.<table>`, durable): what the
+    /// console differences into rates and the stream's lag.
+    public func healthDetails() async -> [String: String] {
+        var details: [String: String] = [:]
+        for (table, count) in engine.watch.itemWrites { details["itemWrites.\(table)"] = String(count) }
+        for (table, head) in await engine.read({ t in t.streamHeads }) { details["streamRecords.\(table)"] = String(head) }
+        return details
+    }
+
     public var growingActions: Set<String> { ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems"] }
 
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {

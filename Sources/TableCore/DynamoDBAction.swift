@@ -1,0 +1,22 @@
+/// DynamoDB's and DynamoDB Streams' action names, as IAM policies spell them.
+public enum DynamoDBAction {
+    public static let createTable = "dynamodb:CreateTable"
+    public static let describeTable = "dynamodb:DescribeTable"
+    public static let updateTable = "dynamodb:UpdateTable"
+    public static let deleteTable = "dynamodb:DeleteTable"
+    public static let listTables = "dynamodb:ListTables"
+    public static let putItem = "dynamodb:PutItem"
+    public static let getItem = "dynamodb:GetItem"
+    public static let updateItem = "dynamodb:UpdateItem"
+    public static let deleteItem = "dynamodb:DeleteItem"
+    public static let scan = "dynamodb:Scan"
+    public static let query = "dynamodb:Query"
+    public static let batchWriteItem = "dynamodb:BatchWriteItem"
+    public static let batchGetItem = "dynamodb:BatchGetItem"
+    public static let transactWriteItems = "dynamodb:TransactWriteItems"
+    public static let transactGetItems = "dynamodb:TransactGetItems"
+    public static let listStreams = "dynamodb:ListStreams"
+    public static let describeStream = "dynamodb:DescribeStream"
+    public static let getShardIterator = "dynamodb:GetShardIterator"
+    public static let getRecords = "dynamodb:GetRecords"
+}
