@@ -127,29 +127,75 @@ struct Restart: AsyncParsableCommand {
 }
 
 struct Health: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Ask one process for its health report (JSON).")
+    static let configuration = CommandConfiguration(
+        abstract: "Ask one process for its health report (JSON), or, with --live / --ready, answer as a probe by exit status.")
 
     @OptionGroup var cluster: ClusterOptions
 
-    @Argument(help: "Process name (queue, ingest-worker-2, supervisor).")
+    @Argument(help: "Process name (queue, ingest-worker-2, supervisor); with --endpoint also a worker kind (ingest-worker).")
     var name: String
+
+    @Flag(help: "Probe: exit 0 when the process answers its health request, 1 otherwise.")
+    var live = false
+
+    @Flag(help: "Probe: exit 0 only when the process answers ready; otherwise print why not and exit 1.")
+    var ready = false
+
+    @Option(help: "Ask the process at this endpoint (tcp://HOST:PORT) instead of the config's, e.g. tcp://127.0.0.1:7102 inside its pod.")
+    var endpoint: String?
+
+    func validate() throws {
+        if live && ready { throw ValidationError("--live and --ready are separate probes: give one") }
+    }
 
     func run() async throws {
         do {
             let located = try cluster.load()
-            let endpoint: String
-            if name == "supervisor" {
-                endpoint = located.config.supervisor.endpoint.description
-            } else if let (kind, index) = ServiceKind.parse(instanceName: name) {
-                endpoint = located.config.endpoint(kind, instance: index).description
+            let parsed = ServiceKind.parse(instanceName: name)
+            // With --endpoint the name only says what should answer there; a worker kind stands for
+            // whichever instance it is (a probe in a pod cannot know its ordinal).
+            let kind = parsed?.kind ?? (endpoint != nil ? ServiceKind(rawValue: name) : nil)
+            let target: String
+            if let endpoint {
+                do { target = try Endpoint(endpoint).description } catch { throw CLIError("--endpoint: \(error)") }
+            } else if name == "supervisor" {
+                target = located.config.supervisor.endpoint.description
+            } else if let (kind, index) = parsed {
+                target = located.config.endpoint(kind, instance: index).description
             } else {
                 throw CLIError("\(name) is not a process name")
             }
+            guard name == "supervisor" || kind != nil else { throw CLIError("\(name) is not a process name") }
+            // At an endpoint the config does not list, the name says whose CURVE key to expect (a
+            // probe in a pod finds the process's own public key in the data directory they share).
+            let peers = endpoint != nil && (parsed != nil || name == "supervisor") ? [target: name] : [:]
             let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config,
-                                                credentials: CredentialSource(file: CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")))
-            let data = try await client.request(NimbusAction.health, to: endpoint, timeout: .seconds(1), attempts: 2)
-            print(String(decoding: data, as: UTF8.self))
+                                                credentials: CredentialSource(file: CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")),
+                                                curvePeers: peers)
+            let data: Data
+            do {
+                data = try await client.request(NimbusAction.health, to: target, timeout: .seconds(1), attempts: 2)
+            } catch {
+                await client.close()
+                throw CLIError("\(name) does not answer on \(target): \(error)")
+            }
             await client.close()
+            guard live || ready else {
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            guard let report = try? JSONDecoder().decode(HealthReport.self, from: data) else {
+                throw CLIError("\(name) on \(target) answered something that is not a health report")
+            }
+            // A probe must not pass on another process's answer (a wrong port in a manifest).
+            let expectedKind = kind?.rawValue ?? "supervisor"
+            if report.kind != expectedKind || (parsed != nil && report.name != name) {
+                throw CLIError("\(target) is \(report.name), not \(name)")
+            }
+            if ready && report.ready != true {
+                throw CLIError("\(report.name) is not ready: \(report.notReady ?? "no readiness reported")")
+            }
+            print("\(report.name): \(ready ? "ready" : "live")")
         } catch { Self.fail(error) }
     }
 }

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Measures each Nimbus process's memory and CPU on a local cluster under a short load, for the
+Kubernetes manifests' resource requests (deploy/kubernetes/README.md, "Resource requests").
+
+Starts a cluster the way the integration tests do (Tests/integration/conftest.py: the binaries in
+$NIMBUS_BIN, default .build/debug), confirms one email subscriber (so every order also becomes a
+mail through the notifier and the mail sink), then reads /proc/PID/status (VmRSS, VmHWM) and
+/proc/PID/stat (utime + stime) of every process: idle after start, every 0.5 s during
+`nimbus load --rate R --duration D`, and until `nimbus verify` has seen the pipeline drain.
+
+    python3 deploy/kubernetes/measure.py [--rate 50] [--duration 10s] [--enforce]
+
+--enforce keeps IAM enforcement on (the local default); without it the cluster runs as the
+Kubernetes config does (iam.enforce: false).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "Tests" / "integration"))
+
+from conftest import NIMBUS_BIN, start_cluster, stop_cluster, wait_for_queue  # noqa: E402
+from test_pipeline import subscribe_and_confirm  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) in KiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process (all threads), in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    rest = stat[stat.rfind(")") + 2 :].split()
+    return (int(rest[11]) + int(rest[12])) / TICKS
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", default="50")
+    parser.add_argument("--duration", default="10s")
+    parser.add_argument("--enforce", action="store_true", help="keep IAM enforcement on")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="nimbus-measure-") as tmp:
+        sections = {} if args.enforce else {"iam": {"enforce": False}}
+        cluster = start_cluster(Path(tmp), sections=sections)
+        try:
+            wait_for_queue(cluster)
+            subscribe_and_confirm(cluster, "measure@example.com")
+            pids = {p["name"]: int(p["pid"]) for p in cluster.status()["processes"] if p.get("pid")}
+            time.sleep(5)
+            idle = {name: rss_kib(pid)[0] for name, pid in pids.items()}
+            cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            last = dict(cpu0)
+            peak_rss = dict(idle)
+            peak_cores = {name: 0.0 for name in pids}
+            started = time.monotonic()
+            previous = started
+            nimbus = str(NIMBUS_BIN / "nimbus")
+            config = ["--config", str(cluster.config)]
+            load = subprocess.Popen([nimbus, "load", "--rate", args.rate, "--duration", args.duration, *config],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            verify = None
+            load_seconds = 0.0
+            load_cpu: dict[str, float] = {}
+            while True:
+                time.sleep(0.5)
+                now = time.monotonic()
+                for name, pid in pids.items():
+                    peak_rss[name] = max(peak_rss[name], rss_kib(pid)[0])
+                    c = cpu_seconds(pid)
+                    peak_cores[name] = max(peak_cores[name], (c - last[name]) / (now - previous))
+                    last[name] = c
+                previous = now
+                if verify is None and load.poll() is not None:
+                    load_seconds = now - started
+                    load_cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+                    print(load.stdout.read().strip())
+                    # verify waits for the drain (queue empty, stream read, outbox empty, counts still)
+                    verify = subprocess.Popen([nimbus, "verify", "--timeout", "90s", *config],
+                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                elif verify is not None and verify.poll() is not None:
+                    print(verify.stdout.read().strip())
+                    break
+            ended = time.monotonic()
+            for name, pid in pids.items():
+                rss, hwm = rss_kib(pid)
+                peak_rss[name] = max(peak_rss[name], hwm)
+            total_cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+            print(f"\nload {args.rate}/s for {args.duration} ({load_seconds:.1f} s), drained after {ended - started:.1f} s; "
+                  f"IAM enforcement {'on' if args.enforce else 'off'}; binaries: {NIMBUS_BIN}\n")
+            print("| process | RSS idle (MiB) | RSS peak (MiB) | CPU s (load + drain) | mean cores (load) | peak cores (0.5 s) |")
+            print("|---|---:|---:|---:|---:|---:|")
+            for name in sorted(pids):
+                print(f"| {name} | {idle[name] / 1024:.1f} | {peak_rss[name] / 1024:.1f} | {total_cpu[name]:.2f} | "
+                      f"{load_cpu[name] / load_seconds:.3f} | {peak_cores[name]:.2f} |")
+        finally:
+            stop_cluster(cluster)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
