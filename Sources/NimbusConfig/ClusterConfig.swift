@@ -23,6 +23,8 @@ public struct ClusterConfig: Sendable, Equatable {
     public var iam = IAMSettings()
     public var storage = StorageSettings()
     public var console = ConsoleSettings()
+    /// Machines the cluster is spread over (HostPlacement.swift); empty: one host, as configured.
+    public var hosts: [String: HostSettings] = [:]
 
     public init() {}
 
@@ -169,6 +171,8 @@ public struct ClusterConfig: Sendable, Equatable {
         public var bind: Endpoint?
         /// Instances to run; only workers may have other than 1.
         public var instances: Int = 1
+        /// The host (of `hosts`) the service runs on: it binds and is reached at that host's address.
+        public var host: String?
 
         public init(endpoint: Endpoint, bind: Endpoint? = nil, instances: Int = 1) {
             self.endpoint = endpoint
@@ -296,8 +300,10 @@ public struct ClusterConfig: Sendable, Equatable {
             }
         }
         var seen: [String: String] = [:]
+        try validatePlacement()
         for (owner, endpoint) in boundEndpoints() {
-            let key = endpoint.port.map { "\(endpoint.scheme):\($0)" } ?? endpoint.description
+            // Spread over hosts, a port is taken once per host (address), not once in all.
+            let key = (hosts.isEmpty ? "" : endpoint.host + "|") + (endpoint.port.map { "\(endpoint.scheme):\($0)" } ?? endpoint.description)
             if let other = seen[key] {
                 throw ConfigError("\(owner) and \(other) would both bind \(endpoint)")
             }
@@ -357,7 +363,8 @@ public struct ClusterConfig: Sendable, Equatable {
     /// The mail sink's folder as an absolute path.
     public func mailSinkDirectoryURL(relativeTo base: URL) -> URL {
         let dir = notifier.mailSinkDirectory
-        return dir.hasPrefix("/") ? URL(fileURLWithPath: dir) : dataDirectoryURL(relativeTo: base).appendingPathComponent(dir).standardizedFileURL
+        // Under the mail sink's own host's data directory when the cluster is spread over hosts.
+        return dir.hasPrefix("/") ? URL(fileURLWithPath: dir) : dataDirectoryURL(of: .mailSink, relativeTo: base).appendingPathComponent(dir).standardizedFileURL
     }
 }
 
@@ -370,6 +377,7 @@ private struct ConfigFile: Decodable {
     var heartbeat: Heartbeat?
     var restart: Restart?
     var security: SecurityFile?
+    var hosts: [String: HostFile]?
     var services: [String: Service]?
     var stack: String?
     var table: Table?
@@ -446,6 +454,7 @@ private struct ConfigFile: Decodable {
         var endpoint: Endpoint?
         var bind: Endpoint?
         var instances: Int?
+        var host: String?
     }
 
     /// The keys of a parsed file that no setting has, each with the known key it is likely a typo of:
@@ -475,6 +484,11 @@ private struct ConfigFile: Decodable {
             if case .mapping(let section)? = top[name] { check(section, against: known, path: name + ".") }
         }
         // services: { KIND: {...} }: the kinds themselves are checked when applied.
+        if case .mapping(let hosts)? = top["hosts"] {
+            for (name, value) in hosts {
+                if case .mapping(let host) = value { check(host, against: HostFile(), path: "hosts.\(name.string ?? "?").") }
+            }
+        }
         if case .mapping(let services)? = top["services"] {
             for (kind, value) in services {
                 if case .mapping(let service) = value { check(service, against: Service(), path: "services.\(kind.string ?? "?").") }
@@ -543,6 +557,7 @@ private struct ConfigFile: Decodable {
             if let v = s.endpoint { settings.endpoint = v }
             if let v = s.bind { settings.bind = v }
             if let v = s.instances { settings.instances = v }
+            if let v = s.host { settings.host = v }
             c.services[kind] = settings
         }
         if let v = storage?.minFreeDiskMB { c.storage.minFreeDiskMB = v }
@@ -572,6 +587,10 @@ private struct ConfigFile: Decodable {
             if let v = n.smtpCAFile { c.notifier.smtpCAFile = v }
             if let v = n.publicBaseURL { c.notifier.publicBaseURL = v }
             if let v = n.mailSinkDirectory { c.notifier.mailSinkDirectory = v }
+        }
+        if let hosts {
+            try c.applyPlacement(hosts, explicit: .init(gatewayHTTP: gateway?.http != nil, smtpHost: notifier?.smtpHost != nil,
+                                                        publicBaseURL: notifier?.publicBaseURL != nil))
         }
     }
 }

@@ -65,13 +65,15 @@ extension ClusterConfig {
     /// Every process name the config gives an endpoint: the supervisor, each kind's single process,
     /// and every worker instance that may run.
     var processNames: [String] {
-        ["supervisor"] + ServiceKind.allCases.flatMap { kind in
+        // Spread over hosts, each host's supervisor has a name (and key) of its own: supervisor-NAME.
+        (isMultiHost ? hostNames.map { supervisorName(host: $0) } : ["supervisor"]) + ServiceKind.allCases.flatMap { kind in
             (1...(kind.isWorker ? ServiceKind.maxInstances : 1)).map { kind.instanceName($0) }
         }
     }
 
     private func endpoints(ofProcess name: String) -> (endpoint: Endpoint, bind: Endpoint?)? {
         if name == "supervisor" { return (supervisor.endpoint, supervisor.bind) }
+        if let host = host(ofSupervisor: name) { return (supervisorEndpoint(host: host), supervisor.bind) }
         guard let (kind, index) = ServiceKind.parse(instanceName: name) else { return nil }
         let settings = settings(kind)
         return (endpoint(kind, instance: index), settings.bind.map { $0.offset(by: index - 1) })
