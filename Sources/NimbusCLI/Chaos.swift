@@ -83,7 +83,7 @@ struct Chaos: AsyncParsableCommand {
             let candidates = alive.filter { $0.kind == kind }
             let victim = candidates[random.index(below: candidates.count)]
             do {
-                let answer = try await control.call(NimbusAction.kill, KillRequest(name: victim.name))
+                let answer = try await control.call(NimbusAction.kill, KillRequest(name: victim.name), host: control.hostOf(victim.name))
                 let reply = try JSONDecoder().decode(KillReply.self, from: answer)
                 print("\(timestamp())  killed \(reply.name) (pid \(reply.pid.map(String.init) ?? "?"))")
                 killsByKind[victim.kind, default: 0] += 1

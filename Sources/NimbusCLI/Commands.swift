@@ -15,7 +15,9 @@ struct Down: AsyncParsableCommand {
     private func down() async throws {
         let located = try cluster.load()
         let control = try Control(located)
-        let status = await control.status()
+        // Spread over hosts, without --host: every host's supervisor is asked to stop.
+        if located.config.isMultiHost && located.host == nil { return try await control.downEveryHost() }
+        let status = await control.status(host: nil)
         guard let supervisorPID = status?.supervisorPID ?? control.livePIDFromFile() else {
             print("nimbus: not running (nothing to stop)")
             return
@@ -53,6 +55,7 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         do {
             let control = try Control(try cluster.load())
+            if control.located.config.isMultiHost { return try await control.printClusterStatus(json: json) }
             let status = try await control.requireStatus()
             if json {
                 let encoder = JSONEncoder()
@@ -80,7 +83,7 @@ struct Scale: AsyncParsableCommand {
             guard parts.count == 2, let count = Int(parts[1]) else { throw CLIError("expected KIND=N, e.g. ingest-worker=3, not \"\(assignment)\"") }
             let control = try Control(try cluster.load())
             _ = try await control.requireStatus()
-            _ = try await control.call(NimbusAction.scale, ScaleRequest(kind: parts[0], count: count))
+            _ = try await control.call(NimbusAction.scale, ScaleRequest(kind: parts[0], count: count), host: control.hostOf(parts[0]))
             print("nimbus: \(parts[0]) scaled to \(count)")
             await control.client.close()
         } catch { Self.fail(error) }
@@ -99,7 +102,7 @@ struct Kill: AsyncParsableCommand {
         do {
             let control = try Control(try cluster.load())
             _ = try await control.requireStatus()
-            let reply = try JSONDecoder().decode(KillReply.self, from: try await control.call(NimbusAction.kill, KillRequest(name: name)))
+            let reply = try JSONDecoder().decode(KillReply.self, from: try await control.call(NimbusAction.kill, KillRequest(name: name), host: control.hostOf(name)))
             print("nimbus: killed \(reply.name)" + (reply.pid.map { " (pid \($0))" } ?? ""))
             await control.client.close()
         } catch { Self.fail(error) }
@@ -119,7 +122,7 @@ struct Restart: AsyncParsableCommand {
         do {
             let control = try Control(try cluster.load())
             _ = try await control.requireStatus()
-            let reply = try JSONDecoder().decode(RestartReply.self, from: try await control.call(NimbusAction.restart, RestartRequest(name: name)))
+            let reply = try JSONDecoder().decode(RestartReply.self, from: try await control.call(NimbusAction.restart, RestartRequest(name: name), host: control.hostOf(name)))
             print("nimbus: restarting \(reply.restarting.joined(separator: ", "))")
             await control.client.close()
         } catch { Self.fail(error) }
@@ -159,7 +162,7 @@ struct Health: AsyncParsableCommand {
             if let endpoint {
                 do { target = try Endpoint(endpoint).description } catch { throw CLIError("--endpoint: \(error)") }
             } else if name == "supervisor" {
-                target = located.config.supervisor.endpoint.description
+                target = located.config.supervisorEndpoint(host: located.host).description
             } else if let (kind, index) = parsed {
                 target = located.config.endpoint(kind, instance: index).description
             } else {
@@ -169,7 +172,7 @@ struct Health: AsyncParsableCommand {
             // At an endpoint the config does not list, the name says whose CURVE key to expect (a
             // probe in a pod finds the process's own public key in the data directory they share).
             let peers = endpoint != nil && (parsed != nil || name == "supervisor") ? [target: name] : [:]
-            let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config,
+            let client = try NimbusClient.standalone(name: located.cliName, cluster: located.config,
                                                 credentials: CredentialSource(file: CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")),
                                                 curvePeers: peers)
             let data: Data
@@ -218,6 +221,8 @@ struct Logs: ParsableCommand {
         do {
             let located = try cluster.load()
             let directory = located.dataDirectory.appendingPathComponent("logs")
+            // On a host of a spread cluster the supervisor's log is supervisor-HOST.log.
+            let name = self.name == "supervisor" ? located.config.supervisorName(host: located.host) : self.name
             let file = directory.appendingPathComponent("\(name).log")
             guard FileManager.default.fileExists(atPath: file.path) else {
                 let known = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])

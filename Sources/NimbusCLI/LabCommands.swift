@@ -13,7 +13,7 @@ import TableCore
 
 /// A request to one service of the cluster, with the standalone client closed afterwards.
 func ask(_ located: LocatedConfig, _ action: String, to kind: ServiceKind, _ body: Data, timeout: Duration = .seconds(5)) async throws -> Data {
-    let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config,
+    let client = try NimbusClient.standalone(name: located.cliName, cluster: located.config,
                                                 credentials: CredentialSource(file: CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")))
     defer { Task { await client.close() } }
     do {
@@ -76,7 +76,7 @@ struct Invoke: AsyncParsableCommand {
                 body = data
             default: throw CLIError("give exactly one of --template and --event")
             }
-            let client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config,
+            let client = try NimbusClient.standalone(name: located.cliName, cluster: located.config,
                                                 credentials: CredentialSource(file: CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")))
             let answer = try await client.request(LambdaAction.invoke, to: kind, instance: index, body: body, timeout: .seconds(10), attempts: 1)
             await client.close()

@@ -17,8 +17,31 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Cluster config file. Default: $NIMBUS_CONFIG, else ./nimbus.yaml, else built-in defaults.")
     var config: String?
 
+    @Option(help: ArgumentHelp("The host this is, when the config spreads the cluster over hosts (default: $NIMBUS_HOST).",
+                               discussion: "Its data directory holds the credentials, logs and load records the command uses; up and down act on its supervisor."))
+    var host: String?
+
+    @Option(name: .customLong("data-dir"), help: "Data directory instead of the config's (or the host's).")
+    var dataDir: String?
+
     func load() throws -> LocatedConfig {
-        do { return try LocatedConfig.load(config) } catch { throw CLIError("\(error)") }
+        var located: LocatedConfig
+        do { located = try LocatedConfig.load(config) } catch { throw CLIError("\(error)") }
+        let host = self.host ?? ProcessInfo.processInfo.environment["NIMBUS_HOST"].flatMap { $0.isEmpty ? nil : $0 }
+        if let host {
+            guard located.config.hosts[host] != nil else {
+                throw CLIError(located.config.isMultiHost
+                    ? "--host \(host): the config declares no such host (hosts: \(located.config.hostNames.joined(separator: ", ")))"
+                    : "--host \(host): the config declares no hosts (a hosts: section spreads the cluster over machines)")
+            }
+            located.host = host
+        }
+        if let dataDir {
+            let path = URL(fileURLWithPath: dataDir, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path
+            located.config.dataDirectory = path
+            if let host = located.host { located.config.hosts[host]?.dataDirectory = path }
+        }
+        return located
     }
 }
 
@@ -36,32 +59,49 @@ extension ParsableCommand {
     }
 }
 
-/// Talks to the supervisor's control socket.
+/// Talks to the supervisor's control socket: the one supervisor, or, with the cluster spread over
+/// hosts, each host's (MultiHost.swift).
 struct Control {
     let located: LocatedConfig
     let client: NimbusClient
 
     init(_ located: LocatedConfig) throws {
         self.located = located
-        client = try NimbusClient.standalone(name: "nimbus-cli", cluster: located.config,
+        client = try NimbusClient.standalone(name: located.cliName, cluster: located.config,
                                                 credentials: CredentialSource(file: CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")))
     }
 
-    var endpoint: String { located.config.supervisor.endpoint.description }
+    /// This host's supervisor (the only one without hosts).
+    var endpoint: String { endpoint(host: located.host) }
 
-    func call(_ action: String, _ body: some Encodable = [String: String](), timeout: Duration = .seconds(2), attempts: Int = 2) async throws -> Data {
-        try await client.request(action, to: endpoint, body: try JSONEncoder().encode(body), timeout: timeout, attempts: attempts)
+    func endpoint(host: String?) -> String { located.config.supervisorEndpoint(host: host).description }
+
+    /// A control action at `host`'s supervisor (default: this host's).
+    func call(_ action: String, _ body: some Encodable = [String: String](), host: String? = nil, timeout: Duration = .seconds(2),
+              attempts: Int = 2) async throws -> Data {
+        try await client.request(action, to: endpoint(host: host ?? located.host), body: try JSONEncoder().encode(body),
+                                 timeout: timeout, attempts: attempts)
     }
 
-    /// The supervisor's status, or nil when nothing answers on the control socket.
+    /// The supervisor's status, or nil when nothing answers on the control socket. Spread over
+    /// hosts, every host's supervisor is asked and the processes of those that answer are merged
+    /// (`cluster()` says which hosts did not).
     func status(timeout: Duration = .milliseconds(700)) async -> StatusReply? {
-        guard let data = try? await call(NimbusAction.status, timeout: timeout, attempts: 1) else { return nil }
+        guard located.config.isMultiHost else { return await status(host: nil, timeout: timeout) }
+        return await cluster().merged
+    }
+
+    /// One host's supervisor's status (nil: this host's), or nil when it does not answer.
+    func status(host: String?, timeout: Duration = .milliseconds(700), attempts: Int = 1) async -> StatusReply? {
+        guard let data = try? await call(NimbusAction.status, host: host, timeout: timeout, attempts: attempts) else { return nil }
         return try? JSONDecoder().decode(StatusReply.self, from: data)
     }
 
     func requireStatus() async throws -> StatusReply {
         guard let status = await status() else {
-            throw CLIError("Nimbus is not running (no supervisor answers on \(endpoint)); start it with ./Scripts/cluster up")
+            let endpoints = located.config.isMultiHost
+                ? located.config.supervisedHosts.map { endpoint(host: $0) }.joined(separator: ", ") : endpoint
+            throw CLIError("Nimbus is not running (no supervisor answers on \(endpoints)); start it with ./Scripts/cluster up")
         }
         return status
     }

@@ -43,7 +43,12 @@ struct PipelineProbes {
         } catch { reasons.append("\(table)'s stream: \(error)") }
         // A process that is down may owe work none of the above shows (a notifier that took a
         // delivery and died before recording it), and it is no healed cluster yet.
-        if let status = await control.status() {
+        if control.located.config.isMultiHost {
+            // Every host's supervisor: one that does not answer may be hiding processes that are down.
+            let cluster = await control.cluster()
+            for host in cluster.unanswered { reasons.append("host \(host.name): \(host.error ?? "no answer")") }
+            for p in cluster.processes where p.state != "running" { reasons.append("\(p.name) is \(p.state)") }
+        } else if let status = await control.status() {
             for p in status.processes where p.state != "running" { reasons.append("\(p.name) is \(p.state)") }
         } else {
             reasons.append("the supervisor does not answer on \(control.endpoint)")

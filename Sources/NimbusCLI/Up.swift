@@ -17,14 +17,15 @@ struct Up: AsyncParsableCommand {
 
     private func up() async throws {
         let located = try cluster.load()
+        try UpOnHost.check(located)
         let control = try Control(located)
-        if let status = await control.status() {
+        if let status = await control.status(host: nil) {
             throw CLIError("Nimbus is already running (supervisor pid \(status.supervisorPID) on \(control.endpoint)); stop it with ./Scripts/cluster down")
         }
         if let pid = control.livePIDFromFile() {
             throw CLIError("a supervisor (pid \(pid)) is running but does not answer on \(control.endpoint); stop it with ./Scripts/cluster down")
         }
-        for (owner, endpoint) in located.config.boundEndpoints() where !PortProbe.isFree(endpoint) {
+        for (owner, endpoint) in located.config.boundEndpoints(on: located.host) where !PortProbe.isFree(endpoint) {
             throw CLIError("port \(endpoint.port ?? 0) is in use (needed by \(owner) at \(endpoint)); free it or change nimbus.yaml")
         }
         let binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
@@ -35,21 +36,25 @@ struct Up: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: control.logDirectory, withIntermediateDirectories: true)
         // The web console's bearer token (docs/console.md): made once, kept across restarts.
         let consoleToken = located.config.console.enabled ? try ConsoleToken.ensure(ConsoleToken.file(dataDirectory: located.dataDirectory)) : nil
-        let supervisorLog = control.logDirectory.appendingPathComponent("supervisor.log")
+        let supervisorLog = control.logDirectory.appendingPathComponent("\(located.config.supervisorName(host: located.host)).log")
         var arguments = ["--data-dir", located.dataDirectory.path]
         if let path = located.path { arguments += ["--config", path] }
+        if let host = located.host {
+            arguments += ["--host", host]
+            try await UpOnHost.waitForRootCredentials(located, timeout: .seconds(timeout))
+        }
         let pid = try ProcessSpawner.spawn(supervisor, arguments, logFile: supervisorLog.path, newSession: true)
         // We are its parent until we exit; reap it if it dies while we wait.
         let exitStatus = ExitBox()
         ProcessSpawner.onExit(of: pid) { exitStatus.set($0) }
         print("nimbus: supervisor started (pid \(pid)); waiting for the processes to become healthy")
 
-        let expected = ServiceKind.allCases.reduce(0) { $0 + located.config.instances($1) }
+        let expected = located.config.kinds(on: located.host).reduce(0) { $0 + located.config.instances($1) }
         var lastLine = ""
         var final: StatusReply?
         let healthy = await waitFor(.seconds(timeout), every: .milliseconds(250)) {
             if exitStatus.value != nil { return true }
-            guard let status = await control.status() else { return false }
+            guard let status = await control.status(host: nil) else { return false }
             final = status
             let running = status.processes.filter { $0.state == "running" }
             let line = "  \(running.count)/\(expected) healthy" + (running.count < expected
@@ -75,7 +80,7 @@ struct Up: AsyncParsableCommand {
         print(StatusTable.render(status))
         print("")
         print("control socket: \(control.endpoint)")
-        for kind in ServiceKind.allCases where located.config.instances(kind) > 0 {
+        for kind in located.config.kinds(on: located.host) where located.config.instances(kind) > 0 {
             print("  \(kind.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)) \(located.config.endpoint(kind))  (\(kind.labName))")
         }
         print("logs: \(control.logDirectory.path)   data: \(located.dataDirectory.path)")
@@ -85,8 +90,7 @@ struct Up: AsyncParsableCommand {
             print("console: \(Self.consoleURL(config, token: consoleToken))")
         }
         if config.instances(.mailSink) > 0 {
-            let mail = config.notifier.mailSinkDirectory.hasPrefix("/") ? config.notifier.mailSinkDirectory
-                : located.dataDirectory.appendingPathComponent(config.notifier.mailSinkDirectory).path
+            let mail = config.mailSinkDirectoryURL(relativeTo: located.base).path
             print("mail: SMTP sink on \(config.notifier.smtpHost):\(config.notifier.smtpPort), a mailbox (mbox) per recipient in \(mail)")
         } else {
             print("mail: through \(config.notifier.smtpHost):\(config.notifier.smtpPort)")

@@ -42,8 +42,11 @@ public struct LocatedConfig: Sendable {
     public var path: String?
     /// The folder relative paths in the config are resolved against.
     public var base: URL
+    /// The host (of the config's `hosts:`) this process runs on, when the cluster is spread over hosts.
+    public var host: String?
 
-    public var dataDirectory: URL { config.dataDirectoryURL(relativeTo: base) }
+    /// The data directory: the host's own, when a host is set and has one.
+    public var dataDirectory: URL { config.dataDirectoryURL(host: host, relativeTo: base) }
 
     /// The file named by `explicit`, else $NIMBUS_CONFIG, else ./nimbus.yaml if present, else the
     /// built-in defaults.

@@ -16,8 +16,8 @@ actor SupervisorShell {
     private var finished = false
     private var finishWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(config: ClusterConfig, binDirectory: URL, configPath: String?, dataDirectory: URL) {
-        core = SupervisorCore(config: config)
+    init(config: ClusterConfig, host: String? = nil, binDirectory: URL, configPath: String?, dataDirectory: URL) {
+        core = SupervisorCore(config: config, host: host)
         self.binDirectory = binDirectory
         self.configPath = configPath
         self.dataDirectory = dataDirectory

@@ -68,12 +68,16 @@ public struct SupervisorCore: Sendable {
     }
 
     public let config: ClusterConfig
+    /// The host this supervisor runs on when the cluster is spread over hosts: it manages only the
+    /// processes placed there (nil: every process of the config).
+    public let host: String?
     private(set) var processes: [String: Process] = [:]
     private var phase: Phase = .idle
     private enum Phase { case idle, bringingUp, up, stopping, stopped }
 
-    public init(config: ClusterConfig) {
+    public init(config: ClusterConfig, host: String? = nil) {
         self.config = config
+        self.host = host
     }
 
     var heartbeatInterval: Duration { .milliseconds(config.heartbeat.intervalMilliseconds) }
@@ -88,7 +92,7 @@ public struct SupervisorCore: Sendable {
     public mutating func start(now: Instant) -> [Directive] {
         guard phase == .idle else { return [] }
         phase = .bringingUp
-        for kind in ServiceKind.allCases {
+        for kind in config.kinds(on: host) {
             for index in stride(from: 1, through: config.instances(kind), by: 1) {
                 add(kind, index)
             }
@@ -231,6 +235,9 @@ public struct SupervisorCore: Sendable {
             throw SupervisorError("instances of \(kind.rawValue) must be 0...\(ServiceKind.maxInstances), not \(count)")
         }
         guard phase == .bringingUp || phase == .up else { throw SupervisorError("the cluster is stopping") }
+        if let host, config.host(of: kind) != host {
+            throw SupervisorError("\(kind.rawValue) runs on host \(config.host(of: kind) ?? "?"), not on \(host): its supervisor scales it")
+        }
         var out: [Directive] = [.log(.info, "scaling \(kind.rawValue) to \(count)")]
         for index in 1...ServiceKind.maxInstances {
             let name = kind.instanceName(index)
@@ -413,7 +420,7 @@ public struct SupervisorCore: Sendable {
                 uptimeSeconds: p.pid != nil ? p.startedAt.map { Double(Self.milliseconds(now - $0)) / 1000 } : nil,
                 lastExit: p.lastExit, ready: p.state == .running ? p.ready : nil,
                 notReadyReason: p.state == .running ? p.notReadyReason : nil,
-                restartInSeconds: p.restartAt.map { max(0, Double(Self.milliseconds($0 - now)) / 1000) })
+                restartInSeconds: p.restartAt.map { max(0, Double(Self.milliseconds($0 - now)) / 1000) }, host: host)
         }
     }
 
@@ -439,6 +446,8 @@ public struct ProcessStatus: Codable, Sendable, Equatable {
     public var notReadyReason: String?
     /// When a process waiting out a backoff starts again.
     public var restartInSeconds: Double?
+    /// The host it runs on, when the cluster is spread over hosts.
+    public var host: String? = nil
 
     /// The state as `status` shows it: `running, not ready: iam unreachable for 12 s`.
     public var stateDescription: String {

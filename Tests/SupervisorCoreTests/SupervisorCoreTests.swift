@@ -10,10 +10,10 @@ struct Harness {
     var pids: [String: Int32] = [:]
     var log: [SupervisorCore.Directive] = []
 
-    init(_ configure: (inout ClusterConfig) -> Void = { _ in }) {
+    init(host: String? = nil, _ configure: (inout ClusterConfig) -> Void = { _ in }) {
         var config = ClusterConfig()
         configure(&config)
-        core = SupervisorCore(config: config)
+        core = SupervisorCore(config: config, host: host)
     }
 
     /// Carries out directives like the shell: spawns succeed with fresh pids.
@@ -374,5 +374,37 @@ struct Harness {
         #expect(h.state("iam") == "backoff")
         h.advance(.seconds(1))
         #expect(h.state("iam") == "starting")
+    }
+
+    @Test func onAHostTheSupervisorRunsOnlyWhatIsPlacedThereAndItsTiersAlone() throws {
+        let spread = try ClusterConfig.parse("""
+            hosts: {h1: {address: 10.0.0.1}, h2: {address: 10.0.0.2}}
+            services:
+              iam: {host: h1}
+              queue: {host: h1}
+              mail-sink: {host: h1}
+              table: {host: h2}
+              notifier: {host: h2}
+              gateway: {host: h2}
+              ingest-worker: {host: h2}
+              stream-worker: {host: h2}
+            """)
+        var h = Harness(host: "h2") { $0 = spread }
+        h.start()
+        // No iam here: tier 1 (table) starts at once, and the tiers above follow it alone.
+        #expect(h.spawned(since: 0) == ["table"])
+        h.beat("table")
+        #expect(h.spawned(since: 0) == ["table", "notifier"])
+        h.beat("notifier")
+        #expect(Set(h.spawned(since: 0)) == ["table", "notifier", "gateway", "ingest-worker-1", "stream-worker-1"])
+        #expect(h.core.snapshot(now: h.now).allSatisfy { $0.host == "h2" })
+        h.run(try h.core.scale(.ingestWorker, to: 2, now: h.now))
+        #expect(h.spawned(since: 0).contains("ingest-worker-2"))
+        var other = Harness(host: "h1") { $0 = spread }
+        other.start()
+        #expect(throws: SupervisorError("ingest-worker runs on host h2, not on h1: its supervisor scales it")) {
+            try other.core.scale(.ingestWorker, to: 2, now: other.now)
+        }
+        #expect(Set(other.core.snapshot(now: other.now).map(\.name)) == ["iam", "queue", "mail-sink"])
     }
 }
