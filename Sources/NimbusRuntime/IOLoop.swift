@@ -63,6 +63,10 @@ final class IOLoop: @unchecked Sendable {
         var attemptsLeft: Int
         var deadline: ContinuousClock.Instant
         let continuation: CheckedContinuation<Envelope, Error>
+        /// When its last attempt times out, reopen the peer's socket all the same (a readiness probe:
+        /// after a cut link, the next probe goes over a fresh connection rather than one whose TCP
+        /// retransmissions have backed off for seconds).
+        var reconnectWhenSilent = false
 
         init(id: String, endpoint: String, frames: [Data], timeout: Duration, attempts: Int,
              continuation: CheckedContinuation<Envelope, Error>, resign: (@Sendable () -> [Data]?)? = nil) {
@@ -207,12 +211,13 @@ final class IOLoop: @unchecked Sendable {
     /// after `timeout` without one, the peer's socket is discarded and reopened and the request sent
     /// again, `attempts` times in all; then it fails with RequestTimeout.
     func request(_ envelope: Envelope, to endpoint: String, timeout: Duration, attempts: Int,
-                 resign: (@Sendable () -> [Data]?)? = nil) async throws -> Envelope {
+                 resign: (@Sendable () -> [Data]?)? = nil, reconnectWhenSilent: Bool = false) async throws -> Envelope {
         let frames = FrameCodec.encode(envelope)
         counters.outboundRequests.increment()
         return try await withCheckedThrowingContinuation { continuation in
             let request = OutboundRequest(id: envelope.header.id, endpoint: endpoint, frames: frames,
                                           timeout: timeout, attempts: attempts, continuation: continuation, resign: resign)
+            request.reconnectWhenSilent = reconnectWhenSilent
             if !enqueue(.request(request)) {
                 continuation.resume(throwing: WireError(.serviceUnavailable, "\(settings.stamp.name) is shutting down"))
             }
@@ -549,6 +554,7 @@ final class IOLoop: @unchecked Sendable {
                 let why = curveState?.handshakeTrouble[request.endpoint].map { " (\($0))" } ?? ""
                 request.continuation.resume(throwing: WireError(
                     .requestTimeout, "no answer from \(request.endpoint) to \(request.id) within \(request.timeout)\(why)"))
+                if request.reconnectWhenSilent { reconnect(request.endpoint) }
             }
         }
     }

@@ -108,9 +108,11 @@ public final class NimbusClient: Sendable {
     }
 
     /// One heartbeat round trip, no retries: the answer, or an error when the peer stays silent.
-    public func heartbeat(_ endpoint: String, timeout: Duration) async throws -> HeartbeatAnswer {
+    /// `reconnectWhenSilent`: a silence also reopens the socket to the peer, so that the next
+    /// heartbeat (and request) goes over a fresh connection (readiness probes across hosts).
+    public func heartbeat(_ endpoint: String, timeout: Duration, reconnectWhenSilent: Bool = false) async throws -> HeartbeatAnswer {
         let envelope = Envelope(header: EnvelopeHeader(kind: .heartbeat, id: Self.newRequestID(), sender: stamp), body: Data("{}".utf8))
-        let answer = try await io.request(envelope, to: endpoint, timeout: timeout, attempts: 1)
+        let answer = try await io.request(envelope, to: endpoint, timeout: timeout, attempts: 1, reconnectWhenSilent: reconnectWhenSilent)
         if let error = answer.wireError { throw error }
         return try JSONDecoder().decode(HeartbeatAnswer.self, from: answer.body)
     }

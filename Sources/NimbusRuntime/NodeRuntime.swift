@@ -189,7 +189,9 @@ public final class NodeRuntime: Sendable {
         var probes = kinds.map { kind in
             let endpoint = cluster.endpoint(kind).description
             return ReadinessProbe(name: kind.rawValue) { [client] in
-                (try? await client.heartbeat(endpoint, timeout: .seconds(1))) != nil
+                // A silent dependency's socket is reopened: across hosts, a connection that lived
+                // through a cut link can take seconds of TCP backoff to carry anything again.
+                (try? await client.heartbeat(endpoint, timeout: .seconds(1), reconnectWhenSilent: true)) != nil
             }
         }
         probes += service.readinessProbes(runtime: self)
