@@ -70,6 +70,8 @@ struct LoadRecord: Codable, Sendable {
     var attempts = 0
     /// What went wrong on the last attempt.
     var error: String?
+    /// From the first attempt's send to the last answer (or give-up), retries included.
+    var milliseconds: Double?
 
     init(id: String, body: String, sentAt: String) {
         self.id = id

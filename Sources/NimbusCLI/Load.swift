@@ -50,11 +50,15 @@ struct Load: AsyncParsableCommand {
 
         let start = ContinuousClock.now
         var acknowledged = 0, worstSlip = Duration.zero, lastDispatch = start
+        var latencies: [Double] = []
         await withTaskGroup(of: LoadRecord.self) { group in
             var inFlight = 0
             func settle(_ record: LoadRecord) {
                 inFlight -= 1
-                if record.acknowledged { acknowledged += 1 }
+                if record.acknowledged {
+                    acknowledged += 1
+                    if let ms = record.milliseconds { latencies.append(ms) }
+                }
                 recorder.append(record)
             }
             for n in 0..<total {
@@ -79,6 +83,11 @@ struct Load: AsyncParsableCommand {
             + String(format: "%.1f orders/s (asked %.1f)", achieved, rate)
         if worstSlip > .milliseconds(100) {
             summary += String(format: ", up to %.2f s behind schedule (all %d requests in flight busy)", seconds(worstSlip), concurrency)
+        }
+        if !latencies.isEmpty {
+            latencies.sort()
+            func at(_ q: Double) -> Double { latencies[min(latencies.count - 1, Int((Double(latencies.count) * q).rounded(.up)) - 1)] }
+            summary += String(format: "; acknowledged in p50 %.1f ms, p99 %.1f ms, max %.1f ms", at(0.5), at(0.99), latencies.last!)
         }
         print(summary)
         print("nimbus: records: \(file.path)")
@@ -152,6 +161,8 @@ struct OrderPoster: Sendable {
             try? await Task.sleep(for: pause)
             pause *= 2
         }
+        let took = ContinuousClock.now - first
+        record.milliseconds = ((Double(took.components.seconds) * 1000 + Double(took.components.attoseconds) / 1e15) * 10).rounded() / 10
         return record
     }
 }
