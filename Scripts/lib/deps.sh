@@ -18,3 +18,18 @@ ensure_python_deps() {
   python3 -m pip install -q pyzmq pytest requests pyyaml openapi-spec-validator aiosmtpd 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
   python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator, aiosmtpd"
 }
+
+# iproute2 and iptables for the multi-host test (Tests/integration/test_multihost.py): network
+# namespaces stand for hosts, iptables injects packet loss and sends packets to the test's delayer.
+# Returns non-zero when they cannot be installed; that test then skips, saying why.
+ensure_netns_deps() {
+  command -v ip >/dev/null && command -v iptables >/dev/null && return 0
+  echo "nimbus: installing iproute2 and iptables (for the multi-host test) ..." >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  local install=($sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables)
+  if ! "${install[@]}" >/dev/null 2>&1; then
+    $sudo apt-get update -qq >/dev/null || true
+    "${install[@]}" >/dev/null || return 1
+  fi
+}

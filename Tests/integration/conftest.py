@@ -659,6 +659,10 @@ def unstarted_cluster(tmp_path):
         stop_cluster(c)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "multihost: the cluster across network namespaces with network faults (test_multihost.py; needs root)")
+
+
 def pytest_sessionfinish(session, exitstatus):
     global _context
     if _context is not None:
