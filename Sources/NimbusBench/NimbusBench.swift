@@ -80,6 +80,8 @@ struct RuntimeBench: AsyncParsableCommand {
     @Option var concurrency = 64
     @Option(help: "Payload bytes per request (a SendMessage-sized body is ~450).")
     var payload = 450
+    @Flag(help: "CurveZMQ on the link (security.curve: always): every message encrypted and authenticated, the client admitted by the node's ZAP handler.")
+    var curve = false
 
     struct EchoService: NodeService {
         var actions: Set<String> { ["bench:Echo"] }
@@ -90,19 +92,24 @@ struct RuntimeBench: AsyncParsableCommand {
         // The bare runtime: no IAM node here (the queue bench measures authorization on and off).
         var cluster = ClusterConfig()
         cluster.iam.enforce = false
+        cluster.security.curve = curve ? .always : .off
+        // Keys (with --curve) in a directory of this run's own.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nimbus-bench-runtime-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: directory) }
         let node = try NodeRuntime(
             configuration: NodeConfiguration(cluster: cluster, name: "bench-node", kind: "bench",
-                                             bind: "tcp://127.0.0.1:*", dataDirectory: URL(fileURLWithPath: NSTemporaryDirectory())),
+                                             bind: "tcp://127.0.0.1:*", dataDirectory: directory),
             service: EchoService(), logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
         let endpoint = node.boundEndpoint!
         let server = Task { await node.run() }
-        let client = try NimbusClient.standalone(name: "bench-client")
+        let client = try NimbusClient.standalone(name: "bench-client", cluster: cluster, dataDirectory: directory,
+                                                 curvePeers: [endpoint: "bench-node"])
         let body = Data(("{\"MessageBody\":\"" + String(repeating: "x", count: max(0, payload - 18)) + "\"}").utf8)
         for _ in 0..<200 { _ = try await client.request("bench:Echo", to: endpoint, body: body) }
         let m = try await measure(concurrency: concurrency, perTask: requests / concurrency) {
             _ = try await client.request("bench:Echo", to: endpoint, body: body, timeout: .seconds(10), attempts: 1)
         }
-        print(m.report("runtime round trip, concurrency \(concurrency), \(body.count)-byte payload"))
+        print(m.report("runtime round trip\(curve ? " (CURVE)" : ""), concurrency \(concurrency), \(body.count)-byte payload"))
         await client.close()
         server.cancel()
         await server.value
