@@ -33,3 +33,25 @@ ensure_netns_deps() {
     "${install[@]}" >/dev/null || return 1
   fi
 }
+
+# Headless Chromium, its WebDriver and Selenium, for the console's browser tests
+# (Tests/integration/test_console_browser.py). Returns non-zero when they cannot be installed; those
+# tests then skip, saying so. apt-get update runs only when the package lists do not know chromium
+# or an install from them fails.
+ensure_browser_deps() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "nimbus: installing chromium and chromium-driver (for the console's browser tests) ..." >&2
+    local install=($sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+    if ! apt-cache show chromium-driver >/dev/null 2>&1; then $sudo apt-get update -qq >/dev/null || true; fi
+    if ! "${install[@]}" >/dev/null 2>&1; then
+      $sudo apt-get update -qq >/dev/null || true
+      "${install[@]}" >/dev/null || return 1
+    fi
+  fi
+  python3 -c "import selenium" 2>/dev/null && return 0
+  echo "nimbus: installing Selenium (for the console's browser tests) ..." >&2
+  python3 -m pip install -q selenium 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
+  python3 -c "import selenium"
+}
