@@ -187,25 +187,21 @@ final class ConsoleTokenFile: Sendable {
         }
     }
 
+    /// The token, re-read at most once a second when the file changed. The check and the read are
+    /// one step under the lock, so concurrent first callers cannot see a time checked before the
+    /// token was stored; a missing token is not cached.
     func current() -> String? {
         let now = ContinuousClock.now
-        let cached = state.withLock { s -> String?? in
-            if let checked = s.checked, now - checked < .seconds(1) { return .some(s.token) }
+        return state.withLock { s in
+            if let checked = s.checked, now - checked < .seconds(1), s.token != nil { return s.token }
             s.checked = now
-            return .none
-        }
-        if let cached { return cached }
-        let modified = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.modificationDate] as? Date
-        let known = state.withLock { $0.modified }
-        if modified != known || modified == nil {
-            let token = ConsoleToken.read(file)
-            state.withLock { s in
-                s.token = token
+            let modified = (try? FileManager.default.attributesOfItem(atPath: file.path))?[.modificationDate] as? Date
+            if s.token == nil || modified != s.modified || modified == nil {
+                s.token = ConsoleToken.read(file)
                 s.modified = modified
             }
-            return token
+            return s.token
         }
-        return state.withLock { $0.token }
     }
 }
 
