@@ -241,18 +241,28 @@ struct Logs: ParsableCommand {
 }
 
 enum StatusTable {
+    static let columns = ["NAME", "PID", "RESTARTS", "HEARTBEAT", "UPTIME", "INCARNATION", "STATE"]
+
     static func render(_ status: StatusReply) -> String {
-        var rows = [["NAME", "PID", "RESTARTS", "HEARTBEAT", "UPTIME", "INCARNATION", "STATE"]]
+        var rows = [columns]
         rows.append(["supervisor", "\(status.supervisorPID)", "-", "-", "-", String(status.incarnation.prefix(8)), status.stopping ? "stopping" : "running"])
-        for p in status.processes {
-            rows.append([
-                p.name, p.pid.map(String.init) ?? "-", "\(p.restarts)",
-                p.lastHeartbeatMillisecondsAgo.map { "\($0) ms ago" } ?? "-",
-                p.uptimeSeconds.map { duration($0) } ?? "-",
-                p.incarnation.map { String($0.prefix(8)) } ?? "-",
-                p.stateDescription,
-            ])
-        }
+        rows += status.processes.map(row)
+        return layout(rows)
+    }
+
+    /// One process's cells, in `columns`' order.
+    static func row(_ p: ProcessStatus) -> [String] {
+        [
+            p.name, p.pid.map(String.init) ?? "-", "\(p.restarts)",
+            p.lastHeartbeatMillisecondsAgo.map { "\($0) ms ago" } ?? "-",
+            p.uptimeSeconds.map { duration($0) } ?? "-",
+            p.incarnation.map { String($0.prefix(8)) } ?? "-",
+            p.stateDescription,
+        ]
+    }
+
+    /// Rows as aligned columns, the first row the heading.
+    static func layout(_ rows: [[String]]) -> String {
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max()! }
         return rows.map { row in
             zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")

@@ -93,7 +93,7 @@ enum ClusterStatusTable {
     /// `status` spread over hosts: a HOST column, each host's supervisor first, and a row saying so
     /// for a host whose supervisor does not answer.
     static func render(_ status: ClusterStatus) -> String {
-        var rows = [["HOST", "NAME", "PID", "RESTARTS", "HEARTBEAT", "UPTIME", "INCARNATION", "STATE"]]
+        var rows = [["HOST"] + StatusTable.columns]
         for host in status.hosts {
             guard host.answered else {
                 rows.append([host.name, "supervisor", "-", "-", "-", "-", "-", "NOT ANSWERING: \(host.error ?? "no answer")"])
@@ -101,21 +101,9 @@ enum ClusterStatusTable {
             }
             rows.append([host.name, "supervisor", host.supervisorPID.map(String.init) ?? "-", "-", "-", "-",
                          String((host.incarnation ?? "-").prefix(8)), host.stopping == true ? "stopping" : "running"])
-            for p in status.processes where p.host == host.name {
-                rows.append([
-                    host.name, p.name, p.pid.map(String.init) ?? "-", "\(p.restarts)",
-                    p.lastHeartbeatMillisecondsAgo.map { "\($0) ms ago" } ?? "-",
-                    p.uptimeSeconds.map { StatusTable.duration($0) } ?? "-",
-                    p.incarnation.map { String($0.prefix(8)) } ?? "-",
-                    p.stateDescription,
-                ])
-            }
+            for p in status.processes where p.host == host.name { rows.append([host.name] + StatusTable.row(p)) }
         }
-        let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max()! }
-        return rows.map { row in
-            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n")
+        return StatusTable.layout(rows)
     }
 }
 
