@@ -332,11 +332,18 @@ public struct SupervisorCore: Sendable {
             for name in members.filter({ $0.state == .pending }).map(\.name).sorted() {
                 out.append(requestSpawn(name, now: now))
             }
-            if members.contains(where: { $0.state != .running && $0.state != .crashLooping }) { return out }
+            if members.contains(where: { !settledForBringUp($0) }) { return out }
         }
         phase = .up
         out.append(.log(.info, "every process has started"))
         return out
+    }
+
+    /// Running, or given up waiting for: crash-looping, or restarted `maxRestarts` times without
+    /// turning healthy (one that hangs at start dies only every start-up timeout, too rarely to count
+    /// as crash-looping within the window).
+    private func settledForBringUp(_ p: Process) -> Bool {
+        p.state == .running || p.state == .crashLooping || (p.healthySince == nil && p.restarts >= config.restart.maxRestarts)
     }
 
     /// Marks `name` as being spawned, so it is asked for once, and says so to the shell.
@@ -384,6 +391,9 @@ public struct SupervisorCore: Sendable {
         p.ready = nil
         p.notReadyReason = nil
         let stable = p.healthySince.map { now - $0 >= stableAfter } ?? false
+        // That incarnation's health is spent: a next one that fails to start (a spawn that fails)
+        // must not count as stable too, or it would be restarted at once, over and over.
+        p.healthySince = nil
         if stable || p.restartRequested {
             let reason = p.restartRequested ? "restart requested" : "had been healthy for \(stableAfter) or more"
             p.restartRequested = false

@@ -180,6 +180,38 @@ struct Harness {
         #expect(h.spawned(since: 0).contains("queue"), "the tier above starts and reports iam as a dependency not ready")
     }
 
+    @Test func aStableProcessWhoseRestartFailsToSpawnBacksOffInsteadOfSpinning() {
+        var h = Harness()
+        h.bringUp()
+        for _ in 0..<6 { h.advance(.seconds(1)); h.beatAll() }
+        // Fed by hand, as the shell does when the spawn itself fails (no `spawned` in between).
+        let restart = h.core.exited(pid: h.pids["queue"]!, status: "signal 9 (KILL)", now: h.now)
+        #expect(restart.contains { if case .spawn(let name, _, _) = $0 { return name == "queue" } else { return false } },
+                "stable: restarted at once")
+        // That new process never starts (its executable is gone): a quick death, not a second
+        // "stable" one restarted in the same step, and so on forever.
+        let again = h.core.spawnFailed("queue", reason: "no such file", now: h.now)
+        #expect(!again.contains { if case .spawn = $0 { return true } else { return false } })
+        #expect(h.state("queue") == "backoff")
+    }
+
+    @Test func aProcessThatHangsAtStartDoesNotHoldUpTheTiersAboveForever() {
+        var h = Harness { $0.supervisor.startupTimeoutSeconds = 15; $0.restart.maxRestarts = 5 }
+        h.start()
+        // iam never answers: killed after each start-up timeout, too rarely to be crash-looping
+        // within a minute; after maxRestarts the tier above starts all the same.
+        var waited = Duration.zero
+        while !h.spawned(since: 0).contains("queue") && waited < .seconds(600) {
+            h.advance(.seconds(1))
+            waited += .seconds(1)
+            for (name, signal) in h.signals(since: max(0, h.log.count - 8)) where name == "iam" && signal == .kill {
+                if h.state("iam") == "stopping" { h.exit("iam") }
+            }
+        }
+        #expect(h.spawned(since: 0).contains("queue"))
+        #expect(h.state("iam") != "running")
+    }
+
     @Test func restartStopsARunningProcessAndStartsItAgainAtOnce() throws {
         var h = Harness()
         h.bringUp()
