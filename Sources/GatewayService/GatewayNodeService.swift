@@ -72,13 +72,15 @@ public struct GatewayNodeService: NodeService {
                                         done: "Subscription removed!", client: runtime.platformClient, logger: runtime.logger)
         }
         router.get("/health") { _, _ in
+            // One reading: ready exactly when there is no reason not to be.
+            let reason = runtime.readiness.reason
             var notReady = ""
-            if let reason = runtime.readiness.reason {
+            if let reason {
                 notReady = ",\"notReady\":"
                 JSONText.appendString(reason, to: &notReady)
             }
             return Self.json(.ok, #"{"status":"ok","name":"\#(runtime.identity.name)","incarnation":"\#(runtime.identity.incarnation)","#
-                + #""live":true,"ready":\#(runtime.readiness.isReady)\#(notReady)}"#)
+                + #""live":true,"ready":\#(reason == nil)\#(notReady)}"#)
         }
         // The web console: its page and API at console.path, sending the lab's order the POST's way.
         let console = meter.map { meter in

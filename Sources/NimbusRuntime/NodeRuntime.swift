@@ -257,8 +257,9 @@ public final class NodeRuntime: Sendable {
 
     private func healthReport() async throws -> Data {
         let uptime = ContinuousClock.now - started
+        let notReady = readiness.reason
         let report = HealthReport(
-            status: "ok", live: true, ready: readiness.isReady, notReady: readiness.reason, name: identity.name, kind: identity.kind, incarnation: identity.incarnation, pid: identity.pid,
+            status: "ok", live: true, ready: notReady == nil, notReady: notReady, name: identity.name, kind: identity.kind, incarnation: identity.incarnation, pid: identity.pid,
             uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
             startedAt: identity.startedAt.timeIntervalSince1970, endpoint: boundEndpoint,
             counters: counters.snapshot(),

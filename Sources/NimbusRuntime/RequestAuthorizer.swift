@@ -140,6 +140,7 @@ public final class RequestAuthorizer: Sendable {
             material = stale
         } else {
             counters.signingLookups.add(1, ordering: .relaxed)
+            var fresh = true
             do {
                 material = try await askAuthority(header: header) {
                     try await authority.signingMaterial(accessKeyId: auth.accessKeyId, sessionToken: auth.sessionToken,
@@ -150,9 +151,14 @@ public final class RequestAuthorizer: Sendable {
             } catch let error as WireError where error.code == ErrorCode.serviceUnavailable.rawValue {
                 guard let stale = staleMaterial(materialKey, sessionToken: auth.sessionToken, now: now) else { throw error }
                 material = stale
+                fresh = false
             }
-            signingCache.withLock {
-                $0.store(materialKey, CachedMaterial(sessionToken: auth.sessionToken, material: material), nowMillis: now, expires: material.expiration)
+            // Only what the authority answered is cached afresh: a stale key keeps its old time, so
+            // the 15-minute bound still holds once the authority is back.
+            if fresh {
+                signingCache.withLock {
+                    $0.store(materialKey, CachedMaterial(sessionToken: auth.sessionToken, material: material), nowMillis: now, expires: material.expiration)
+                }
             }
         }
         switch verifier.verify(header, body: body, auth: auth, material: material, nowMillis: now) {
@@ -171,12 +177,14 @@ public final class RequestAuthorizer: Sendable {
             decision = cached
         } else {
             counters.decisionLookups.add(1, ordering: .relaxed)
+            var fresh = true
             let policyDocument = resourcePolicy.flatMap(parsed)
             if let local = PlatformPrincipals.localDecision(principal: principal, account: account, action: action, resource: resource,
                                                             resourcePolicy: policyDocument) {
                 decision = local
             } else if authorityUnreachable() != nil, let stale = staleDecision(decisionKey) {
                 decision = stale
+                fresh = false
             } else {
                 do {
                     decision = try await askAuthority(header: header) {
@@ -185,9 +193,10 @@ public final class RequestAuthorizer: Sendable {
                 } catch let error as WireError where error.code == ErrorCode.serviceUnavailable.rawValue {
                     guard let stale = staleDecision(decisionKey) else { throw error }
                     decision = stale
+                    fresh = false
                 }
             }
-            decisions.withLock { $0.store(decisionKey, decision, nowMillis: now) }
+            if fresh { decisions.withLock { $0.store(decisionKey, decision, nowMillis: now) } }
         }
         guard decision.isAllowed else {
             counters.denied.add(1, ordering: .relaxed)
