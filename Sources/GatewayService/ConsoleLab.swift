@@ -54,7 +54,12 @@ final class LabTraces: Sendable {
     private struct State {
         var traces: [String: Trace] = [:]
         var order: [String] = []
+        /// Traces being followed now: each polls the table, the stream and the mailboxes once a
+        /// second for up to a minute, so their number is bounded.
+        var following = 0
     }
+
+    static let maxFollowing = 8
 
     private let state = Mutex(State())
     let backend: ConsoleBackend
@@ -86,6 +91,17 @@ final class LabTraces: Sendable {
     func start(body: Any?, send: @Sendable (String) async throws -> String) async throws(ConsoleError) -> Trace {
         let id = UUID().uuidString.lowercased()
         let text = try Self.orderBody(body, traceID: id)
+        let admitted = state.withLock { s in
+            guard s.following < Self.maxFollowing else { return false }
+            s.following += 1
+            return true
+        }
+        guard admitted else {
+            throw ConsoleError(.tooManyRequests, "ThrottlingException",
+                               "\(Self.maxFollowing) lab orders are being followed already: try again when one is done (at most a minute)")
+        }
+        var started = false
+        defer { if !started { state.withLock { $0.following -= 1 } } }
         // The shards' positions before the order exists: its stream record is after them.
         let positions = await streamPositions()
         let messageID: String
@@ -103,7 +119,11 @@ final class LabTraces: Sendable {
             s.order.append(id)
             while s.order.count > Self.keep { s.traces[s.order.removeFirst()] = nil }
         }
-        Task { await self.follow(id, orderID: orderID, positions: positions) }
+        started = true
+        Task {
+            await self.follow(id, orderID: orderID, positions: positions)
+            self.state.withLock { $0.following -= 1 }
+        }
         return trace
     }
 

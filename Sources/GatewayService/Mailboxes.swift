@@ -54,12 +54,14 @@ enum Mailboxes {
     }
 
     /// The last `bytes` bytes of a file (all of it when smaller), read under a shared flock, and
-    /// whether that is the whole file.
+    /// whether that is the whole file; nil while the sink holds the file's lock.
     static func tail(of path: String, bytes limit: Int) -> ([UInt8], Bool)? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        guard flock(fd, LOCK_SH) == 0 else { return nil }
+        // Never wait on the sink's exclusive lock here (this runs on the Swift pool): a mailbox
+        // being appended to is read at the next refresh.
+        guard flock(fd, LOCK_SH | LOCK_NB) == 0 else { return nil }
         defer { flock(fd, LOCK_UN) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { return nil }

@@ -38,8 +38,8 @@ public struct CurveKeyStore: Sendable {
             let fresh = try CurveKeyPair.generate()
             let text = Self.secretText(name: name, fresh)
             let temporary = directory.appendingPathComponent(".\(name).secret.\(getpid()).\(UInt32.random(in: 0...UInt32.max))")
-            try Self.write(text, to: temporary, mode: 0o600)
             defer { unlink(temporary.path) }
+            try Self.write(text, to: temporary, mode: 0o600)
             if link(temporary.path, file.path) == 0 {
                 pair = fresh
             } else if errno == EEXIST {

@@ -50,7 +50,9 @@ public struct CurveSettings: Sendable {
     static func applies(_ cluster: ClusterConfig, toEndpoint text: String) -> Bool {
         if text.hasPrefix("inproc://") { return false }
         if let endpoint = try? Endpoint(text) { return cluster.curveApplies(to: endpoint) }
-        guard text.hasPrefix("tcp://"), let colon = text.lastIndex(of: ":") else { return cluster.security.curve == .always }
+        guard text.hasPrefix("tcp://"), let colon = text.lastIndex(of: ":"), colon >= text.index(text.startIndex, offsetBy: 6) else {
+            return cluster.security.curve == .always
+        }
         let host = String(text[text.index(text.startIndex, offsetBy: 6)..<colon])
         var probe = try! Endpoint("tcp://127.0.0.1:1")
         probe.host = host

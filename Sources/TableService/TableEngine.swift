@@ -137,7 +137,10 @@ final class CommittedRecords: Sendable {
         }
         guard !latest.isEmpty || !deleted.isEmpty else { return }
         let woken = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            for table in deleted { s.committed = s.committed.filter { $0.key.table != table } }
+            for table in deleted {
+                s.committed = s.committed.filter { $0.key.table != table }
+                s.itemWrites[table] = nil
+            }
             var woken: [CheckedContinuation<Void, Never>] = []
             for (key, counter) in latest {
                 s.committed[key] = max(s.committed[key] ?? 0, counter)
