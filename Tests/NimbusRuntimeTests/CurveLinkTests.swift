@@ -112,9 +112,9 @@ final class CurveNode {
         // The node read keys/public/ at its start; the client's key is made only now, and the node
         // reads the folder again when the unknown key knocks.
         let client = try node.client()
-        let answer = try await client.request("test:Echo", to: node.endpoint, body: Data(#"{"text":"sealed"}"#.utf8))
+        let answer = try await client.request("test:Echo", to: node.endpoint, body: Data(#"{"text":"sealed"}"#.utf8), timeout: .patient, attempts: 1)
         #expect(String(decoding: answer, as: UTF8.self) == #"{"text":"sealed!"}"#)
-        let health = try JSONDecoder().decode(HealthReport.self, from: try await client.request("nimbus:Health", to: node.endpoint))
+        let health = try JSONDecoder().decode(HealthReport.self, from: try await client.request("nimbus:Health", to: node.endpoint, timeout: .patient, attempts: 1))
         #expect(health.details["curve"] == "on")
         #expect(health.counters["handshakesRejected"] == 0)
         await client.close()
