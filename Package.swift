@@ -121,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "NimbusCLI",
             dependencies: [
-                "NimbusRuntime", "NimbusConfig", "SupervisorCore", "NimbusProtocol", "FunctionRuntime", "TableCore", "NotifierCore",
+                "NimbusRuntime", "NimbusAuth", "NimbusConfig", "SupervisorCore", "NimbusProtocol", "FunctionRuntime", "TableCore", "NotifierCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             linkerSettings: allocator

@@ -19,8 +19,7 @@ struct CredentialAuthority: Sendable {
            stored.principal == PlatformPrincipals.root(account: account) {
             root = stored
         } else {
-            root = Credentials(accessKeyId: "AKIA" + SessionTokens.randomID(16), secretAccessKey: SessionTokens.randomSecret(),
-                               principal: PlatformPrincipals.root(account: account))
+            root = Credentials.newAccountRoot(account: account)
             try CredentialSource.write(root, to: rootFile)
         }
         let keyFile = dataDirectory.appendingPathComponent("iam/master.key")

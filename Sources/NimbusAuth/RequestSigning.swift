@@ -23,6 +23,13 @@ public struct Credentials: Codable, Sendable, Equatable {
         self.principal = principal
     }
 
+    /// A new long-term key of the account root (what the IAM node, or `up` on the iam host of a
+    /// cluster spread over hosts, writes to `credentials/root.json` when there is none).
+    public static func newAccountRoot(account: String) -> Credentials {
+        Credentials(accessKeyId: "AKIA" + SessionTokens.randomID(16), secretAccessKey: SessionTokens.randomSecret(),
+                    principal: PlatformPrincipals.root(account: account))
+    }
+
     enum CodingKeys: String, CodingKey {
         case accessKeyId = "AccessKeyId", secretAccessKey = "SecretAccessKey", sessionToken = "SessionToken"
         case expiration = "Expiration", principal = "Principal"

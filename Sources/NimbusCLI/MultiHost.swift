@@ -1,4 +1,5 @@
 import Foundation
+import NimbusAuth
 import NimbusRuntime
 import SupervisorCore
 
@@ -160,6 +161,17 @@ enum UpOnHost {
             + "say which one this is with --host NAME (or NIMBUS_HOST), and run up on each")
     }
 
+    /// On the iam host of a spread cluster, the account root's credentials are made here, before
+    /// the supervisor starts (the iam node adopts them), rather than by the iam node: the supervisor's
+    /// and this CLI's CURVE keys are derived from them (ClusterKeys), and they must not change later.
+    static func ensureRootCredentials(_ located: LocatedConfig) throws {
+        let config = located.config
+        guard config.iam.enforce, let iamHost = config.host(of: .iam), iamHost == located.host else { return }
+        let file = CredentialSource.file(dataDirectory: located.dataDirectory, name: "root")
+        if FileManager.default.fileExists(atPath: file.path) { return }
+        try CredentialSource.write(Credentials.newAccountRoot(account: config.account), to: file)
+    }
+
     /// With IAM enforced, a host without the iam node needs the account root's credentials the iam
     /// node wrote on its own host (`credentials/root.json` in that host's data directory): its
     /// supervisor signs with them to obtain its processes' credentials. An operator copies the
@@ -180,7 +192,5 @@ enum UpOnHost {
 }
 
 extension LocatedConfig {
-    /// The CLI's name towards the cluster (and its CURVE key's): `nimbus-cli`, or `nimbus-cli-HOST`
-    /// on a host of a spread cluster, so the CLIs of several hosts have keys of their own.
-    var cliName: String { host.map { "nimbus-cli-\($0)" } ?? "nimbus-cli" }
+    var cliName: String { config.cliName(host: host) }
 }

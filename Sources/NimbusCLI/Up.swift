@@ -18,6 +18,11 @@ struct Up: AsyncParsableCommand {
     private func up() async throws {
         let located = try cluster.load()
         try UpOnHost.check(located)
+        // Before any client is made: spread over hosts, the CLI's CURVE key comes from them.
+        if located.host != nil {
+            try UpOnHost.ensureRootCredentials(located)
+            try await UpOnHost.waitForRootCredentials(located, timeout: .seconds(timeout))
+        }
         let control = try Control(located)
         if let status = await control.status(host: nil) {
             throw CLIError("Nimbus is already running (supervisor pid \(status.supervisorPID) on \(control.endpoint)); stop it with ./Scripts/cluster down")
@@ -41,7 +46,6 @@ struct Up: AsyncParsableCommand {
         if let path = located.path { arguments += ["--config", path] }
         if let host = located.host {
             arguments += ["--host", host]
-            try await UpOnHost.waitForRootCredentials(located, timeout: .seconds(timeout))
         }
         let pid = try ProcessSpawner.spawn(supervisor, arguments, logFile: supervisorLog.path, newSession: true)
         // We are its parent until we exit; reap it if it dies while we wait.

@@ -80,6 +80,12 @@ extension ClusterConfig {
         return "supervisor-\(host)"
     }
 
+    /// The CLI's name towards the cluster (and its CURVE key's): `nimbus-cli`, or `nimbus-cli-HOST`
+    /// on a host of a spread cluster, so the CLIs of several hosts have keys of their own.
+    public func cliName(host: String?) -> String {
+        host.map { "nimbus-cli-\($0)" } ?? "nimbus-cli"
+    }
+
     /// The host whose supervisor is named `name` (`supervisor-h1`).
     public func host(ofSupervisor name: String) -> String? {
         guard name.hasPrefix("supervisor-") else { return nil }

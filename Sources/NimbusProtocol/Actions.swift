@@ -10,6 +10,9 @@ public enum NimbusAction {
     /// Restart a process or every process of a kind at once, its backoff reset.
     public static let restart = "nimbus:Restart"
     public static let stop = "nimbus:Stop"
+    /// The public CURVE keys of the processes on a supervisor's host (ClusterKeys). Open: the keys
+    /// are public, and the CURVE link itself says who answers.
+    public static let publicKeys = "nimbus:PublicKeys"
 }
 
 extension NimbusAction {

@@ -52,6 +52,24 @@ public struct CurveKeyStore: Sendable {
         return pair
     }
 
+    /// Makes `pair` the key pair of `name` (a pair derived from the root's secret, ClusterKeys):
+    /// its secret file is written unless it already holds it, and its public key published.
+    public func adopt(_ pair: CurveKeyPair, for name: String) throws {
+        try Self.checkName(name)
+        try createDirectories()
+        let file = secretFile(name)
+        if (try? readSecret(file)) != pair {
+            let temporary = directory.appendingPathComponent(".\(name).secret.\(getpid()).\(UInt32.random(in: 0...UInt32.max))")
+            try Self.write(Self.secretText(name: name, pair), to: temporary, mode: 0o600)
+            if rename(temporary.path, file.path) != 0 {
+                let reason = String(cString: strerror(errno))
+                unlink(temporary.path)
+                throw CurveKeyError("cannot write \(file.path): \(reason)")
+            }
+        }
+        try publish(name: name, pair.publicKey)
+    }
+
     /// The public key of the process `name`, from `keys/public/NAME.key`. Throws an error naming the
     /// file when it is missing or unreadable.
     public func publicKey(of name: String) throws -> CurveKey {
@@ -64,6 +82,11 @@ public struct CurveKeyStore: Sendable {
             throw CurveKeyError("\(file.path) holds no public-key = \"<40 Z85 characters>\" line")
         }
         return key
+    }
+
+    /// The public key `keys/public/NAME.key` holds, if any (nil rather than an error).
+    public func publishedKey(of name: String) -> CurveKey? {
+        FileManager.default.contents(atPath: publicFile(name).path).flatMap { Self.field("public-key", in: $0) }
     }
 
     /// Every public key in `keys/public/`, with the process name it belongs to.
@@ -114,7 +137,9 @@ public struct CurveKeyStore: Sendable {
 
     /// Writes `keys/public/NAME.key` unless it already says `key` (atomically: a reader never sees
     /// half a file).
-    private func publish(name: String, _ key: CurveKey) throws {
+    public func publish(name: String, _ key: CurveKey) throws {
+        try Self.checkName(name)
+        try createDirectories()
         let file = publicFile(name)
         if let data = FileManager.default.contents(atPath: file.path), Self.field("public-key", in: data) == key { return }
         let temporary = publicDirectory.appendingPathComponent(".\(name).key.\(getpid()).\(UInt32.random(in: 0...UInt32.max))")

@@ -17,13 +17,24 @@ public struct CurveSettings: Sendable {
     /// Make (or read) the key pair when the I/O thread starts rather than at the first encrypted link:
     /// nodes do, so that their public key is there before anyone calls them.
     public var keysAtStart: Bool
+    /// The account root's secret, for a process whose key pair is derived from it (a supervisor or
+    /// CLI of a cluster spread over hosts, ClusterKeys); nil: the pair is made at random.
+    public var rootSecret: String?
 
-    public init(keys: CurveKeyStore, name: String, cluster: ClusterConfig, peerNames: [String: String] = [:], keysAtStart: Bool) {
+    public init(keys: CurveKeyStore, name: String, cluster: ClusterConfig, peerNames: [String: String] = [:], keysAtStart: Bool,
+                rootSecret: String? = nil) {
         self.keys = keys
         self.name = name
         self.cluster = cluster
         self.peerNames = peerNames
         self.keysAtStart = keysAtStart
+        self.rootSecret = rootSecret
+    }
+
+    /// The root's secret when this process's key pair is derived from it.
+    var derivingSecret: String? {
+        guard let rootSecret, ClusterKeys.derivedNames(cluster).contains(name) else { return nil }
+        return rootSecret
     }
 
     /// Whether the socket this process binds at `bind` is a CURVE server: its own configured
@@ -93,7 +104,13 @@ final class CurveState {
         guard ZMQCapabilities.curve else {
             throw CurveKeyError("security.curve needs a libzmq built with CURVE (libsodium), and this one is not")
         }
-        let pair = try settings.keys.keyPair(for: settings.name)
+        let pair: CurveKeyPair
+        if let secret = settings.derivingSecret {
+            pair = try ClusterKeys.derivedKeyPair(for: settings.name, rootSecret: secret)
+            try settings.keys.adopt(pair, for: settings.name)
+        } else {
+            pair = try settings.keys.keyPair(for: settings.name)
+        }
         ownKeys = pair
         return pair
     }

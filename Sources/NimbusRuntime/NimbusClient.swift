@@ -14,13 +14,18 @@ public final class NimbusClient: Sendable {
     /// Signs every request (the runtime's own `nimbus:*` ones only when the credentials are there
     /// already); nil sends them unsigned.
     public let credentials: CredentialSource?
+    /// A standalone client of a cluster that distributes its keys learns them (ClusterKeys) before
+    /// its first request goes out.
+    private let keysLearned: Task<Void, Never>?
 
-    init(io: IOLoop, stamp: NodeStamp, cluster: ClusterConfig, ownsLoop: Bool = false, credentials: CredentialSource? = nil) {
+    init(io: IOLoop, stamp: NodeStamp, cluster: ClusterConfig, ownsLoop: Bool = false, credentials: CredentialSource? = nil,
+         keysLearned: Task<Void, Never>? = nil) {
         self.io = io
         self.stamp = stamp
         self.cluster = cluster
         self.ownsLoop = ownsLoop
         self.credentials = credentials
+        self.keysLearned = keysLearned
     }
 
     /// A client with its own I/O thread, for processes that are not nodes. Its CURVE key pair (for
@@ -34,19 +39,34 @@ public final class NimbusClient: Sendable {
         let stamp = NodeStamp(name: name, incarnation: UUID().uuidString.lowercased())
         let data = dataDirectory ?? credentials?.dataDirectory
             ?? cluster.dataDirectoryURL(relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        // A CLI of a cluster spread over hosts: its key pair comes from the root's secret, so every
+        // host admits it, and it asks the supervisors for the keys of the processes it may call.
+        let rootSecret = ClusterKeys.distributes(cluster) ? credentials?.current()?.secretAccessKey : nil
         let curve = CurveSettings(keys: CurveKeyStore(dataDirectory: data), name: name, cluster: cluster,
-                                  peerNames: curvePeers, keysAtStart: false)
+                                  peerNames: curvePeers, keysAtStart: false, rootSecret: rootSecret)
         let io = try IOLoop(
             settings: .init(bind: nil, stamp: stamp, actions: [], parentPID: nil, pid: getpid(), curve: curve),
             counters: NodeCounters(), logger: logger ?? Logger(label: name) { _ in SwiftLogNoOpLogHandler() })
         io.start()
-        return NimbusClient(io: io, stamp: stamp, cluster: cluster, ownsLoop: true, credentials: credentials)
+        var keysLearned: Task<Void, Never>?
+        if let rootSecret = curve.derivingSecret {
+            try ClusterKeys.publishDerived(cluster, rootSecret: rootSecret, into: curve.keys)
+            keysLearned = Task { [io, stamp] in
+                await ClusterKeys.pull(from: cluster.supervisedHosts, cluster: cluster, store: curve.keys) { endpoint in
+                    let envelope = Envelope.request(id: newRequestID(), action: NimbusAction.publicKeys, sender: stamp, body: Data("{}".utf8))
+                    let answer = try await io.request(envelope, to: endpoint, timeout: .seconds(1), attempts: 1)
+                    if let error = answer.wireError { throw error }
+                    return answer.body
+                }
+            }
+        }
+        return NimbusClient(io: io, stamp: stamp, cluster: cluster, ownsLoop: true, credentials: credentials, keysLearned: keysLearned)
     }
 
     /// The same connection, signing as someone else: e.g. a worker's Lambda-internal calls, made
     /// with the lambda.amazonaws.com identity rather than the function's execution role.
     public func signing(with credentials: CredentialSource) -> NimbusClient {
-        NimbusClient(io: io, stamp: stamp, cluster: cluster, ownsLoop: false, credentials: credentials)
+        NimbusClient(io: io, stamp: stamp, cluster: cluster, ownsLoop: false, credentials: credentials, keysLearned: keysLearned)
     }
 
     /// Stops a standalone client's I/O thread; outstanding requests fail with ServiceUnavailable.
@@ -61,6 +81,7 @@ public final class NimbusClient: Sendable {
         _ action: String, to endpoint: String, resource: String? = nil, body: Data = Data("{}".utf8),
         timeout: Duration = .seconds(2), attempts: Int = 3
     ) async throws -> Data {
+        await keysLearned?.value
         var envelope = Envelope.request(id: Self.newRequestID(), action: action, resource: resource, sender: stamp, body: body)
         var resign: (@Sendable () -> [Data]?)?
         // The runtime's own actions are signed when credentials are at hand (the supervisor's
@@ -93,6 +114,7 @@ public final class NimbusClient: Sendable {
 
     /// Sends a prepared request once: a resent copy would carry the same signature, a replay.
     public func send(_ prepared: Envelope, to endpoint: String, timeout: Duration = .seconds(2)) async throws -> Data {
+        await keysLearned?.value
         let answer = try await io.request(prepared, to: endpoint, timeout: timeout, attempts: 1)
         if let error = answer.wireError { throw error }
         return answer.body
@@ -111,6 +133,7 @@ public final class NimbusClient: Sendable {
     /// `reconnectWhenSilent`: a silence also reopens the socket to the peer, so that the next
     /// heartbeat (and request) goes over a fresh connection (readiness probes across hosts).
     public func heartbeat(_ endpoint: String, timeout: Duration, reconnectWhenSilent: Bool = false) async throws -> HeartbeatAnswer {
+        await keysLearned?.value
         let envelope = Envelope(header: EnvelopeHeader(kind: .heartbeat, id: Self.newRequestID(), sender: stamp), body: Data("{}".utf8))
         let answer = try await io.request(envelope, to: endpoint, timeout: timeout, attempts: 1, reconnectWhenSilent: reconnectWhenSilent)
         if let error = answer.wireError { throw error }

@@ -38,6 +38,9 @@ public struct NodeConfiguration: Sendable {
     /// the same as `credentials`; for workload processes (gateway, workers, which run as a role) a
     /// second file, `<data>/credentials/<name>.service.json`.
     public var platformCredentials: CredentialSource?
+    /// The account root's secret, when this process's CURVE key pair is derived from it (a
+    /// supervisor of a cluster spread over hosts: ClusterKeys).
+    public var curveRootSecret: String?
 
     public init(cluster: ClusterConfig, name: String, kind: String, bind: String?, dataDirectory: URL, parentPID: Int32? = nil,
                 stackFile: URL? = nil) {
@@ -103,7 +106,8 @@ public final class NodeRuntime: Sendable {
                             actions: service.actions, parentPID: configuration.parentPID, pid: identity.pid,
                             maxInFlight: configuration.maxInFlight,
                             curve: CurveSettings(keys: CurveKeyStore(dataDirectory: configuration.dataDirectory), name: configuration.name,
-                                                 cluster: configuration.cluster, keysAtStart: true)),
+                                                 cluster: configuration.cluster, keysAtStart: true,
+                                                 rootSecret: configuration.curveRootSecret)),
             counters: counters, logger: logger)
         client = NimbusClient(io: io, stamp: identity.stamp, cluster: configuration.cluster, credentials: configuration.credentials)
         let readiness = Readiness(onChange: { [io, logger] ready, reason in

@@ -10,10 +10,15 @@ struct SupervisorService: NodeService {
     /// Checks Scale, Kill and Stop when IAM is enforced (nil: anyone who reaches the socket may).
     let control: ControlAuthenticator?
 
-    var actions: Set<String> { [NimbusAction.status, NimbusAction.scale, NimbusAction.kill, NimbusAction.restart, NimbusAction.stop] }
+    var actions: Set<String> {
+        [NimbusAction.status, NimbusAction.scale, NimbusAction.kill, NimbusAction.restart, NimbusAction.stop, NimbusAction.publicKeys]
+    }
+    /// Open to anyone who reaches the socket: what they reveal is public (and, spread over hosts,
+    /// the CURVE link admits only processes the cluster knows).
+    private static let openActions: Set<String> = [NimbusAction.status, NimbusAction.publicKeys]
 
     func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
-        if request.header.action != NimbusAction.status, let control {
+        if let action = request.header.action, !Self.openActions.contains(action), let control {
             do {
                 try control.check(request)
             } catch {
@@ -52,12 +57,21 @@ struct SupervisorService: NodeService {
         case NimbusAction.stop:
             await shell.stop()
             return Data("{\"stopping\":true}".utf8)
+        case NimbusAction.publicKeys:
+            guard let host = shell.host else { throw WireError(.invalidAction, "this supervisor runs no host of a spread cluster") }
+            return try JSONEncoder().encode(ClusterKeys.ownKeys(of: host, in: runtime.cluster, store: keyStore(runtime)))
         default:
             throw WireError(.invalidAction, "unknown action")
         }
     }
 
     func run(runtime: NodeRuntime) async throws {
+        if let secret = runtime.configuration.curveRootSecret {
+            // Before any child starts: its ZAP handler reads these at its start.
+            do { try ClusterKeys.publishDerived(runtime.cluster, rootSecret: secret, into: keyStore(runtime)) } catch {
+                runtime.logger.error("cannot publish the supervisors' and CLIs' keys: \(error)")
+            }
+        }
         await shell.start(client: runtime.client, logger: runtime.logger)
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -75,6 +89,9 @@ struct SupervisorService: NodeService {
                         try? await Task.sleep(for: .milliseconds(250))
                     }
                 }
+                if let host = shell.host, ClusterKeys.distributes(runtime.cluster) {
+                    group.addTask { await distributeKeys(host: host, runtime: runtime) }
+                }
                 group.addTask {
                     // Heartbeats are 1 s apart; a 100 ms tick keeps restarts and timeouts prompt.
                     while !Task.isCancelled {
@@ -87,6 +104,22 @@ struct SupervisorService: NodeService {
             }
         } onGracefulShutdown: {
             Task { await shell.stop() }
+        }
+    }
+
+    private func keyStore(_ runtime: NodeRuntime) -> CurveKeyStore { CurveKeyStore(dataDirectory: runtime.configuration.dataDirectory) }
+
+    /// Spread over hosts: the other hosts' processes' keys, pulled twice a second (ClusterKeys).
+    private func distributeKeys(host: String, runtime: NodeRuntime) async {
+        let cluster = runtime.cluster
+        let store = keyStore(runtime)
+        let others = cluster.supervisedHosts.filter { $0 != host }
+        while !Task.isCancelled {
+            let written = await ClusterKeys.pull(from: others, cluster: cluster, store: store) { endpoint in
+                try await runtime.client.request(NimbusAction.publicKeys, to: endpoint, timeout: .seconds(1), attempts: 1)
+            }
+            if !written.isEmpty { runtime.logger.info("public keys learned: \(written.joined(separator: ", "))") }
+            try? await Task.sleep(for: .milliseconds(500))
         }
     }
 }

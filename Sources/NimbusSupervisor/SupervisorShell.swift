@@ -13,11 +13,14 @@ actor SupervisorShell {
     private let binDirectory: URL
     private let configPath: String?
     private let dataDirectory: URL
+    /// The host of a spread cluster this supervisor runs (nil without hosts).
+    let host: String?
     private var finished = false
     private var finishWaiters: [CheckedContinuation<Void, Never>] = []
 
     init(config: ClusterConfig, host: String? = nil, binDirectory: URL, configPath: String?, dataDirectory: URL) {
         core = SupervisorCore(config: config, host: host)
+        self.host = host
         self.binDirectory = binDirectory
         self.configPath = configPath
         self.dataDirectory = dataDirectory

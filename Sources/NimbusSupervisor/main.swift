@@ -30,6 +30,16 @@ do {
         configuration.credentials = CredentialSource(file: CredentialSource.file(dataDirectory: dataDirectory, name: "root"))
         configuration.platformCredentials = configuration.credentials
     }
+    // Spread over hosts with CURVE on, this supervisor's key pair is derived from the root's secret,
+    // so the other hosts' supervisors and CLIs know it without a copy (ClusterKeys).
+    if ClusterKeys.distributes(cluster) {
+        let root = CredentialSource.file(dataDirectory: dataDirectory, name: "root")
+        guard let secret = CredentialSource(file: root).current()?.secretAccessKey else {
+            throw ConfigError("no root credentials at \(root.path): spread over hosts with CURVE on, every host's supervisor needs them "
+                + "(nimbus up writes them on the iam host; copy that file to the others)")
+        }
+        configuration.curveRootSecret = secret
+    }
     let binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
     let pidFile = dataDirectory.appendingPathComponent("supervisor.pid")
     try FileManager.default.createDirectory(at: dataDirectory.appendingPathComponent("logs"), withIntermediateDirectories: true)

@@ -10,9 +10,10 @@ fault's end.
     h4  10.77.0.4   no service: the client (load, verify, status)
 
 Every link is CurveZMQ (`security: {curve: always}`). What an operator copies between hosts (README,
-"Across hosts"), the harness copies: the account root's credentials, made by the iam node on h1, into
-the other hosts' data directories before their `up`, and every process's public key
-(`keys/public/NAME.key`) into every other host's `keys/public/` as soon as it appears (`KeySync`).
+"Across hosts"), the harness copies: the account root's credentials, made by `up` on h1 (the iam
+host), into the other hosts' data directories before their `up`. Nothing else: the supervisors hand
+each other their processes' public keys (ClusterKeys), and the test checks that every host's
+`keys/public/` ends up with every process's key, as its owner host made it.
 
 NIMBUS_MULTIHOST_REPORT=FILE writes the measured numbers as JSON; NIMBUS_MULTIHOST_CUT_SECONDS (20)
 sets how long the cut and the partition last.
@@ -25,7 +26,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -65,38 +65,6 @@ def lab_config(directory: Path, stack: Path, addresses: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class KeySync(threading.Thread):
-    """Copies every host's public CURVE keys into every other host's `keys/public/`, as they appear
-    (an operator copies them once per new process; nothing secret is copied)."""
-
-    def __init__(self, directory: Path, hosts: list[str]):
-        super().__init__(daemon=True)
-        self.folders = [directory / host / "keys" / "public" for host in hosts]
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            self.sync()
-            self.done.wait(0.1)
-
-    def sync(self) -> None:
-        keys: dict[str, bytes] = {}
-        for folder in self.folders:
-            for key in folder.glob("*.key") if folder.is_dir() else []:
-                try:
-                    keys.setdefault(key.name, key.read_bytes())
-                except OSError:
-                    pass
-        for folder in self.folders:
-            folder.mkdir(parents=True, exist_ok=True)
-            for name, data in keys.items():
-                target = folder / name
-                if not target.exists():
-                    temporary = folder / f".{name}.copy"
-                    temporary.write_bytes(data)
-                    os.replace(temporary, target)
-
-
 class Lab:
     def __init__(self, directory: Path):
         self.directory = directory
@@ -104,7 +72,6 @@ class Lab:
         self.config = directory / "nimbus.yaml"
         self.started: list[str] = []
         self.pids: set[int] = set()
-        self.keys = KeySync(directory, HOSTS)
 
     # -- running things on a host ------------------------------------------------------------------
 
@@ -135,7 +102,6 @@ class Lab:
         self.hosts.open()
         addresses = {name: self.hosts[name].address for name in HOSTS}
         self.config.write_text(lab_config(self.directory, quick_redelivery_stack(self.directory), addresses))
-        self.keys.start()
         iam_host = PLACEMENT["iam"]
         for host in SERVED:
             if host != iam_host:
@@ -147,14 +113,10 @@ class Lab:
                 for other in HOSTS:
                     if other not in SERVED:
                         self.copy_root_credentials(iam_host, other)
-        # The client's CLI makes its key pair at its first call (which the servers refuse until the
-        # key is copied to them); from then on it is admitted everywhere.
-        self.nimbus(CLIENT, "status", timeout=20)
-        time.sleep(0.5)
 
     def copy_root_credentials(self, source: str, target: str) -> None:
-        """What an operator does once per host: the iam host's credentials/root.json (and, with CURVE,
-        every host's keys/public/*.key) into the host's data directory."""
+        """What an operator does once per host: the iam host's credentials/root.json into the host's
+        data directory."""
         (self.directory / target / "credentials").mkdir(parents=True, exist_ok=True)
         copy = self.directory / target / "credentials" / "root.json"
         shutil.copyfile(self.directory / source / "credentials" / "root.json", copy)
@@ -170,7 +132,6 @@ class Lab:
         for pid in sorted(self.pids):
             if pid_alive(pid) and pid_is_nimbus(pid):
                 problems.append(f"pid {pid} outlived nimbus down")
-        self.keys.done.set()
         killed = self.hosts.close()
         if killed:
             problems.append(f"killed in the namespaces at teardown: {killed}")
@@ -266,6 +227,27 @@ def run_fault(lab: Lab, name: str, apply, remove, seconds: float, not_ready: tup
     return result
 
 
+def public_key(path: Path) -> str | None:
+    match = re.search(r'public-key\s*=\s*"([^"]+)"', path.read_text()) if path.exists() else None
+    return match[1] if match else None
+
+
+def keys_distributed(lab: Lab, status: dict) -> bool:
+    """Every host's keys/public/ has every process's key, as the host it runs on made it; no host
+    holds a secret that is not its own."""
+    for process in status["processes"]:
+        made = public_key(lab.directory / process["host"] / "keys" / "public" / f"{process['name']}.key")
+        assert made, f"{process['name']} has no public key on its own host {process['host']}"
+        if any(public_key(lab.directory / host / "keys" / "public" / f"{process['name']}.key") != made for host in HOSTS):
+            return False
+    for host in HOSTS:
+        secrets = {p.name for p in (lab.directory / host / "keys").glob("*.secret")}
+        own = {f"{p['name']}.secret" for p in status["processes"] if p["host"] == host}
+        own |= {f"supervisor-{host}.secret", f"nimbus-cli-{host}.secret"}
+        assert secrets <= own, f"{host} holds secrets of others: {sorted(secrets - own)}"
+    return True
+
+
 def reasons(status: dict, names: list[str]) -> dict[str, str]:
     return {p["name"]: p.get("notReadyReason") or "" for p in status["processes"] if p["name"] in names and p.get("ready") is False}
 
@@ -281,6 +263,8 @@ def test_the_lab_across_three_hosts_survives_delay_loss_a_cut_and_a_partition(tm
         status = wait_until(lab.all_ready, timeout=20, interval=0.3, message="every process on every host ready")
         assert {p["host"] for p in status["processes"]} == set(SERVED)
         assert all(p["host"] == PLACEMENT[p["kind"]] for p in status["processes"]), status
+        # No key was copied: the supervisors handed them round (the CLI on h4 pulled its own).
+        wait_until(lambda: keys_distributed(lab, status), timeout=5, interval=0.2, message="every public key on every host")
 
         # The lab's POST, from the client host to the gateway's, reaches the mailbox on the queue's host.
         lab.subscribe_and_confirm(SUBSCRIBER)
