@@ -10,6 +10,7 @@ let serviceExecutables: [(target: String, product: String)] = [
     ("NimbusStreamWorker", "nimbus-stream-worker"),
     ("NimbusNotifier", "nimbus-notifier"),
     ("NimbusIAM", "nimbus-iam"),
+    ("NimbusEdge", "nimbus-edge"),
 ]
 
 /// The library each service executable is a shell over, as the services land.
@@ -21,6 +22,7 @@ let serviceLibraries: [String: [Target.Dependency]] = [
     "NimbusIngestWorker": ["FunctionRuntime", "LabFunctions"],
     "NimbusStreamWorker": ["FunctionRuntime", "LabFunctions"],
     "NimbusNotifier": ["NotifierService"],
+    "NimbusEdge": ["EdgeService"],
 ]
 
 /// Every Nimbus executable allocates through tcmalloc (gperftools' tcmalloc_minimal, Debian's
@@ -154,6 +156,19 @@ let package = Package(
             dependencies: ["NotifierCore", "QueueCore", "NimbusRuntime", "NimbusStack", "NimbusStorage", "COpenSSL", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "MailSink"),
+        // The AWS-compatible endpoint (docs/aws-endpoint.md): AWS's HTTP protocols in, nimbus/1 out.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "EdgeService",
+            dependencies: [
+                "NimbusRuntime", "NimbusAuth", "NimbusStack", "CZlib",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            // The AWS service models the query and REST protocols are driven by.
+            resources: [.copy("Models")]
+        ),
+        .testTarget(name: "EdgeServiceTests", dependencies: ["EdgeService", "NimbusRuntime"]),
         .executableTarget(name: "NimbusMailSink", dependencies: ["MailSink", "NimbusRuntime", "NimbusProtocol"], linkerSettings: allocator),
         .testTarget(name: "NotifierCoreTests", dependencies: ["NotifierCore", "NimbusProtocol"]),
         .testTarget(name: "GatewayServiceTests", dependencies: ["GatewayService", "NimbusRuntime", "SupervisorCore"]),

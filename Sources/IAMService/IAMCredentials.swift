@@ -101,6 +101,15 @@ struct SigningKeyRequest: Decodable {
     var Service: String
 }
 
+struct AWSSigningKeyRequest: Decodable {
+    var AccessKeyId: String
+    var SessionToken: String?
+    /// yyyymmdd of the request's credential scope.
+    var Date: String
+    var Region: String
+    var Service: String
+}
+
 struct CredentialsShape: Encodable {
     var AccessKeyId: String
     var SecretAccessKey: String

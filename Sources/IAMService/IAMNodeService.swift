@@ -18,7 +18,7 @@ public struct IAMNodeService: NodeService {
         "iam:CreatePolicy", "iam:GetPolicy", "iam:ListPolicies", "iam:DeletePolicy", "iam:CreateRole", "iam:GetRole",
         "iam:ListRoles", "iam:DeleteRole", "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
         "iam:SimulatePrincipalPolicy",
-        "sts:AssumeRole", "sts:GetServiceCredentials", "sts:GetSigningKey", "sts:GetCallerIdentity", NimbusAction.policyVersion,
+        "sts:AssumeRole", "sts:GetServiceCredentials", "sts:GetSigningKey", "sts:GetAWSSigningKey", "sts:GetCallerIdentity", NimbusAction.policyVersion,
     ]
 
     public init(configuration: NodeConfiguration) throws {
@@ -98,6 +98,18 @@ public struct IAMNodeService: NodeService {
                                                     nowMillis: CredentialSource.nowMillis())
             let key = material.key.symmetric.withUnsafeBytes { Data($0).base64EncodedString() }
             return try encoder.encode(SigningKeyResponse(Principal: material.principal, SigningKey: key, Expiration: material.expiration))
+        case "sts:GetAWSSigningKey":
+            // Nimbus: for the AWS-compatible endpoint (which runs as the account root), AWS's SigV4
+            // key for one caller, day, region and service: it checks an SDK's signature with it.
+            let r = try request.decode(AWSSigningKeyRequest.self)
+            guard request.principal == PlatformPrincipals.root(account: configuration.cluster.account) || !configuration.cluster.iam.enforce else {
+                throw WireError(.accessDenied, "User: \(request.principal ?? "anonymous") is not authorized to perform: sts:GetAWSSigningKey")
+            }
+            let (principal, secret, expiration) = try credentials.resolve(accessKeyId: r.AccessKeyId, sessionToken: r.SessionToken,
+                                                                         nowMillis: CredentialSource.nowMillis())
+            let key = AWSSigningKey.derive(secret: secret, date: r.Date, region: r.Region, service: r.Service)
+                .withUnsafeBytes { Data($0).base64EncodedString() }
+            return try encoder.encode(SigningKeyResponse(Principal: principal, SigningKey: key, Expiration: expiration))
         case "iam:CreatePolicy":
             let r = try request.decode(CreatePolicyRequest.self)
             let p = try await engine.perform { reg, now, changes in

@@ -247,3 +247,15 @@ struct SignatureFingerprint: Hashable {
 // SymmetricKey is an immutable value (its bytes are never mutated after init); swift-crypto 3.x
 // just does not declare it Sendable yet.
 extension SymmetricKey: @retroactive @unchecked Sendable {}
+
+/// AWS's own Signature Version 4 key: what the AWS-compatible endpoint checks an SDK's signature with.
+public enum AWSSigningKey {
+    /// kSigning: the HMAC chain over date, region, service and "aws4_request" from "AWS4" + secret.
+    public static func derive(secret: String, date: String, region: String, service: String) -> SymmetricKey {
+        var key = SymmetricKey(data: Array(("AWS4" + secret).utf8))
+        for part in [date, region, service, "aws4_request"] {
+            key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
+        }
+        return key
+    }
+}

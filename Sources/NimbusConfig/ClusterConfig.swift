@@ -19,6 +19,7 @@ public struct ClusterConfig: Sendable, Equatable {
     public var stack: String = "stacks/poc-lab.yaml"
     public var table = TableSettings()
     public var gateway = GatewaySettings()
+    public var edge = EdgeSettings()
     public var notifier = NotifierSettings()
     public var iam = IAMSettings()
     public var storage = StorageSettings()
@@ -97,6 +98,18 @@ public struct ClusterConfig: Sendable, Equatable {
         public var queueTimeoutMilliseconds: Int = 2_000
         /// A connection with nothing received for this long (idle between requests, or a request
         /// that stops half-way) is closed, so idle clients cannot hold every file descriptor.
+        public var idleTimeoutSeconds: Double = 60
+    }
+
+    /// The AWS-compatible endpoint (docs/aws-endpoint.md). Off with `services.edge.instances: 0`.
+    public struct EdgeSettings: Sendable, Equatable {
+        /// HOST:PORT the HTTP server listens on (LocalStack's port, so tools that know it just work).
+        public var http: String = "127.0.0.1:4566"
+        /// Largest request body accepted, after decompression.
+        public var maxBodyBytes: Int = 8 * 1024 * 1024
+        /// How long a request waits for the node that serves it.
+        public var timeoutMilliseconds: Int = 10_000
+        /// A connection with nothing received for this long is closed.
         public var idleTimeoutSeconds: Double = 60
     }
 
@@ -184,7 +197,7 @@ public struct ClusterConfig: Sendable, Equatable {
     static let defaultServices: [ServiceKind: ServiceSettings] = {
         let ports: [ServiceKind: Int] = [
             .iam: 7101, .queue: 7102, .table: 7103, .notifier: 7104, .gateway: 7105, .mailSink: 7106,
-            .ingestWorker: 7110, .streamWorker: 7120,
+            .edge: 7107, .ingestWorker: 7110, .streamWorker: 7120,
         ]
         return ports.mapValues { ServiceSettings(endpoint: try! Endpoint("tcp://127.0.0.1:\($0)")) }
     }()
@@ -287,6 +300,13 @@ public struct ClusterConfig: Sendable, Equatable {
         if gateway.maxBodyBytes < 1 { throw ConfigError("gateway.maxBodyBytes must be positive") }
         if gateway.queueTimeoutMilliseconds < 10 { throw ConfigError("gateway.queueTimeoutMilliseconds must be at least 10") }
         if !(gateway.idleTimeoutSeconds > 0) { throw ConfigError("gateway.idleTimeoutSeconds must be positive") }
+        let edgeHTTP = edge.http.split(separator: ":")
+        if edgeHTTP.count != 2 || Int(edgeHTTP[1]).map({ !(1...65535).contains($0) }) ?? true {
+            throw ConfigError("edge.http must be HOST:PORT, not \"\(edge.http)\"")
+        }
+        if edge.maxBodyBytes < 1024 { throw ConfigError("edge.maxBodyBytes must be at least 1024") }
+        if edge.timeoutMilliseconds < 100 { throw ConfigError("edge.timeoutMilliseconds must be at least 100") }
+        if !(edge.idleTimeoutSeconds > 0) { throw ConfigError("edge.idleTimeoutSeconds must be positive") }
         for kind in ServiceKind.allCases {
             let n = instances(kind)
             if kind.isWorker {
@@ -295,6 +315,8 @@ public struct ClusterConfig: Sendable, Equatable {
                 }
             } else if kind == .mailSink {
                 if n != 0 && n != 1 { throw ConfigError("services.mail-sink.instances must be 0 (a real SMTP relay) or 1") }
+            } else if kind == .edge {
+                if n != 0 && n != 1 { throw ConfigError("services.edge.instances must be 0 (no AWS endpoint) or 1") }
             } else if n != 1 {
                 throw ConfigError("services.\(kind.rawValue).instances must be 1: only workers scale")
             }
@@ -382,6 +404,7 @@ private struct ConfigFile: Decodable {
     var stack: String?
     var table: Table?
     var gateway: Gateway?
+    var edge: Edge?
     var notifier: Notifier?
     var iam: IAM?
     var storage: Storage?
@@ -433,6 +456,13 @@ private struct ConfigFile: Decodable {
         var idleTimeoutSeconds: Double?
     }
 
+    struct Edge: Decodable {
+        var http: String?
+        var maxBodyBytes: Int?
+        var timeoutMilliseconds: Int?
+        var idleTimeoutSeconds: Double?
+    }
+
     struct Supervisor: Decodable {
         var endpoint: Endpoint?
         var bind: Endpoint?
@@ -478,7 +508,7 @@ private struct ConfigFile: Decodable {
         let sections: [(String, Any)] = [
             ("security", SecurityFile()),
             ("supervisor", Supervisor()), ("heartbeat", Heartbeat()), ("restart", Restart()), ("table", Table()),
-            ("gateway", Gateway()), ("notifier", Notifier()), ("iam", IAM()), ("storage", Storage()), ("console", Console()),
+            ("gateway", Gateway()), ("edge", Edge()), ("notifier", Notifier()), ("iam", IAM()), ("storage", Storage()), ("console", Console()),
         ]
         for (name, known) in sections {
             if case .mapping(let section)? = top[name] { check(section, against: known, path: name + ".") }
@@ -530,6 +560,12 @@ private struct ConfigFile: Decodable {
             if let v = g.maxBodyBytes { c.gateway.maxBodyBytes = v }
             if let v = g.queueTimeoutMilliseconds { c.gateway.queueTimeoutMilliseconds = v }
             if let v = g.idleTimeoutSeconds { c.gateway.idleTimeoutSeconds = v }
+        }
+        if let e = edge {
+            if let v = e.http { c.edge.http = v }
+            if let v = e.maxBodyBytes { c.edge.maxBodyBytes = v }
+            if let v = e.timeoutMilliseconds { c.edge.timeoutMilliseconds = v }
+            if let v = e.idleTimeoutSeconds { c.edge.idleTimeoutSeconds = v }
         }
         if let s = supervisor {
             if let v = s.endpoint { c.supervisor.endpoint = v }
@@ -589,7 +625,7 @@ private struct ConfigFile: Decodable {
             if let v = n.mailSinkDirectory { c.notifier.mailSinkDirectory = v }
         }
         if let hosts {
-            try c.applyPlacement(hosts, explicit: .init(gatewayHTTP: gateway?.http != nil, smtpHost: notifier?.smtpHost != nil,
+            try c.applyPlacement(hosts, explicit: .init(gatewayHTTP: gateway?.http != nil, edgeHTTP: edge?.http != nil, smtpHost: notifier?.smtpHost != nil,
                                                         publicBaseURL: notifier?.publicBaseURL != nil))
         }
     }

@@ -31,6 +31,7 @@ extension ClusterConfig {
     /// Which settings the file gave itself, so placement only derives the ones it left out.
     struct ExplicitSettings {
         var gatewayHTTP: Bool
+        var edgeHTTP: Bool
         var smtpHost: Bool
         var publicBaseURL: Bool
     }
@@ -44,6 +45,8 @@ extension ClusterConfig {
     /// The host `kind` runs on (nil on a config without hosts).
     public func host(of kind: ServiceKind) -> String? {
         if let host = settings(kind).host { return host }
+        // Unplaced, the AWS endpoint runs beside the gateway, its HTTP sibling.
+        if kind == .edge, hosts.count > 1 { return host(of: .gateway) }
         return hosts.count == 1 ? hosts.keys.first : nil
     }
 
@@ -149,6 +152,11 @@ extension ClusterConfig {
             let port = parts.count == 2 ? parts[1] : "8080"
             if !(explicit.gatewayHTTP && (parts.first == "0.0.0.0" || parts.first == "*")) { gateway.http = "\(address):\(port)" }
             if !explicit.publicBaseURL { notifier.publicBaseURL = "http://\(address):\(port)" }
+        }
+        if let name = host(of: .edge), let address = hosts[name]?.address {
+            let parts = edge.http.split(separator: ":", maxSplits: 1).map(String.init)
+            let port = parts.count == 2 ? parts[1] : "4566"
+            if !(explicit.edgeHTTP && (parts.first == "0.0.0.0" || parts.first == "*")) { edge.http = "\(address):\(port)" }
         }
         if !explicit.smtpHost, instances(.mailSink) > 0, let name = host(of: .mailSink), let address = hosts[name]?.address {
             notifier.smtpHost = address

@@ -9,6 +9,8 @@ public enum ServiceKind: String, CaseIterable, Codable, Sendable, Hashable, Comp
     case gateway
     case ingestWorker = "ingest-worker"
     case streamWorker = "stream-worker"
+    /// The AWS-compatible HTTP endpoint (awscli, boto3, the SDKs): AWS's protocols in, nimbus/1 out.
+    case edge
 
     /// The executable that plays this kind, built from `Sources/<Target>`.
     public var executable: String {
@@ -21,6 +23,7 @@ public enum ServiceKind: String, CaseIterable, Codable, Sendable, Hashable, Comp
         case .gateway: return "nimbus-gateway"
         case .ingestWorker: return "nimbus-ingest-worker"
         case .streamWorker: return "nimbus-stream-worker"
+        case .edge: return "nimbus-edge"
         }
     }
 
@@ -35,6 +38,7 @@ public enum ServiceKind: String, CaseIterable, Codable, Sendable, Hashable, Comp
         case .gateway: return "POC-API"
         case .ingestWorker: return "POC-Lambda-1"
         case .streamWorker: return "POC-Lambda-2"
+        case .edge: return "AWS endpoint"
         }
     }
 
@@ -48,7 +52,7 @@ public enum ServiceKind: String, CaseIterable, Codable, Sendable, Hashable, Comp
         case .iam: return 0
         case .queue, .table, .mailSink: return 1
         case .notifier: return 2
-        case .gateway, .ingestWorker, .streamWorker: return 3
+        case .gateway, .ingestWorker, .streamWorker, .edge: return 3
         }
     }
 
@@ -83,7 +87,7 @@ extension ServiceKind {
         case .gateway: return [.queue]
         case .ingestWorker: return [.queue, .table]
         case .streamWorker: return [.table, .notifier]
-        case .iam, .queue, .table, .notifier, .mailSink: return []
+        case .iam, .queue, .table, .notifier, .mailSink, .edge: return []
         }
     }
 
@@ -97,7 +101,8 @@ extension ServiceKind {
         case .notifier: return "sns.amazonaws.com"
         case .gateway: return "apigateway.amazonaws.com"
         case .ingestWorker, .streamWorker: return "lambda.amazonaws.com"
-        case .iam, .mailSink: return nil
+        // The edge signs as its callers (and as the account root for its own look-ups).
+        case .iam, .mailSink, .edge: return nil
         }
     }
 }

@@ -1,8 +1,23 @@
 import Foundation
 import Logging
+import NimbusAuth
 import NimbusConfig
 import NimbusProtocol
 import Synchronization
+
+/// A caller's access key with the Nimbus signing key the IAM node derived for it (for one day and
+/// one service): what signs a request on the caller's behalf without the caller's secret.
+public struct CallerKey: Sendable {
+    public var accessKeyId: String
+    public var sessionToken: String?
+    public var key: SigningKey
+
+    public init(accessKeyId: String, sessionToken: String?, key: SigningKey) {
+        self.accessKeyId = accessKeyId
+        self.sessionToken = sessionToken
+        self.key = key
+    }
+}
 
 /// Sends requests to Nimbus nodes and awaits their answers. A node's client shares the node's I/O
 /// thread; a standalone client (the CLI, tools) gets an I/O thread of its own with no bound socket.
@@ -99,6 +114,30 @@ public final class NimbusClient: Sendable {
             }
         }
         let answer = try await io.request(envelope, to: endpoint, timeout: timeout, attempts: attempts, resign: resign)
+        if let error = answer.wireError { throw error }
+        return answer.body
+    }
+
+    /// A request on behalf of a caller whose signature the sender has checked (the AWS endpoint): it is
+    /// signed with the caller's access key and the signing key the IAM node gave for it, so the node
+    /// that serves it authorizes the caller, not the sender. nil: sent unsigned (IAM not enforced).
+    /// A resend is signed afresh.
+    public func request(_ action: String, to endpoint: String, body: Data, onBehalfOf caller: CallerKey?,
+                        timeout: Duration, attempts: Int = 2) async throws -> Data {
+        await keysLearned?.value
+        let envelope = Envelope.request(id: Self.newRequestID(), action: action, sender: stamp, body: body)
+        var resign: (@Sendable () -> [Data]?)?
+        var first = envelope
+        if let caller {
+            let identity = Credentials(accessKeyId: caller.accessKeyId, secretAccessKey: "", sessionToken: caller.sessionToken, principal: "")
+            RequestSigning.sign(&first, with: identity, key: caller.key, nowMillis: CredentialSource.nowMillis())
+            resign = {
+                var again = envelope
+                RequestSigning.sign(&again, with: identity, key: caller.key, nowMillis: CredentialSource.nowMillis())
+                return FrameCodec.encode(again)
+            }
+        }
+        let answer = try await io.request(first, to: endpoint, timeout: timeout, attempts: attempts, resign: resign)
         if let error = answer.wireError { throw error }
         return answer.body
     }

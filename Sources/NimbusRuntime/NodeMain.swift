@@ -63,7 +63,9 @@ public struct LocatedConfig: Sendable {
 /// Entry point shared by every service executable: parse flags, load config, set up logging, run the
 /// node under ServiceLifecycle until SIGTERM/SIGINT.
 public enum NodeMain {
-    public static func run(kind: ServiceKind, service makeService: @Sendable (NodeConfiguration) throws -> any NodeService) async {
+    /// `configure` adjusts the configuration before the node is built (e.g. what it signs with).
+    public static func run(kind: ServiceKind, configure: (inout NodeConfiguration) throws -> Void = { _ in },
+                           service makeService: @Sendable (NodeConfiguration) throws -> any NodeService) async {
         let options = NodeOptions.parseOrExit()
         do {
             let (cluster, base) = try options.loadCluster()
@@ -71,11 +73,12 @@ public enum NodeMain {
             guard let parsed = ServiceKind.parse(instanceName: name), parsed.kind == kind else {
                 throw ConfigError("\(name) is not a name for a \(kind.rawValue) process")
             }
-            let configuration = NodeConfiguration(
+            var configuration = NodeConfiguration(
                 cluster: cluster, name: name, kind: kind.rawValue,
                 bind: options.bind ?? cluster.bindEndpoint(kind, instance: parsed.index).description,
                 dataDirectory: options.dataDir.map { URL(fileURLWithPath: $0) } ?? cluster.dataDirectoryURL(relativeTo: base),
                 parentPID: options.parentPid, stackFile: cluster.stackURL(relativeTo: base))
+            try configure(&configuration)
             _ = logHandler(configuration, logToStderr: options.logStderr)
             try await run(configuration, service: try makeService(configuration), logToStderr: options.logStderr)
         } catch {

@@ -79,7 +79,7 @@ import NimbusConfig
 
     @Test func boundEndpointsReserveEveryWorkerPort() {
         let bound = ClusterConfig().boundEndpoints()
-        #expect(bound.count == 1 + 6 + 2 * ServiceKind.maxInstances)
+        #expect(bound.count == 1 + 7 + 2 * ServiceKind.maxInstances)
         #expect(Set(bound.map(\.endpoint)).count == bound.count)
     }
 }

@@ -65,10 +65,10 @@ struct Harness {
         h.beat("table")
         #expect(h.spawned(since: 0).last == "notifier")
         h.beat("notifier")
-        #expect(Set(h.spawned(since: 0).suffix(3)) == ["gateway", "ingest-worker-1", "stream-worker-1"])
+        #expect(Set(h.spawned(since: 0).suffix(4)) == ["gateway", "ingest-worker-1", "stream-worker-1", "edge"])
         h.beatAll()
         #expect(h.core.snapshot(now: h.now).allSatisfy { $0.state == "running" })
-        #expect(h.core.snapshot(now: h.now).count == 8)
+        #expect(h.core.snapshot(now: h.now).count == 9)
         #expect(h.log.contains(.log(.info, "every process has started")))
     }
 
@@ -331,7 +331,7 @@ struct Harness {
         #expect(h.spawned(since: mark).isEmpty, "a scaled-away instance is not restarted")
         h.run(try h.core.scale(.streamWorker, to: 0, now: h.now))
         h.exit("stream-worker-1", "exit 0")
-        #expect(h.core.snapshot(now: h.now).count == 7)
+        #expect(h.core.snapshot(now: h.now).count == 8)
     }
 
     @Test func scalingRefusesNonWorkersAndOutOfRangeCounts() {
@@ -358,8 +358,8 @@ struct Harness {
         h.bringUp()
         var mark = h.log.count
         h.run(h.core.stop(now: h.now))
-        #expect(Set(h.signals(since: mark).map(\.0)) == ["gateway", "ingest-worker-1", "stream-worker-1"])
-        for name in ["gateway", "ingest-worker-1", "stream-worker-1"] {
+        #expect(Set(h.signals(since: mark).map(\.0)) == ["gateway", "ingest-worker-1", "stream-worker-1", "edge"])
+        for name in ["gateway", "ingest-worker-1", "stream-worker-1", "edge"] {
             mark = h.log.count
             h.exit(name, "exit 0")
         }
@@ -385,7 +385,7 @@ struct Harness {
         h.run(h.core.stop(now: h.now))
         let mark = h.log.count
         h.advance(.seconds(3))
-        #expect(Set(h.signals(since: mark).filter { $0.1 == .kill }.map(\.0)) == ["gateway", "ingest-worker-1", "stream-worker-1"])
+        #expect(Set(h.signals(since: mark).filter { $0.1 == .kill }.map(\.0)) == ["gateway", "ingest-worker-1", "stream-worker-1", "edge"])
     }
 
     @Test func aCrashDuringStopIsNotRestarted() {
@@ -428,7 +428,8 @@ struct Harness {
         h.beat("table")
         #expect(h.spawned(since: 0) == ["table", "notifier"])
         h.beat("notifier")
-        #expect(Set(h.spawned(since: 0)) == ["table", "notifier", "gateway", "ingest-worker-1", "stream-worker-1"])
+        // The edge is not placed: it goes with the gateway.
+        #expect(Set(h.spawned(since: 0)) == ["table", "notifier", "gateway", "ingest-worker-1", "stream-worker-1", "edge"])
         #expect(h.core.snapshot(now: h.now).allSatisfy { $0.host == "h2" })
         h.run(try h.core.scale(.ingestWorker, to: 2, now: h.now))
         #expect(h.spawned(since: 0).contains("ingest-worker-2"))

@@ -53,12 +53,14 @@ SERVICE_OFFSETS = {
     "mail-sink": 7,
     "ingest-worker": 10,
     "stream-worker": 20,
+    "edge": 9,
 }
 # the processes a default cluster runs (one instance of each worker kind)
-PROCESS_NAMES = ["iam", "queue", "table", "notifier", "mail-sink", "gateway", "ingest-worker-1", "stream-worker-1"]
-PORT_SPAN = 30  # base .. base+29
+PROCESS_NAMES = ["iam", "queue", "table", "notifier", "mail-sink", "gateway", "ingest-worker-1", "stream-worker-1", "edge"]
+PORT_SPAN = 31  # base .. base+30
 GATEWAY_HTTP_OFFSET = 6  # the gateway's HTTP port: base + 6 (inside the span, unused by the sockets)
 SMTP_OFFSET = 8  # the mail sink's SMTP port: base + 8
+EDGE_HTTP_OFFSET = 30  # the AWS endpoint's HTTP port: base + 30
 # the lab's resources (POC-Queue, POC-Queue-DLQ, ...), created by the services at start
 STACK_FILE = REPO / "stacks" / "poc-lab.yaml"
 
@@ -143,7 +145,7 @@ _claimed_bases: set[int] = set()
 
 
 def find_base_port() -> int:
-    """A base port (multiple of 100) whose 30 ports are all free, not used by another cluster here.
+    """A base port (multiple of 100) whose 31 ports are all free, not used by another cluster here.
 
     Bases below the ephemeral range (32768+) are tried first, in random order, so two test runs on
     the same machine are unlikely to pick the same one.
@@ -159,7 +161,7 @@ def find_base_port() -> int:
         if ports_free(base):
             _claimed_bases.add(base)
             return base
-    raise RuntimeError("no free block of 30 ports between 20000 and 60000")
+    raise RuntimeError("no free block of 31 ports between 20000 and 60000")
 
 
 def run(args: list[str], timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess:
@@ -529,6 +531,15 @@ class Cluster:
         return self.directory / "data" / "mail"
 
     @property
+    def edge_url(self) -> str:
+        """The AWS-compatible endpoint's URL, e.g. ``http://127.0.0.1:20030`` (what awscli and boto3 take)."""
+        return f"http://{HOST}:{self.base + EDGE_HTTP_OFFSET}"
+
+    def root_credentials(self) -> dict:
+        """The account root's credentials (``<data>/credentials/root.json``): AccessKeyId, SecretAccessKey."""
+        return json.loads((self.directory / "data" / "credentials" / "root.json").read_text())
+
+    @property
     def http_url(self) -> str:
         """The gateway's base URL, e.g. ``http://127.0.0.1:20006``."""
         return f"http://{HOST}:{self.http_port}"
@@ -549,6 +560,8 @@ class Cluster:
             lines.append(f"  {kind}: {{ endpoint: tcp://{HOST}:{self.base + offset}{instances} }}")
         gateway = {"http": f"{HOST}:{self.http_port}", **self.gateway_settings}
         lines.append("gateway: {" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in gateway.items()) + "}")
+        if "edge" not in self.sections:
+            lines.append(f"edge: {{http: \"{HOST}:{self.base + EDGE_HTTP_OFFSET}\"}}")
         sections = {**self.sections}
         # mail goes to this cluster's own sink; confirmation links point at its gateway
         sections["notifier"] = {"smtpPort": self.smtp_port, "publicBaseURL": self.http_url, **sections.get("notifier", {})}

@@ -1,0 +1,257 @@
+import Crypto
+import Foundation
+import NimbusProtocol
+
+/// AWS Signature Version 4 as the SDKs sign an HTTP request (docs.aws.amazon.com, "Create a signed
+/// AWS API request"), in an `Authorization` header or a presigned query string. Pure: the caller
+/// hands the request's parts and, once it knows the access key, the derived signing key.
+public struct SigV4Request: Sendable, Equatable {
+    public var accessKeyId: String
+    /// `yyyymmdd` of the credential scope.
+    public var date: String
+    public var region: String
+    public var service: String
+    public var signedHeaders: [String]
+    public var signature: String
+    /// `X-Amz-Date` (`yyyyMMddTHHmmssZ`).
+    public var timestamp: String
+    public var sessionToken: String?
+    /// Presigned: the query string carries the signature, and the payload is not signed.
+    public var presigned: Bool
+    /// Presigned: seconds the signature is good for from `timestamp`.
+    public var expires: Int?
+
+    /// Why a request's signature information cannot be read, in AWS's words.
+    public struct Failure: Error, Equatable, Sendable {
+        public enum Kind: Sendable { case missing, incomplete, expired, mismatch, badDate }
+        public var kind: Kind
+        public var message: String
+    }
+
+    /// Reads the signature information: the `Authorization` header first, else the query string.
+    /// `headers` are lower-cased names; `query` the decoded query parameters.
+    public static func parse(headers: [String: String], query: [(String, String)]) throws(Failure) -> SigV4Request {
+        if let authorization = headers["authorization"] {
+            return try parseHeader(authorization, headers: headers)
+        }
+        if query.contains(where: { $0.0 == "X-Amz-Signature" }) {
+            return try parsePresigned(query)
+        }
+        throw Failure(kind: .missing, message: "Request is missing Authentication Token")
+    }
+
+    static func parseHeader(_ value: String, headers: [String: String]) throws(Failure) -> SigV4Request {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        guard trimmed.hasPrefix("AWS4-HMAC-SHA256") else {
+            throw Failure(kind: .incomplete, message: "Only AWS4-HMAC-SHA256 (Signature Version 4) is supported, not \(trimmed.split(separator: " ").first ?? "")")
+        }
+        var fields: [String: String] = [:]
+        for part in trimmed.dropFirst("AWS4-HMAC-SHA256".count).split(separator: ",") {
+            let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1).map(String.init)
+            if pair.count == 2 { fields[pair[0]] = pair[1] }
+        }
+        guard let credential = fields["Credential"], let signed = fields["SignedHeaders"], let signature = fields["Signature"] else {
+            let missing = ["Credential", "SignedHeaders", "Signature"].filter { fields[$0] == nil }
+            throw Failure(kind: .incomplete, message: "Authorization header requires \(missing.map { "'\($0)'" }.joined(separator: ", ")) parameter(s). Authorization=\(value)")
+        }
+        guard let timestamp = headers["x-amz-date"] ?? headers["date"].flatMap(Self.amzDate(fromHTTPDate:)) else {
+            throw Failure(kind: .incomplete, message: "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+        }
+        let scope = try Self.scope(credential)
+        return SigV4Request(accessKeyId: scope.0, date: scope.1, region: scope.2, service: scope.3,
+                            signedHeaders: signed.split(separator: ";").map { $0.lowercased() }, signature: signature,
+                            timestamp: timestamp, sessionToken: headers["x-amz-security-token"], presigned: false, expires: nil)
+    }
+
+    static func parsePresigned(_ query: [(String, String)]) throws(Failure) -> SigV4Request {
+        func value(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
+        guard value("X-Amz-Algorithm") == "AWS4-HMAC-SHA256" else {
+            throw Failure(kind: .incomplete, message: "X-Amz-Algorithm must be AWS4-HMAC-SHA256")
+        }
+        guard let credential = value("X-Amz-Credential"), let timestamp = value("X-Amz-Date"), let signed = value("X-Amz-SignedHeaders"),
+              let signature = value("X-Amz-Signature") else {
+            throw Failure(kind: .incomplete, message: "A presigned request needs X-Amz-Credential, X-Amz-Date, X-Amz-SignedHeaders and X-Amz-Signature")
+        }
+        let scope = try Self.scope(credential)
+        return SigV4Request(accessKeyId: scope.0, date: scope.1, region: scope.2, service: scope.3,
+                            signedHeaders: signed.split(separator: ";").map { $0.lowercased() }, signature: signature, timestamp: timestamp,
+                            sessionToken: value("X-Amz-Security-Token"), presigned: true, expires: value("X-Amz-Expires").flatMap { Int($0) })
+    }
+
+    /// `AKID/yyyymmdd/region/service/aws4_request`.
+    static func scope(_ credential: String) throws(Failure) -> (String, String, String, String) {
+        let parts = credential.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 5, parts[4] == "aws4_request", parts[1].count == 8, !parts[0].isEmpty else {
+            throw Failure(kind: .incomplete, message: "Credential should be scoped to a valid region, not '\(credential)'. Credential=\(credential)")
+        }
+        return (parts[0], parts[1], parts[2], parts[3])
+    }
+
+    /// The request's time, in seconds since the epoch.
+    public func time() throws(Failure) -> Int64 {
+        guard let seconds = Self.seconds(amzDate: timestamp) else {
+            throw Failure(kind: .badDate, message: "X-Amz-Date must be yyyyMMddTHHmmssZ, not '\(timestamp)'")
+        }
+        return seconds
+    }
+
+    /// Too old or too far ahead (15 minutes, as AWS), or past a presigned request's expiry.
+    public func checkTime(nowSeconds: Int64, skewSeconds: Int64 = 900) throws(Failure) {
+        let at = try time()
+        if presigned {
+            let expires = Int64(expires ?? 900)
+            if nowSeconds > at + expires || at > nowSeconds + skewSeconds {
+                throw Failure(kind: .expired, message: "Request has expired")
+            }
+            return
+        }
+        if abs(nowSeconds - at) > skewSeconds {
+            let now = Self.amzDate(seconds: nowSeconds)
+            throw Failure(kind: .expired, message: at < nowSeconds
+                ? "Signature expired: \(timestamp) is now earlier than \(Self.amzDate(seconds: nowSeconds - skewSeconds)) (\(now) - 15 min.)"
+                : "Signature not yet current: \(timestamp) is still later than \(Self.amzDate(seconds: nowSeconds + skewSeconds)) (\(now) + 15 min.)")
+        }
+    }
+
+    // MARK: The canonical request
+
+    /// The string to sign for the request's parts. `rawPath` and `rawQuery` as they came on the
+    /// wire (percent-encoded); `headers` with lower-cased names (several values joined by ",").
+    public func stringToSign(method: String, rawPath: String, rawQuery: String, headers: [String: String], body: Data) -> String {
+        let canonical = canonicalRequest(method: method, rawPath: rawPath, rawQuery: rawQuery, headers: headers, body: body)
+        return "AWS4-HMAC-SHA256\n\(timestamp)\n\(date)/\(region)/\(service)/aws4_request\n" + Self.hexSHA256(Array(canonical.utf8))
+    }
+
+    public func canonicalRequest(method: String, rawPath: String, rawQuery: String, headers: [String: String], body: Data) -> String {
+        let path = rawPath.isEmpty ? "/" : Self.encode(rawPath, keepSlash: true)
+        var pairs: [(String, String)] = []
+        for item in rawQuery.split(separator: "&", omittingEmptySubsequences: true) {
+            let kv = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = Self.formDecode(String(kv[0])), value = kv.count > 1 ? Self.formDecode(String(kv[1])) : ""
+            if presigned && key == "X-Amz-Signature" { continue }
+            pairs.append((Self.encode(key, keepSlash: false), Self.encode(value, keepSlash: false)))
+        }
+        pairs.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        let query = pairs.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        let canonicalHeaders = signedHeaders.map { name in
+            "\(name):\(Self.collapse(headers[name] ?? ""))\n"
+        }.joined()
+        let payload: String
+        if let declared = headers["x-amz-content-sha256"] {
+            payload = declared
+        } else if presigned {
+            payload = "UNSIGNED-PAYLOAD"
+        } else {
+            payload = Self.hexSHA256(body)
+        }
+        return "\(method)\n\(path)\n\(query)\n\(canonicalHeaders)\n\(signedHeaders.joined(separator: ";"))\n\(payload)"
+    }
+
+    /// Compares the request's signature with the one `signingKey` (AWS's kSigning for this scope) makes.
+    public func verify(signingKey: SymmetricKey, method: String, rawPath: String, rawQuery: String, headers: [String: String], body: Data) -> Bool {
+        let text = stringToSign(method: method, rawPath: rawPath, rawQuery: rawQuery, headers: headers, body: body)
+        let expected = Hex.encode(Data(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: signingKey)))
+        return Self.constantTimeEqual(expected, signature.lowercased())
+    }
+
+    // MARK: Helpers
+
+    static func hexSHA256(_ bytes: some DataProtocol) -> String { Hex.encode(Data(SHA256.hash(data: bytes))) }
+
+    /// RFC 3986 percent-encoding as SigV4 wants it: unreserved characters kept, everything else
+    /// %XX upper-case (a `%` already there is encoded again, as the SDKs do for a path).
+    static func encode(_ text: String, keepSlash: Bool) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            case UInt8(ascii: "/") where keepSlash:
+                out.append("/")
+            default:
+                out += String(format: "%%%02X", byte)
+            }
+        }
+        return out
+    }
+
+    /// Decodes `application/x-www-form-urlencoded` text (`+` is a space).
+    public static func formDecode(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = Array(text.utf8)[...]
+        while let byte = iterator.popFirst() {
+            if byte == UInt8(ascii: "+") {
+                bytes.append(0x20)
+            } else if byte == UInt8(ascii: "%"), iterator.count >= 2,
+                      let value = UInt8(String(decoding: iterator.prefix(2), as: UTF8.self), radix: 16) {
+                bytes.append(value)
+                iterator = iterator.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// A header value as canonical: trimmed, runs of spaces made one.
+    static func collapse(_ value: String) -> String {
+        var out = ""
+        var lastSpace = false
+        for character in value.trimmingCharacters(in: .whitespaces) {
+            if character == " " || character == "\t" {
+                if !lastSpace { out.append(" ") }
+                lastSpace = true
+            } else {
+                out.append(character)
+                lastSpace = false
+            }
+        }
+        return out
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for i in 0..<x.count { difference |= x[i] ^ y[i] }
+        return difference == 0
+    }
+
+    static func seconds(amzDate text: String) -> Int64? {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 16, bytes[8] == UInt8(ascii: "T"), bytes[15] == UInt8(ascii: "Z") else { return nil }
+        func number(_ range: Range<Int>) -> Int? { Int(String(decoding: bytes[range], as: UTF8.self)) }
+        guard let year = number(0..<4), let month = number(4..<6), let day = number(6..<8),
+              let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        // Days from the civil date (Howard Hinnant's algorithm).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        return Int64(days) * 86400 + Int64(hour * 3600 + minute * 60 + second)
+    }
+
+    static func amzDate(seconds: Int64) -> String {
+        let date = Date(timeIntervalSince1970: TimeInterval(seconds))
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        return String(format: "%04d%02d%02dT%02d%02d%02dZ", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
+    }
+
+    /// An RFC 7231 `Date` header as `X-Amz-Date`.
+    static func amzDate(fromHTTPDate text: String) -> String? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: text) else { return nil }
+        return amzDate(seconds: Int64(date.timeIntervalSince1970))
+    }
+}
