@@ -1,5 +1,5 @@
 """The orchestrator files, checked by their structure (issue 24): deploy/kubernetes/ (a StatefulSet with
-a PersistentVolumeClaim per stateful node, a Deployment for the gateway, StatefulSets for the workers'
+a PersistentVolumeClaim per stateful node, Deployments for the gateway and the edge, StatefulSets for the workers'
 instance names, a Service per kind, a ConfigMap with the cluster config) and compose/ (Dockerfile,
 docker-compose.yaml, its configs). No Kubernetes or Docker engine runs here, so nothing is applied:
 every YAML document must parse, every kind and port of nimbus.yaml must have its objects, every probe
@@ -28,11 +28,11 @@ CONFIG_MOUNT = "/etc/nimbus"
 CONFIG_FILE = f"{CONFIG_MOUNT}/nimbus.yaml"
 
 # The kinds that keep durable state under their data directory (SQLite; the sink's mailboxes), each a
-# StatefulSet with a volume claim; the gateway is a Deployment; workers are StatefulSets for their
-# instance names only (deploy/kubernetes/README.md, Workers).
+# StatefulSet with a volume claim; the gateway and the edge (stateless) are Deployments; workers are
+# StatefulSets for their instance names only (deploy/kubernetes/README.md, Workers).
 STATEFUL = {"iam", "queue", "table", "notifier", "mail-sink"}
 WORKERS = {"ingest-worker", "stream-worker"}
-DEPLOYMENTS = {"gateway"}
+DEPLOYMENTS = {"gateway", "edge"}
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -66,9 +66,11 @@ def kind_ports() -> dict[str, int]:
 
 
 def extra_ports() -> dict[str, dict[str, int]]:
-    """The ports besides ZeroMQ: the gateway's HTTP (gateway.http) and the mail sink's SMTP (notifier.smtpPort)."""
+    """The ports besides ZeroMQ: the gateway's HTTP (gateway.http), the edge's (edge.http) and the mail
+    sink's SMTP (notifier.smtpPort)."""
     config = root_config()
     return {"gateway": {"http": int(config["gateway"]["http"].rsplit(":", 1)[1])},
+            "edge": {"http": int(config["edge"]["http"].rsplit(":", 1)[1])},
             "mail-sink": {"smtp": int(config["notifier"]["smtpPort"])}}
 
 
@@ -381,6 +383,7 @@ def check_config(config: dict, hosts: dict[str, str]) -> None:
     assert config["iam"]["enforce"] is False
     assert config["console"]["enabled"] is False
     assert config["gateway"]["http"] == f"0.0.0.0:{extra_ports()['gateway']['http']}"
+    assert config["edge"]["http"] == f"0.0.0.0:{extra_ports()['edge']['http']}"
     assert config["notifier"]["smtpPort"] == extra_ports()["mail-sink"]["smtp"]
 
 
@@ -589,8 +592,9 @@ def test_compose_configs_find_every_process_by_its_service_name():
     assert configs["mail-sink.yaml"]["notifier"].pop("smtpHost") == "0.0.0.0"
     configs["nimbus.yaml"]["notifier"].pop("smtpHost")
     assert configs["mail-sink.yaml"] == configs["nimbus.yaml"]
-    published = compose()["services"]["gateway"]["ports"]
-    assert f"127.0.0.1:{extra_ports()['gateway']['http']}:{extra_ports()['gateway']['http']}" in published
+    for kind in ("gateway", "edge"):
+        published = compose()["services"][kind]["ports"]
+        assert f"127.0.0.1:{extra_ports()[kind]['http']}:{extra_ports()[kind]['http']}" in published, kind
 
 
 def test_the_dockerfile_builds_every_target_the_manifest_needs():

@@ -19,7 +19,7 @@ from conftest import (NIMBUS_BIN, ask_health, process_by_name, quick_redelivery_
                       wait_for_queue, wait_until)
 from test_pipeline import subscribe_and_confirm
 
-KINDS = ["iam", "queue", "table", "notifier", "mail-sink", "gateway", "ingest-worker", "stream-worker"]
+KINDS = ["iam", "queue", "table", "notifier", "mail-sink", "gateway", "ingest-worker", "stream-worker", "edge"]
 
 
 def running_again(cluster, name: str, old_pid: int, timeout: float) -> dict:

@@ -6,7 +6,7 @@ fault's end.
 
     h1  10.77.0.1   iam, queue, mail-sink
     h2  10.77.0.2   table, notifier
-    h3  10.77.0.3   gateway, ingest-worker-1, stream-worker-1
+    h3  10.77.0.3   gateway, edge, ingest-worker-1, stream-worker-1
     h4  10.77.0.4   no service: the client (load, verify, status)
 
 Every link is CurveZMQ (`security: {curve: always}`). What an operator copies between hosts (README,
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.multihost
 
 HOSTS = ["h1", "h2", "h3", "h4"]
 PLACEMENT = {"iam": "h1", "queue": "h1", "mail-sink": "h1", "table": "h2", "notifier": "h2",
-             "gateway": "h3", "ingest-worker": "h3", "stream-worker": "h3"}
+             "gateway": "h3", "ingest-worker": "h3", "stream-worker": "h3", "edge": "h3"}
 SERVED = ["h1", "h2", "h3"]  # the hosts with a supervisor, started in this order
 CLIENT = "h4"
 RATE = 10  # orders per second during each fault
