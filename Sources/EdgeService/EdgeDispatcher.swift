@@ -87,7 +87,10 @@ public final class EdgeDispatcher: Sendable {
             let xml = try query.xmlResponse(action: action, json: answer, requestID: request.requestID, baseURL: request.baseURL)
             return EdgeResponse(status: 200, headers: [("Content-Type", "text/xml"), ("x-amzn-RequestId", request.requestID)], body: xml)
         } catch {
-            return query.xmlError(edgeError(error), requestID: request.requestID)
+            var refusal = edgeError(error)
+            // SNS names a policy's denial AuthorizationError (403), where IAM and STS say AccessDenied.
+            if serviceName == "sns", refusal.code == "AccessDenied" { refusal.code = "AuthorizationError" }
+            return query.xmlError(refusal, requestID: request.requestID)
         }
     }
 

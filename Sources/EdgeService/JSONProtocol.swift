@@ -63,7 +63,21 @@ public enum JSONService: String, Sendable, CaseIterable {
         }
         headers.append(("x-amzn-ErrorType", code))
         let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return EdgeResponse(status: error.status, headers: headers, body: body)
+        return EdgeResponse(status: status(of: error, code: code), headers: headers, body: body)
+    }
+
+    /// DynamoDB answers its authentication and authorization errors with 400, not 403 (its
+    /// "Error handling" page); SQS keeps the query protocol's statuses.
+    func status(of error: EdgeError, code: String) -> Int {
+        switch (self, code) {
+        case (.dynamodb, "UnrecognizedClientException"), (.dynamodb, "InvalidSignatureException"), (.dynamodb, "AccessDeniedException"),
+             (.dynamodb, "MissingAuthenticationTokenException"), (.dynamodb, "IncompleteSignatureException"),
+             (.streams, "UnrecognizedClientException"), (.streams, "InvalidSignatureException"), (.streams, "AccessDeniedException"),
+             (.streams, "MissingAuthenticationTokenException"), (.streams, "IncompleteSignatureException"):
+            return 400
+        default:
+            return error.status
+        }
     }
 
     /// The JSON protocol's name for an error code the nodes give in the query protocol's form.
@@ -82,7 +96,9 @@ public enum JSONService: String, Sendable, CaseIterable {
         case .dynamodb, .streams:
             switch code {
             case "InvalidClientTokenId": return "UnrecognizedClientException"
-            case "SignatureDoesNotMatch", "RequestExpired", "IncompleteSignature": return "InvalidSignatureException"
+            case "SignatureDoesNotMatch", "RequestExpired": return "InvalidSignatureException"
+            case "IncompleteSignature": return "IncompleteSignatureException"
+            case "MissingAuthenticationToken": return "MissingAuthenticationTokenException"
             case "AccessDenied": return "AccessDeniedException"
             case "InvalidParameterValue", "MissingParameter": return "ValidationException"
             case "ThrottlingException": return "ThrottlingException"

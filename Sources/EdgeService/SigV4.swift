@@ -117,12 +117,18 @@ public struct SigV4Request: Sendable, Equatable {
 
     /// The string to sign for the request's parts. `rawPath` and `rawQuery` as they came on the
     /// wire (percent-encoded); `headers` with lower-cased names (several values joined by ",").
-    public func stringToSign(method: String, rawPath: String, rawQuery: String, headers: [String: String], body: Data) -> String {
-        let canonical = canonicalRequest(method: method, rawPath: rawPath, rawQuery: rawQuery, headers: headers, body: body)
+    public func stringToSign(method: String, rawPath: String, rawQuery: String, headers: [String: String], body: Data,
+                             unsignedPayload: Bool = false) -> String {
+        let canonical = canonicalRequest(method: method, rawPath: rawPath, rawQuery: rawQuery, headers: headers, body: body,
+                                         unsignedPayload: unsignedPayload)
         return "AWS4-HMAC-SHA256\n\(timestamp)\n\(date)/\(region)/\(service)/aws4_request\n" + Self.hexSHA256(Array(canonical.utf8))
     }
 
-    public func canonicalRequest(method: String, rawPath: String, rawQuery: String, headers: [String: String], body: Data) -> String {
+    /// `unsignedPayload`: the payload is `UNSIGNED-PAYLOAD` (what S3's presigned URLs, and some
+    /// clients' for other services, sign) rather than the body's SHA-256 (what botocore's
+    /// presigned URLs for SQS, STS and the rest sign).
+    public func canonicalRequest(method: String, rawPath: String, rawQuery: String, headers: [String: String], body: Data,
+                                 unsignedPayload: Bool = false) -> String {
         let path = rawPath.isEmpty ? "/" : Self.encode(rawPath, keepSlash: true)
         var pairs: [(String, String)] = []
         for item in rawQuery.split(separator: "&", omittingEmptySubsequences: true) {
@@ -139,7 +145,7 @@ public struct SigV4Request: Sendable, Equatable {
         let payload: String
         if let declared = headers["x-amz-content-sha256"] {
             payload = declared
-        } else if presigned {
+        } else if unsignedPayload {
             payload = "UNSIGNED-PAYLOAD"
         } else {
             payload = Self.hexSHA256(body)
@@ -149,9 +155,13 @@ public struct SigV4Request: Sendable, Equatable {
 
     /// Compares the request's signature with the one `signingKey` (AWS's kSigning for this scope) makes.
     public func verify(signingKey: SymmetricKey, method: String, rawPath: String, rawQuery: String, headers: [String: String], body: Data) -> Bool {
-        let text = stringToSign(method: method, rawPath: rawPath, rawQuery: rawQuery, headers: headers, body: body)
-        let expected = Hex.encode(Data(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: signingKey)))
-        return Self.constantTimeEqual(expected, signature.lowercased())
+        func matches(unsignedPayload: Bool) -> Bool {
+            let text = stringToSign(method: method, rawPath: rawPath, rawQuery: rawQuery, headers: headers, body: body, unsignedPayload: unsignedPayload)
+            let expected = Hex.encode(Data(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: signingKey)))
+            return Self.constantTimeEqual(expected, signature.lowercased())
+        }
+        // A presigned URL's payload is the body's hash (botocore) or UNSIGNED-PAYLOAD (S3-style signers).
+        return matches(unsignedPayload: false) || (presigned && headers["x-amz-content-sha256"] == nil && matches(unsignedPayload: true))
     }
 
     // MARK: Helpers

@@ -93,6 +93,10 @@ struct Up: AsyncParsableCommand {
         if let consoleToken {
             print("console: \(Self.consoleURL(config, token: consoleToken))")
         }
+        if config.instances(.edge) > 0, located.host == nil || config.host(of: .edge) == located.host {
+            let keys = CredentialSource.file(dataDirectory: located.dataDirectory, name: "root").path
+            print("AWS endpoint: http://\(config.edge.http)  (awscli/boto3 with the keys in \(keys); docs/aws-endpoint.md)")
+        }
         if config.instances(.mailSink) > 0 {
             let mail = config.mailSinkDirectoryURL(relativeTo: located.base).path
             print("mail: SMTP sink on \(config.notifier.smtpHost):\(config.notifier.smtpPort), a mailbox (mbox) per recipient in \(mail)")

@@ -66,7 +66,10 @@ import Testing
         #expect(throws: SigV4Request.Failure.self) { try presigned.checkTime(nowSeconds: at + 61) }
         let canonical = presigned.canonicalRequest(method: "GET", rawPath: "/", rawQuery: "Action=ListQueues&X-Amz-Signature=00",
                                                    headers: ["host": "h"], body: Data())
-        #expect(!canonical.contains("X-Amz-Signature") && canonical.hasSuffix("UNSIGNED-PAYLOAD"))
+        #expect(!canonical.contains("X-Amz-Signature"))
+        #expect(canonical.hasSuffix("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"), "botocore signs the empty body's hash")
+        #expect(presigned.canonicalRequest(method: "GET", rawPath: "/", rawQuery: "", headers: ["host": "h"], body: Data(),
+                                           unsignedPayload: true).hasSuffix("UNSIGNED-PAYLOAD"))
     }
 
     @Test func unreadableSignaturesAreRefusedWithAWSsWords() {
