@@ -9,6 +9,11 @@ public struct FunctionDefinition: Sendable, Equatable {
     public var environment: [String: String] = [:]
     /// Seconds a single invocation may take (Lambda's Timeout, default 3).
     public var timeoutSeconds: Double = 3
+    /// What GetFunction reports of the declaration (Lambda's defaults when the stack leaves them out).
+    public var runtime: String?
+    public var handler: String?
+    public var description = ""
+    public var memorySize = 128
     public var mappings: [EventSourceMapping] = []
 
     public init(name: String) { self.name = name }
@@ -16,6 +21,8 @@ public struct FunctionDefinition: Sendable, Equatable {
 
 /// Lambda's event source mapping settings that Nimbus honours.
 public struct EventSourceMapping: Sendable, Equatable {
+    /// The stack's logical ID of the AWS::Lambda::EventSourceMapping (what its UUID is made from).
+    public var logicalID = ""
     public var eventSourceARN: String
     public var enabled = true
     public var batchSize: Int
@@ -59,6 +66,10 @@ extension FunctionDefinition {
                 for (key, value) in variables { definition.environment[key] = try resolver.string(value) }
             }
             if let t = resource.properties["Timeout"] { definition.timeoutSeconds = try number(t, resolver, "Timeout") }
+            definition.runtime = try resource.properties["Runtime"].map { try resolver.string($0) }
+            definition.handler = try resource.properties["Handler"].map { try resolver.string($0) }
+            if let d = resource.properties["Description"] { definition.description = try resolver.string(d) }
+            if let m = resource.properties["MemorySize"] { definition.memorySize = Int(try number(m, resolver, "MemorySize")) }
         }
         guard !logicalIDs.isEmpty else { throw FunctionDefinitionError(description: "the stack declares no AWS::Lambda::Function named \(name)") }
         for resource in template.resources(ofType: "AWS::Lambda::EventSourceMapping") {
@@ -70,6 +81,7 @@ extension FunctionDefinition {
             let arn = try resolver.string(source)
             let isStream = arn.contains(":dynamodb:")
             var mapping = EventSourceMapping(eventSourceARN: arn, batchSize: isStream ? 100 : 10)
+            mapping.logicalID = resource.logicalID
             if let v = p["BatchSize"] { mapping.batchSize = Int(try number(v, resolver, "BatchSize")) }
             // Lambda's limit for both SQS and stream sources (here a stream batch holds at most the 1,000
             // records of one GetRecords call).

@@ -38,11 +38,13 @@ public final class FunctionInvoker: Sendable {
     public var busyMicroseconds: Int { busy.load(ordering: .relaxed) }
 
     /// Invokes `body` with a new context; past the function's timeout the invocation fails
-    /// (its partial work is not undone, as in Lambda).
-    public func invoke(records: Int = 0, _ body: @escaping @Sendable (FunctionContext) async throws -> BatchResponse) async throws -> BatchResponse {
-        let context = FunctionContext(functionName: definition.name, functionARN: functionARN, environment: definition.environment,
-                                      region: region, account: account,
-                                      logger: logger, services: services)
+    /// (its partial work is not undone, as in Lambda). `requestID` and `logger`: an Invoke's own
+    /// (its log is returned to the caller); by default a fresh id and the worker's logger.
+    public func invoke(records: Int = 0, requestID: String = UUID().uuidString.lowercased(), logger: Logger? = nil,
+                       _ body: @escaping @Sendable (FunctionContext) async throws -> BatchResponse) async throws -> BatchResponse {
+        let context = FunctionContext(functionName: definition.name, functionARN: functionARN, requestID: requestID,
+                                      environment: definition.environment, region: region, account: account,
+                                      logger: logger ?? self.logger, services: services)
         let timeout = Duration.milliseconds(Int(definition.timeoutSeconds * 1000))
         let started = ContinuousClock.now
         defer {

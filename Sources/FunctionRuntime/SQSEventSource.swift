@@ -15,6 +15,9 @@ struct SQSEventSource: Sendable {
     /// How long one ReceiveMessage may wait for a message; short enough that a restarted broker is
     /// noticed soon, long enough that an idle poller costs nothing.
     var waitSeconds = 5
+    /// Asked when the mapping is disabled or changed: the pollers finish the batch in hand and stop
+    /// (cancelling instead would fail it half done).
+    var stop = PollerStop()
 
     func run() async {
         // The URL follows from the ARN, as for Lambda's own poller: no GetQueueUrl call, which the
@@ -30,7 +33,7 @@ struct SQSEventSource: Sendable {
 
     private func poll(url: String) async {
         var failures = 0
-        while !Task.isCancelled {
+        while !Task.isCancelled && !stop.requested {
             do {
                 let messages = try await receiveBatch(url: url)
                 if messages.isEmpty { continue }
@@ -75,7 +78,7 @@ struct SQSEventSource: Sendable {
                                                       timeout: .seconds(wait + 3)).Messages
             batch += got
             if got.isEmpty && !batch.isEmpty { break }
-        } while batch.count < mapping.batchSize && (batch.isEmpty || ContinuousClock.now < deadline)
+        } while batch.count < mapping.batchSize && (batch.isEmpty || ContinuousClock.now < deadline) && !(batch.isEmpty && stop.requested)
         return batch
     }
 

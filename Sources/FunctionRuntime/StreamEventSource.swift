@@ -17,6 +17,11 @@ struct StreamEventSource: Sendable {
     var longPollMilliseconds = 1_000
     /// How often a worker without a shard's lease tries to take it (the holder may have died).
     var leaseRetry = Duration.seconds(2)
+    /// Asked when the mapping is disabled or changed: each shard's reader finishes the batch in hand,
+    /// checkpoints it and gives its lease up.
+    var stop = PollerStop()
+
+    private var running: Bool { !Task.isCancelled && !stop.requested }
 
     func run() async {
         let shards = await discoverShards()
@@ -27,7 +32,7 @@ struct StreamEventSource: Sendable {
 
     private func discoverShards() async -> [String] {
         var delay = Duration.milliseconds(200)
-        while !Task.isCancelled {
+        while running {
             do {
                 struct Answer: Decodable {
                     var StreamDescription: Description
@@ -47,7 +52,7 @@ struct StreamEventSource: Sendable {
 
     private func readShard(_ shard: String) async {
         let key = StreamLeases.key(function: invoker.definition.name, streamARN: mapping.eventSourceARN, shard: shard)
-        while !Task.isCancelled {
+        while running {
             do {
                 guard let lease = try await leases.acquire(key) else {
                     try await Task.sleep(for: leaseRetry)
@@ -70,7 +75,7 @@ struct StreamEventSource: Sendable {
         var iterator = try await shardIterator(shard, after: checkpoint)
         var lastRenewal = ContinuousClock.now
         var attempts = 0
-        while !Task.isCancelled {
+        while running {
             let page = try await invoker.services.call(
                 "dynamodb:GetRecords",
                 GetRecords(ShardIterator: iterator, Limit: min(1000, mapping.batchSize), WaitTimeMilliseconds: longPollMilliseconds),

@@ -1,7 +1,28 @@
-/// Lambda's action names, as IAM policies spell them.
+/// Lambda's action names, as IAM policies spell them. Each is served by the worker that hosts the
+/// function (`FunctionNodeService`); the AWS endpoint's Lambda REST API forwards to them under these
+/// names ("lambda:" and the IAM action), bodies and answers in the shapes `LambdaAPI.swift` describes.
 public enum LambdaAction {
-    /// Runs a function once with a given event (the console's Test button; `nimbus invoke`).
+    /// Runs a function once with a given event (the console's Test button; `nimbus invoke`). The body
+    /// is the event itself.
     public static let invoke = "lambda:Invoke"
+    /// Lambda's Invoke API (IAM authorizes it as lambda:InvokeFunction): RequestResponse, Event or
+    /// DryRun, the event as text (`InvokeFunctionRequest`).
+    public static let invokeFunction = "lambda:InvokeFunction"
+    /// The function's configuration and code location (GetFunction's answer).
+    public static let getFunction = "lambda:GetFunction"
+    /// The function's configuration alone.
+    public static let getFunctionConfiguration = "lambda:GetFunctionConfiguration"
+    /// The functions this worker hosts (one), as ListFunctions lists them.
+    public static let listFunctions = "lambda:ListFunctions"
+    /// The worker's triggers, optionally filtered by function or event source.
+    public static let listEventSourceMappings = "lambda:ListEventSourceMappings"
+    public static let getEventSourceMapping = "lambda:GetEventSourceMapping"
+    /// Enables or disables a trigger, or changes its BatchSize or MaximumBatchingWindowInSeconds.
+    public static let updateEventSourceMapping = "lambda:UpdateEventSourceMapping"
+
+    /// Every action a function's worker serves.
+    public static let served: Set<String> = [invoke, invokeFunction, getFunction, getFunctionConfiguration, listFunctions,
+                                             listEventSourceMappings, getEventSourceMapping, updateEventSourceMapping]
 }
 
 /// The Lambda console's test events for the lab's two triggers, shared by `nimbus invoke` and the
