@@ -155,13 +155,22 @@ public struct SigV4Request: Sendable, Equatable {
 
     /// Compares the request's signature with the one `signingKey` (AWS's kSigning for this scope) makes.
     public func verify(signingKey: SymmetricKey, method: String, rawPath: String, rawQuery: String, headers: [String: String], body: Data) -> Bool {
-        func matches(unsignedPayload: Bool) -> Bool {
+        func matches(_ method: String, unsignedPayload: Bool) -> Bool {
             let text = stringToSign(method: method, rawPath: rawPath, rawQuery: rawQuery, headers: headers, body: body, unsignedPayload: unsignedPayload)
             let expected = Hex.encode(Data(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: signingKey)))
             return Self.constantTimeEqual(expected, signature.lowercased())
         }
-        // A presigned URL's payload is the body's hash (botocore) or UNSIGNED-PAYLOAD (S3-style signers).
-        return matches(unsignedPayload: false) || (presigned && headers["x-amz-content-sha256"] == nil && matches(unsignedPayload: true))
+        if matches(method, unsignedPayload: false) { return true }
+        guard presigned else { return false }
+        // A presigned URL's payload is the body's hash (botocore) or UNSIGNED-PAYLOAD (S3-style
+        // signers); and an SDK presigning a query-protocol action without naming GET signs it as the
+        // POST the action is, though the URL is then fetched with GET (every parameter is in the
+        // signed query string either way).
+        let methods = method == "GET" ? ["GET", "POST"] : [method]
+        return methods.contains { candidate in
+            (candidate != method && matches(candidate, unsignedPayload: false))
+                || (headers["x-amz-content-sha256"] == nil && matches(candidate, unsignedPayload: true))
+        }
     }
 
     // MARK: Helpers
