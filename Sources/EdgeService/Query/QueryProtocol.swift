@@ -14,18 +14,43 @@ public struct QueryProtocol: Sendable {
         self.service = service
     }
 
-    /// Whether the model knows `action` (and the node serves it).
-    public func supports(_ action: String) -> Bool { false }
+    /// The service's model; a failure to load it is the edge's fault (InternalFailure).
+    var model: Result<ServiceModel, EdgeError> {
+        ServiceModel.named(service) ?? .failure(EdgeError("InternalFailure", "no model for \(service)", status: 500, sender: false))
+    }
+
+    /// Whether the model knows `action` (and the node serves it): the models hold only the actions
+    /// the nodes serve as AWS does, so Nimbus's own (sts:GetSigningKey, ...) are refused here.
+    public func supports(_ action: String) -> Bool {
+        (try? model.get().operations[action]) != nil
+    }
 
     /// The JSON body for the node, from the request's parameters (`Action` and `Version` among them).
-    /// `baseURL` is where the caller reached the edge (queue URLs are made from it).
+    /// `baseURL` is where the caller reached the edge (the dispatcher maps queue URLs; nothing else
+    /// in these models is made from it).
     public func jsonBody(action: String, parameters: [(String, String)], baseURL: String) throws -> Data {
-        throw EdgeError("InvalidAction", "The action \(action) is not valid for this endpoint.")
+        let (model, operation) = try modelAndOperation(action)
+        return try QueryFormDecoder(model: model).jsonBody(operation: operation, parameters: parameters)
     }
 
     /// The XML answer for the node's JSON answer.
     public func xmlResponse(action: String, json: Data, requestID: String, baseURL: String) throws -> Data {
-        throw EdgeError("InternalFailure", "no XML for \(action)", status: 500, sender: false)
+        let (model, operation) = try modelAndOperation(action)
+        let answer: JSONValue
+        do {
+            answer = json.isEmpty ? .object([]) : try JSONValue.parse(json)
+        } catch {
+            throw EdgeError("InternalFailure", "the \(service) node's answer to \(action) is not JSON", status: 500, sender: false)
+        }
+        return try QueryXMLEncoder(model: model).response(action: action, operation: operation, answer: answer, requestID: requestID)
+    }
+
+    func modelAndOperation(_ action: String) throws(EdgeError) -> (ServiceModel, ServiceModel.Operation) {
+        let model = try model.get()
+        guard let operation = model.operations[action] else {
+            throw EdgeError("InvalidAction", "The action \(action) is not valid for this endpoint.")
+        }
+        return (model, operation)
     }
 
     /// `<ErrorResponse>` as the query protocol's SDKs parse it.
@@ -69,6 +94,10 @@ enum XMLText {
             case "\"": out += "&quot;"
             case "'": out += "&apos;"
             case "\r": out += "&#xD;"
+            case "\t", "\n": out.unicodeScalars.append(scalar)
+            // Characters XML 1.0 cannot carry at all (SQS refuses them in bodies; another protocol's
+            // message might hold one): replaced, so that the rest of the answer still parses.
+            case _ where scalar.value < 0x20 || scalar.value == 0xFFFE || scalar.value == 0xFFFF: out += "\u{FFFD}"
             default: out.unicodeScalars.append(scalar)
             }
         }
