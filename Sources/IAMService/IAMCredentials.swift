@@ -85,7 +85,8 @@ struct AssumeRoleRequest: Decodable {
     var RoleSessionName: String
     /// Nimbus: the AWS service the session is for (the principal the trust policy must admit).
     /// In AWS the service itself calls AssumeRole; here the supervisor does it on the service's behalf.
-    var ServicePrincipal: String
+    /// Absent (AWS's own shape, from the edge): the caller assumes the role for itself, as in AWS.
+    var ServicePrincipal: String?
     var DurationSeconds: Int?
 }
 

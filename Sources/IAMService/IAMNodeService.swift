@@ -41,6 +41,12 @@ public struct IAMNodeService: NodeService {
         request.header.action == "sts:AssumeRole" ? JSONFields.topLevelString("RoleArn", in: request.body) : nil
     }
 
+    /// sts:GetCallerIdentity needs no permission, as in AWS: the caller's signature is checked, no
+    /// policy is consulted.
+    public func authorizationChecks(for request: InboundRequest, runtime: NodeRuntime) -> [(action: String, resource: String)]? {
+        request.header.action == "sts:GetCallerIdentity" ? [] : nil
+    }
+
     /// Temporary credentials last 5 s (Nimbus, for tests; AWS: 900 s) to 12 h.
     static func duration(_ seconds: Int?, default fallback: Int) throws -> Int64 {
         let value = seconds ?? fallback
@@ -58,23 +64,40 @@ public struct IAMNodeService: NodeService {
             return Data("{\"PolicyVersion\":\(await engine.policyVersion)}".utf8)
         case "sts:GetCallerIdentity":
             let principal = request.principal ?? "anonymous"
-            return try encoder.encode(["Arn": principal, "Account": configuration.cluster.account])
+            let account = configuration.cluster.account
+            // AWS's UserId: the account id for the root, ROLEID:SESSION for a role session, else the principal.
+            var userId = principal == PlatformPrincipals.root(account: account) ? account : principal
+            if principal.contains(":assumed-role/"), let session = principal.split(separator: "/").last,
+               let role = try await engine.read({ reg in reg.role(forPrincipal: principal) }) {
+                userId = "\(role.roleId):\(session)"
+            }
+            return try encoder.encode(["UserId": userId, "Arn": principal, "Account": account])
         case "sts:AssumeRole":
             let r = try request.decode(AssumeRoleRequest.self)
             let lifetime = try Self.duration(r.DurationSeconds, default: configuration.cluster.iam.credentialSeconds)
             try IAMRegistry.validateSessionName(r.RoleSessionName)
+            // The supervisor names the service a session is for. An AWS client (through the edge) names
+            // none and assumes the role as itself, as in AWS; the account root may assume any role of
+            // the account (to try a role's keys from outside; AWS refuses the root).
+            let caller = request.principal ?? "anonymous"
+            let assumer = r.ServicePrincipal ?? caller
+            let rootAssumes = r.ServicePrincipal == nil && caller == PlatformPrincipals.root(account: configuration.cluster.account)
             let role = try await engine.read { reg throws -> Role in
                 guard let role = reg.role(forPrincipal: r.RoleArn) else {
+                    // AWS does not tell its callers which roles exist.
+                    if r.ServicePrincipal == nil {
+                        throw PolicyError("AccessDenied", "User: \(caller) is not authorized to perform: sts:AssumeRole on resource: \(r.RoleArn)")
+                    }
                     throw PolicyError("NoSuchEntity", "The role \(r.RoleArn) cannot be found.")
                 }
-                guard try reg.mayAssume(role.name, service: r.ServicePrincipal) else {
-                    throw PolicyError("AccessDenied", "\(r.ServicePrincipal) is not authorized to perform: sts:AssumeRole on resource: \(role.arn) (the role's trust policy does not admit it)")
+                guard try rootAssumes || reg.mayAssume(role.name, service: assumer) else {
+                    throw PolicyError("AccessDenied", "\(assumer) is not authorized to perform: sts:AssumeRole on resource: \(role.arn) (the role's trust policy does not admit it)")
                 }
                 return role
             }
             let session = "arn:aws:sts::\(configuration.cluster.account):assumed-role/\(role.name)/\(r.RoleSessionName)"
             let issued = credentials.tokens.issue(principal: session, expiration: CredentialSource.nowMillis() + lifetime)
-            runtime.logger.info("assumed role", metadata: ["role": "\(role.name)", "session": "\(r.RoleSessionName)", "service": "\(r.ServicePrincipal)",
+            runtime.logger.info("assumed role", metadata: ["role": "\(role.name)", "session": "\(r.RoleSessionName)", "service": "\(assumer)",
                                                           "by": "\(request.principal ?? "-")"])
             return try encoder.encode(AssumeRoleResponse(Credentials: CredentialsShape(issued),
                                                          AssumedRoleUser: .init(Arn: session, AssumedRoleId: "\(role.roleId):\(r.RoleSessionName)")))

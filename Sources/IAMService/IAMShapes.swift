@@ -31,6 +31,8 @@ struct RoleShape: Codable {
     var CreateDate: String
     var AssumeRolePolicyDocument: String
     var Description: String?
+    /// AWS's default (Nimbus sessions are bounded by the node's own limits, not per role).
+    var MaxSessionDuration = 3600
 }
 
 struct AttachedPolicy: Codable { var PolicyName: String; var PolicyArn: String }
