@@ -69,7 +69,9 @@ let package = Package(
         ),
         .target(
             name: "FunctionRuntime",
-            dependencies: ["NimbusRuntime", "NimbusStack", "TableCore", "QueueCore", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+            dependencies: ["NimbusRuntime", "NimbusStack", "TableCore", "QueueCore", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                           // The Lambda Runtime API a Python function's runtime speaks (Python/).
+                           .product(name: "Hummingbird", package: "hummingbird")]
         ),
         .target(
             name: "LabFunctions",

@@ -14,10 +14,12 @@ ensure_system_deps() {
 # Python packages the integration tests use as independent clients.
 ensure_python_deps() {
   # boto3, the AWS CLI and moto: the AWS endpoint's compatibility tests (moto only to check the tests).
-  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator, aiosmtpd, boto3, moto" 2>/dev/null && command -v aws >/dev/null && return 0
-  echo "nimbus: installing Python test clients (pyzmq, pytest, requests, pyyaml, openapi-spec-validator, aiosmtpd, boto3, awscli, moto) ..." >&2
-  python3 -m pip install -q pyzmq pytest requests pyyaml openapi-spec-validator aiosmtpd boto3 awscli "moto[server]" 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
-  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator, aiosmtpd, boto3"
+  # awslambdaric (AWS's Lambda runtime interface client) and boto3: what Python functions run on
+  # (`Runtime: python3.x`; README, "Python functions").
+  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator, aiosmtpd, boto3, moto, awslambdaric" 2>/dev/null && command -v aws >/dev/null && return 0
+  echo "nimbus: installing Python test clients (pyzmq, pytest, requests, pyyaml, openapi-spec-validator, aiosmtpd, boto3, awscli, moto, awslambdaric) ..." >&2
+  python3 -m pip install -q pyzmq pytest requests pyyaml openapi-spec-validator aiosmtpd boto3 awscli "moto[server]" awslambdaric 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
+  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator, aiosmtpd, boto3, awslambdaric"
 }
 
 # iproute2 and iptables for the multi-host test (Tests/integration/test_multihost.py): network

@@ -9,6 +9,9 @@ public struct FunctionDefinition: Sendable, Equatable {
     public var environment: [String: String] = [:]
     /// Seconds a single invocation may take (Lambda's Timeout, default 3).
     public var timeoutSeconds: Double = 3
+    /// Lambda's Code: what a Python function runs (inline ZipFile text or a local folder;
+    /// Python/FunctionCode.swift).
+    public var code: FunctionCode?
     /// What GetFunction reports of the declaration (Lambda's defaults when the stack leaves them out).
     public var runtime: String?
     public var handler: String?
@@ -66,6 +69,7 @@ extension FunctionDefinition {
                 for (key, value) in variables { definition.environment[key] = try resolver.string(value) }
             }
             if let t = resource.properties["Timeout"] { definition.timeoutSeconds = try number(t, resolver, "Timeout") }
+            try definition.loadRuntime(resource, resolver: resolver)
             definition.runtime = try resource.properties["Runtime"].map { try resolver.string($0) }
             definition.handler = try resource.properties["Handler"].map { try resolver.string($0) }
             if let d = resource.properties["Description"] { definition.description = try resolver.string(d) }

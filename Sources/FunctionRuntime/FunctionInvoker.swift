@@ -45,7 +45,9 @@ public final class FunctionInvoker: Sendable {
         let context = FunctionContext(functionName: definition.name, functionARN: functionARN, requestID: requestID,
                                       environment: definition.environment, region: region, account: account,
                                       logger: logger ?? self.logger, services: services)
-        let timeout = Duration.milliseconds(Int(definition.timeoutSeconds * 1000))
+        // A Python runtime's host times an invocation itself, from when the runtime takes it (its init
+        // is not counted, as in Lambda), and kills the runtime past it.
+        let timeout: Duration? = PythonRuntime.isPython(definition.runtime) ? nil : .milliseconds(Int(definition.timeoutSeconds * 1000))
         let started = ContinuousClock.now
         defer {
             let spent = (ContinuousClock.now - started).components
@@ -54,7 +56,7 @@ public final class FunctionInvoker: Sendable {
         do {
             let response = try await withThrowingTaskGroup(of: BatchResponse?.self) { group in
                 group.addTask { try await body(context) }
-                group.addTask { try await Task.sleep(for: timeout); return nil }
+                if let timeout { group.addTask { try await Task.sleep(for: timeout); return nil } }
                 defer { group.cancelAll() }
                 guard let first = try await group.next(), let response = first else {
                     throw WireError(code: "TimeoutError", message: "Task timed out after \(definition.timeoutSeconds) seconds")

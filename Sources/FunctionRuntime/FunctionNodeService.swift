@@ -243,6 +243,7 @@ public struct FunctionNodeService: NodeService {
             return
         }
         let invoker = FunctionInvoker(definition: definition, region: region, account: account, services: services, logger: runtime.logger)
+        let python = PythonRuntime.start(definition, for: handler, configuration: configuration, logger: runtime.logger)
         // The stack's last change is when the function was last deployed (GetFunction's LastModified).
         let declaredAt = configuration.stackFile
             .flatMap { try? FileManager.default.attributesOfItem(atPath: $0.path)[.modificationDate] as? Date } ?? Date()
@@ -281,6 +282,7 @@ public struct FunctionNodeService: NodeService {
         // Pollers stop when the node shuts down.
         try? await gracefulShutdown()
         await mappings.stopAll()
+        python?.stop()
     }
 
     /// The function's definition from the stack; a table's StreamArn needs the table node's answer.

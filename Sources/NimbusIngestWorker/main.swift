@@ -3,7 +3,8 @@ import LabFunctions
 import NimbusRuntime
 
 // Thin shell: the runtime does sockets, health, logs and lifecycle; FunctionRuntime is Lambda (the
-// queue's event source mapping); LabFunctions has the lab's code.
+// queue's event source mapping); LabFunctions has the lab's code (the
+// built-in handler; with `Runtime: python3.x` in the stack, HostedFunction runs the stack's Python code).
 await NodeMain.run(kind: .ingestWorker) { configuration in
-    FunctionNodeService(configuration: configuration, functionName: "POC-Lambda-1", handler: .sqs(IngestOrders()))
+    FunctionNodeService(configuration: configuration, functionName: "POC-Lambda-1", handler: .sqs(HostedFunction(IngestOrders())))
 }
