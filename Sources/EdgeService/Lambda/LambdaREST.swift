@@ -14,6 +14,8 @@ public struct LambdaREST: Sendable {
     public init() {}
 
     public typealias Send = @Sendable (_ action: String, _ kind: ServiceKind, _ instance: Int, _ body: Data) async throws -> Data
+    /// Authorizes the caller for an action on "*" when no worker is asked (and so none authorizes).
+    public typealias Authorize = @Sendable (_ action: String) async throws -> Void
 
     /// Whether `request` is a Lambda REST call (by its path).
     public static func matches(_ request: EdgeRequest) -> Bool {
@@ -23,8 +25,9 @@ public struct LambdaREST: Sendable {
 
     /// Serves one Lambda REST request; `send` forwards a nimbus/1 request (action, node kind and
     /// instance, body) on the caller's behalf.
-    public func handle(_ request: EdgeRequest, cluster: ClusterConfig, send: @escaping Send) async -> EdgeResponse {
-        let context = Context(request: request, cluster: cluster, send: send)
+    public func handle(_ request: EdgeRequest, cluster: ClusterConfig, send: @escaping Send,
+                       authorize: @escaping Authorize = { _ in }) async -> EdgeResponse {
+        let context = Context(request: request, cluster: cluster, send: send, authorize: authorize)
         do {
             switch try Route(method: request.method, rawPath: request.rawPath) {
             case .listFunctions: return try await context.listFunctions()
@@ -201,6 +204,7 @@ extension LambdaREST {
         let request: EdgeRequest
         let cluster: ClusterConfig
         let send: Send
+        let authorize: Authorize
 
         var query: [(String, String)] { request.queryParameters }
 
@@ -289,8 +293,11 @@ extension LambdaREST {
         func listFunctions() async throws -> EdgeResponse {
             let size = try maxItems(default: 50, limit: 50)
             var functions: [[String: Any]] = []
+            let hosting = Self.workerKinds.filter { cluster.instances($0) > 0 }
+            // With no worker to ask, none authorizes the list: the caller is checked here instead.
+            if hosting.isEmpty { try await authorize("lambda:ListFunctions") }
             // A kind with no instances hosts nothing in this cluster: its function is not listed.
-            for kind in Self.workerKinds where cluster.instances(kind) > 0 {
+            for kind in hosting {
                 let answer = try Self.object(try await ask("lambda:ListFunctions", kind, [String: Any](), about: "\(kind.labName)"))
                 functions += answer["Functions"] as? [[String: Any]] ?? []
             }
@@ -367,6 +374,7 @@ extension LambdaREST {
                 about = name
             }
             if let source = queryValue("EventSourceArn") { filter["EventSourceArn"] = source }
+            if kinds.isEmpty { try await authorize("lambda:ListEventSourceMappings") }
             var mappings: [[String: Any]] = []
             for kind in kinds {
                 let answer = try Self.object(try await ask("lambda:ListEventSourceMappings", kind, filter, about: about))
