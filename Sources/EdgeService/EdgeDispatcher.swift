@@ -162,10 +162,12 @@ public final class EdgeDispatcher: Sendable {
 /// Queue URLs as the caller sees them (`http://HOST/ACCOUNT/NAME`, from the request's Host, as
 /// LocalStack and ElasticMQ make them) and as the broker makes them (`https://sqs.REGION.amazonaws.com/...`).
 enum QueueURLs {
+    private static let host = Data("amazonaws.com".utf8)
+
     static func toCaller(_ json: Data, region: String, baseURL: String) -> Data {
+        guard json.range(of: host) != nil else { return json }
         var text = String(decoding: json, as: UTF8.self)
         let node = "https://sqs.\(region).amazonaws.com/"
-        guard text.contains("amazonaws.com") else { return json }
         text = text.replacingOccurrences(of: node, with: baseURL + "/")
         text = text.replacingOccurrences(of: node.replacingOccurrences(of: "/", with: "\\/"), with: (baseURL + "/").replacingOccurrences(of: "/", with: "\\/"))
         return Data(text.utf8)
