@@ -15,10 +15,11 @@ ensure_system_deps() {
 ensure_python_deps() {
   # boto3, the AWS CLI and moto: the AWS endpoint's compatibility tests (moto only to check the tests).
   # awslambdaric (AWS's Lambda runtime interface client) and boto3: what Python functions run on
-  # (`Runtime: python3.x`; README, "Python functions").
-  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator, aiosmtpd, boto3, moto, awslambdaric" 2>/dev/null && command -v aws >/dev/null && return 0
-  echo "nimbus: installing Python test clients (pyzmq, pytest, requests, pyyaml, openapi-spec-validator, aiosmtpd, boto3, awscli, moto, awslambdaric) ..." >&2
-  python3 -m pip install -q pyzmq pytest requests pyyaml openapi-spec-validator aiosmtpd boto3 awscli "moto[server]" awslambdaric 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
+  # (`Runtime: python3.x`; README, "Python functions"). cfn-lint: the stacks are valid CloudFormation.
+  python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator, aiosmtpd, boto3, moto, awslambdaric" 2>/dev/null \
+    && command -v aws >/dev/null && command -v cfn-lint >/dev/null && return 0
+  echo "nimbus: installing Python test clients (pyzmq, pytest, requests, pyyaml, openapi-spec-validator, aiosmtpd, boto3, awscli, moto, awslambdaric, cfn-lint) ..." >&2
+  python3 -m pip install -q pyzmq pytest requests pyyaml openapi-spec-validator aiosmtpd boto3 awscli "moto[server]" awslambdaric cfn-lint 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
   python3 -c "import zmq, pytest, requests, yaml, openapi_spec_validator, aiosmtpd, boto3, awslambdaric"
 }
 

@@ -239,6 +239,12 @@ import Testing
         #expect(folder.code == .folder("functions/app"))
         // A built-in function needs none of it.
         #expect(try Self.definition("Runtime: nimbus-swift\nHandler: LabFunctions.IngestOrders").code == nil)
+        // As the lab's stack declares it: a custom runtime whose Code names the built-in handler.
+        #expect(try Self.definition("Runtime: provided.al2023\nHandler: LabFunctions.IngestOrders\n"
+                                    + "Code: {S3Bucket: nimbus-builtin, S3Key: LabFunctions.IngestOrders.zip}").code == nil)
+        #expect(throws: FunctionDefinitionError.self) {
+            try Self.definition("Runtime: provided.al2023\nHandler: bootstrap\nCode: {S3Bucket: my-bucket, S3Key: f.zip}")
+        }
     }
 
     @Test func aPythonFunctionWithoutUsableCodeOrHandlerIsAClearError() throws {

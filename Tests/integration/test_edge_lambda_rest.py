@@ -102,7 +102,7 @@ def test_list_functions_has_both_lab_functions(lam):
     one, two = functions["POC-Lambda-1"], functions["POC-Lambda-2"]
     assert one["FunctionArn"] == function_arn("POC-Lambda-1")
     assert one["Role"] == f"arn:aws:iam::{ACCOUNT}:role/Lambda-SQS-DynamoDB"
-    assert one["Handler"] == "LabFunctions.IngestOrders" and one["Runtime"] == "nimbus-swift"
+    assert one["Handler"] == "LabFunctions.IngestOrders" and one["Runtime"] == "provided.al2023"
     assert one["Timeout"] == 3 and one["MemorySize"] == 128
     assert one["Environment"]["Variables"] == {"TABLE_NAME": "orders"}
     assert one["State"] == "Active" and one["PackageType"] == "Zip" and one["Version"] == "$LATEST"

@@ -110,7 +110,7 @@ def test_the_stack_carries_the_labs_code_verbatim():
     resources = yaml.load(PYTHON_STACK.read_text(), Loader=Loader)["Resources"]
     one, two = resources["POCLambda1"]["Properties"], resources["POCLambda2"]["Properties"]
     for p in (one, two):
-        assert p["Runtime"] == "python3.11" and p["Handler"] == "index.lambda_handler"
+        assert p["Runtime"] == "python3.12" and p["Handler"] == "index.lambda_handler"
     assert one["Code"]["ZipFile"].startswith("import boto3, uuid\n\nclient = boto3.resource('dynamodb')\n")
     assert "        table.put_item(Item= {'orderID': str(uuid.uuid4()),'order':  payload})\n" in one["Code"]["ZipFile"]
     tag, source = two["Code"]["ZipFile"]
@@ -276,8 +276,8 @@ def test_a_runtime_that_cannot_start_fails_the_invocation_with_its_error_and_the
     module lacks gives Runtime.HandlerNotFound."""
     stack = python_stack_variant(tmp_path, [
         ("          import boto3, uuid\n", "          import boto3, uuid, no_such_module\n"),
-        ("      FunctionName: POC-Lambda-2\n      Runtime: python3.11\n      Handler: index.lambda_handler\n",
-         "      FunctionName: POC-Lambda-2\n      Runtime: python3.11\n      Handler: index.no_such_handler\n"),
+        ("      FunctionName: POC-Lambda-2\n      Runtime: python3.12\n      Handler: index.lambda_handler\n",
+         "      FunctionName: POC-Lambda-2\n      Runtime: python3.12\n      Handler: index.no_such_handler\n"),
     ])
     (tmp_path / "c").mkdir()
     c = start_cluster(tmp_path / "c", stack=stack)

@@ -67,19 +67,32 @@ public enum FunctionCode: Sendable, Equatable {
 }
 
 extension FunctionDefinition {
-    /// The built-in runtime: a Swift handler compiled into the worker.
-    public static let builtInRuntime = "nimbus-swift"
+    /// The built-in runtime: a Swift handler compiled into the worker. Declared as AWS declares a
+    /// custom runtime (Swift on Lambda runs on `provided.al2023`), with `Code` naming the handler's
+    /// bundle in the `nimbus-builtin` bucket, so the template is valid CloudFormation; `nimbus-swift`
+    /// is the older spelling, still read.
+    public static let builtInRuntime = "provided.al2023"
+    static let builtInRuntimes: Set<String> = ["provided.al2023", "provided.al2", "provided", "nimbus-swift"]
+    /// The bucket whose keys name built-in handlers (`S3Key: LabFunctions.IngestOrders.zip`).
+    public static let builtInBucket = "nimbus-builtin"
 
     /// Reads and checks what a Python function needs (Runtime, Handler, Code, MemorySize); a
     /// built-in function needs none of it.
     mutating func loadRuntime(_ resource: StackTemplate.Resource, resolver: StackResolver) throws {
         let p = resource.properties
         let runtime = try p["Runtime"].map { try resolver.string($0) } ?? Self.builtInRuntime
+        if Self.builtInRuntimes.contains(runtime) {
+            // The handler is compiled into the worker; Code, when given, must say so.
+            if case .map(let code)? = p["Code"], let bucket = code["S3Bucket"], try resolver.string(bucket) != Self.builtInBucket {
+                throw FunctionDefinitionError(description: "\(resource.logicalID): Runtime \(runtime) runs a handler built into the worker: "
+                                              + "Code is {S3Bucket: \(Self.builtInBucket), S3Key: HANDLER.zip}; for Python give Runtime python3.x")
+            }
+            return
+        }
         if let code = p["Code"] { self.code = try FunctionCode(code, resolver: resolver, logicalID: resource.logicalID) }
-        if runtime == Self.builtInRuntime { return }
         guard PythonRuntime.isPython(runtime) else {
             throw FunctionDefinitionError(description: "\(resource.logicalID): Runtime \(runtime) is not one Nimbus runs "
-                                          + "(\(Self.builtInRuntime) for a built-in handler, or python3.x)")
+                                          + "(\(Self.builtInRuntime) with Code {S3Bucket: \(Self.builtInBucket), ...} for a built-in handler, or python3.x)")
         }
         let handler = try p["Handler"].map { try resolver.string($0) } ?? ""
         guard let dot = handler.lastIndex(of: "."), dot != handler.startIndex, handler.index(after: dot) != handler.endIndex else {
