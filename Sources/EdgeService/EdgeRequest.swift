@@ -67,17 +67,27 @@ public struct EdgeError: Error, Sendable, Equatable {
     public var message: String
     public var status: Int
     public var sender: Bool
+    /// The node's further members of the error (`WireError.fields`, a JSON object): written into
+    /// the error body by the JSON protocol (DynamoDB's CancellationReasons, Item).
+    public var fields: Data?
 
-    public init(_ code: String, _ message: String, status: Int = 400, sender: Bool = true) {
+    public init(_ code: String, _ message: String, status: Int = 400, sender: Bool = true, fields: Data? = nil) {
         self.code = code
         self.message = message
         self.status = status
         self.sender = sender
+        self.fields = fields
     }
 
     /// A node's answer (or a failure to reach it) as an HTTP status: AWS's for the code, else 400
     /// for the caller's errors and 500/503 for ours.
     public static func from(_ error: WireError) -> EdgeError {
+        var edge = statusOf(error)
+        edge.fields = error.fields
+        return edge
+    }
+
+    private static func statusOf(_ error: WireError) -> EdgeError {
         let code = error.code
         switch code {
         case "AccessDenied", "AccessDeniedException", "AuthorizationError", "InvalidClientTokenId", "SignatureDoesNotMatch",

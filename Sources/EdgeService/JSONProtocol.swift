@@ -62,7 +62,16 @@ public enum JSONService: String, Sendable, CaseIterable {
             object["__type"] = "com.amazonaws.dynamodb.v20120810#\(code)"
         }
         headers.append(("x-amzn-ErrorType", code))
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        var body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        // The node's further members (an object's text, as it wrote them), spliced in after ours.
+        if let fields = error.fields, fields.first == 0x7B, fields.last == 0x7D, body.last == 0x7D {
+            let members = fields.dropFirst().drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+            if members.first != 0x7D {
+                body.removeLast()
+                body.append(0x2C)
+                body.append(contentsOf: members)
+            }
+        }
         return EdgeResponse(status: status(of: error, code: code), headers: headers, body: body)
     }
 

@@ -87,7 +87,6 @@ public struct Envelope: Sendable {
     /// The error an `.error` message carries, or nil when the body is not one.
     public var wireError: WireError? {
         guard header.kind == .error else { return nil }
-        return (try? JSONDecoder().decode(WireError.self, from: body))
-            ?? WireError(.internalFailure, "error reply with an unreadable body")
+        return WireError(json: body) ?? WireError(.internalFailure, "error reply with an unreadable body")
     }
 }

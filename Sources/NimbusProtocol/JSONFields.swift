@@ -48,6 +48,23 @@ public enum JSONFields {
         return (try? decoder.decode(Keys.self, from: data))?.value
     }
 
+    /// The text of top-level member `key` as it stands in `data` (any JSON value), when it is an
+    /// object; nil when there is no such member, it is not an object, or the reader is unsure
+    /// (escaped member names, a key given twice, bad JSON).
+    public static func topLevelRaw(_ key: String, in data: Data) -> Data? {
+        let found: Range<Int>?? = data.withUnsafeBytes { raw -> Range<Int>?? in
+            var cursor = Cursor(raw.bindMemory(to: UInt8.self))
+            return cursor.member(Array(key.utf8)) { cursor -> Range<Int>?? in
+                cursor.space()
+                let start = cursor.i
+                guard start < cursor.b.count, cursor.b[start] == 0x7B, cursor.value() else { return nil }
+                return .some(start..<cursor.i)
+            }
+        }
+        guard let range = found ?? nil else { return nil }
+        return data.subdata(in: (data.startIndex + range.lowerBound)..<(data.startIndex + range.upperBound))
+    }
+
     private struct AnyKey: CodingKey {
         var stringValue: String
         var intValue: Int? { nil }

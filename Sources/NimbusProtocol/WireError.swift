@@ -5,16 +5,38 @@ import Foundation
 public protocol ServiceError: Error {
     var code: String { get }
     var message: String { get }
+    /// AWS's further members of this error, as a JSON object (DynamoDB's `CancellationReasons` of a
+    /// TransactionCanceledException, the `Item` of a ConditionalCheckFailedException): they travel
+    /// as the error's `fields` and the AWS endpoint writes them into the error body. nil: none.
+    var fields: Data? { get }
 }
 
-/// An error as it travels: `{"code": ..., "message": ...}`, with AWS's error codes.
+extension ServiceError {
+    public var fields: Data? { nil }
+}
+
+/// An error as it travels: `{"code": ..., "message": ...}`, with AWS's error codes, and
+/// `"fields": {...}` when the error has further members (`ServiceError.fields`).
 public struct WireError: ServiceError, Codable, Sendable, Equatable, CustomStringConvertible {
     public var code: String
     public var message: String
+    /// A JSON object's text, or nil (see `ServiceError.fields`). Not part of the Codable form:
+    /// `jsonData` writes it and `init(json:)` reads it, as raw JSON.
+    public var fields: Data? = nil
 
-    public init(code: String, message: String) {
+    enum CodingKeys: String, CodingKey { case code, message }
+
+    public init(code: String, message: String, fields: Data? = nil) {
         self.code = code
         self.message = message
+        self.fields = fields
+    }
+
+    /// An error body as `jsonData` writes it; nil when it is not one.
+    public init?(json body: Data) {
+        guard var error = try? JSONDecoder().decode(WireError.self, from: body) else { return nil }
+        error.fields = JSONFields.topLevelRaw("fields", in: body)
+        self = error
     }
 
     public init(_ code: ErrorCode, _ message: String) {
@@ -29,8 +51,15 @@ public struct WireError: ServiceError, Codable, Sendable, Equatable, CustomStrin
         JSONText.appendString(code, to: &out)
         out += ",\"message\":"
         JSONText.appendString(message, to: &out)
-        out += "}"
-        return Data(out.utf8)
+        guard let fields else {
+            out += "}"
+            return Data(out.utf8)
+        }
+        out += ",\"fields\":"
+        var data = Data(out.utf8)
+        data.append(fields)
+        data.append(0x7D)
+        return data
     }
 }
 

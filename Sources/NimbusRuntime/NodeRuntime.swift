@@ -252,7 +252,7 @@ public final class NodeRuntime: Sendable {
         } catch let error as WireError {
             io.send(route: request.route, .error(to: id, sender: identity.stamp, error))
         } catch let error as any ServiceError {
-            io.send(route: request.route, .error(to: id, sender: identity.stamp, WireError(code: error.code, message: error.message)))
+            io.send(route: request.route, .error(to: id, sender: identity.stamp, WireError(code: error.code, message: error.message, fields: error.fields)))
         } catch {
             logger.error("\(request.header.action ?? "?") failed: \(error)")
             io.send(route: request.route, .error(to: id, sender: identity.stamp, WireError(.internalFailure, "internal error in \(identity.name)")))

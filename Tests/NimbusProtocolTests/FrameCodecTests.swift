@@ -114,6 +114,23 @@ import NimbusProtocol
         #expect(try JSONDecoder().decode(WireError.self, from: error.jsonData) == error)
     }
 
+    /// An error's further members (DynamoDB's CancellationReasons) travel as `fields`, as raw JSON.
+    @Test func wireErrorFieldsTravelAsAnObject() throws {
+        let fields = Data(#"{"CancellationReasons":[{"Code":"None"},{"Code":"ConditionalCheckFailed","Item":{"n":{"BOOL":true}}}]}"#.utf8)
+        let error = WireError(code: "TransactionCanceledException", message: "m \"fields\": {}", fields: fields)
+        let body = error.jsonData
+        let object = try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
+        #expect(object["code"] as? String == "TransactionCanceledException")
+        #expect((object["fields"] as? [String: Any])?["CancellationReasons"] != nil)
+        #expect(WireError(json: body) == error)
+        let envelope = try FrameCodec.decode(FrameCodec.encode(.error(to: "id-1", sender: nil, error))[...]).get()
+        #expect(envelope.wireError == error)
+        // Without fields the body is as it always was; fields that are not an object are not read.
+        #expect(WireError(code: "X", message: "y").jsonData == Data(#"{"code":"X","message":"y"}"#.utf8))
+        #expect(WireError(json: Data(#"{"code":"X","message":"y","fields":[1]}"#.utf8)) == WireError(code: "X", message: "y"))
+        #expect(JSONFields.topLevelRaw("fields", in: Data(#"{"a":"}","fields": {"b":[1,{"c":"]"}]} }"#.utf8)) == Data(#"{"b":[1,{"c":"]"}]}"#.utf8))
+    }
+
     @Test func arnsParseAndPrint() throws {
         let arn = try #require(ARN("arn:aws:dynamodb:us-east-1:000000000000:table/orders/stream/2026-11-26T00:00:00.000"))
         #expect(arn.service == "dynamodb")
