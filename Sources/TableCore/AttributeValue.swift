@@ -61,12 +61,76 @@ public indirect enum AttributeValue: Equatable, Hashable, Sendable {
 
 public typealias Item = [String: AttributeValue]
 
+/// Why a transaction was cancelled, for one of its actions (DynamoDB's CancellationReason): `None`
+/// for an action that was not the cause, `ConditionalCheckFailed` with its message and the item as
+/// it was (`item`, which the service keeps only for an action asking for it with
+/// ReturnValuesOnConditionCheckFailure ALL_OLD).
+public struct CancellationReason: Equatable, Sendable {
+    public var code: String
+    public var message: String?
+    public var item: Item?
+
+    public init(code: String, message: String? = nil, item: Item? = nil) {
+        self.code = code
+        self.message = message
+        self.item = item
+    }
+
+    public static let none = CancellationReason(code: "None")
+}
+
 public struct TableError: ServiceError, Equatable, Sendable, CustomStringConvertible {
     public var code: String
     public var message: String
+    /// A ConditionalCheckFailedException's item as it was when the condition failed (nil: there
+    /// was none). The service keeps it only when the request asked for it
+    /// (ReturnValuesOnConditionCheckFailure ALL_OLD); then it travels as the error's `Item`.
+    public var item: Item?
+    /// A TransactionCanceledException's reasons, one per action of the transaction, in order.
+    public var cancellationReasons: [CancellationReason]?
+
     public init(_ code: String, _ message: String) {
         self.code = code
         self.message = message
+    }
+
+    /// A ConditionalCheckFailedException about `item` (the item as it is; nil when there is none).
+    public static func conditionalCheckFailed(_ item: Item?) -> TableError {
+        var error = TableError("ConditionalCheckFailedException", "The conditional request failed")
+        error.item = item
+        return error
+    }
+
+    /// DynamoDB's further members of the error: `Item` (a ConditionalCheckFailedException's, when
+    /// kept), `CancellationReasons` (a TransactionCanceledException's).
+    public var fields: Data? {
+        guard item != nil || cancellationReasons != nil else { return nil }
+        var out: [UInt8] = [0x7B]
+        if let item {
+            JSONText.append("\"Item\":", to: &out)
+            DynamoJSON.append(item, to: &out)
+        }
+        if let reasons = cancellationReasons {
+            if out.count > 1 { out.append(0x2C) }
+            JSONText.append("\"CancellationReasons\":[", to: &out)
+            for (i, reason) in reasons.enumerated() {
+                if i > 0 { out.append(0x2C) }
+                JSONText.append("{\"Code\":", to: &out)
+                JSONText.appendString(reason.code, to: &out)
+                if let message = reason.message {
+                    JSONText.append(",\"Message\":", to: &out)
+                    JSONText.appendString(message, to: &out)
+                }
+                if let item = reason.item {
+                    JSONText.append(",\"Item\":", to: &out)
+                    DynamoJSON.append(item, to: &out)
+                }
+                out.append(0x7D)
+            }
+            out.append(0x5D)
+        }
+        out.append(0x7D)
+        return Data(out)
     }
 
     /// The same error naming the expression it is about: the condition grammar is shared by
@@ -111,7 +175,7 @@ extension AttributeValue: Codable {
             self = .ss(v)
         case "NS":
             let v = try c.decode([String].self, forKey: key).map(Self.number)
-            try Self.checkSet(v.count, Set(v.map { Decimal(string: $0)! }).count, "number")
+            try Self.checkSet(v.count, Set(v).count, "number")
             self = .ns(v)
         case "BS":
             let v = try c.decode([String].self, forKey: key).map(Self.base64)
@@ -138,20 +202,25 @@ extension AttributeValue: Codable {
         }
     }
 
-    /// DynamoDB numbers: up to 38 significant digits, magnitude 1E-130 to 9.99E+125.
+    /// DynamoDB numbers: up to 38 significant digits, magnitude 1E-130 to 9.99E+125. Returned in
+    /// the canonical form DynamoDB stores ("Supported data types": numbers are variable length,
+    /// leading and trailing zeroes are trimmed): plain decimal notation, an exponent expanded
+    /// (`1.5E2` is `150`), no `+`, and zero is `0` whatever its sign.
     static func number(_ text: String) throws -> String {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, trimmed.range(of: #"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"#, options: .regularExpression) != nil else {
             throw TableError.validation("A value provided cannot be converted into a number")
         }
         let parts = trimmed.lowercased().split(separator: "e", maxSplits: 1)
+        let negative = parts[0].hasPrefix("-")
         let mantissa = parts[0].filter { $0 != "+" && $0 != "-" }
         guard let exponent = parts.count == 2 ? Int(parts[1]) : 0 else {
+            if Array(mantissa.filter(\.isNumber)).allSatisfy({ $0 == "0" }) { return "0" }  // zero, whatever its exponent
             throw TableError.validation("Number overflow. Attempting to store a number with magnitude larger than supported range")
         }
         let integerDigits = mantissa.split(separator: ".", omittingEmptySubsequences: false)[0].count
-        let digits = Array(mantissa.filter(\.isNumber))
-        guard let firstNonZero = digits.firstIndex(where: { $0 != "0" }) else { return trimmed }  // zero
+        var digits = Array(mantissa.filter(\.isNumber))
+        guard let firstNonZero = digits.firstIndex(where: { $0 != "0" }) else { return "0" }
         let lastNonZero = digits.lastIndex(where: { $0 != "0" })!
         if lastNonZero - firstNonZero + 1 > 38 {
             throw TableError.validation("Attempting to store more than 38 significant digits in a Number")
@@ -160,7 +229,19 @@ extension AttributeValue: Codable {
         let order = exponent + integerDigits - 1 - firstNonZero
         if order > 125 { throw TableError.validation("Number overflow. Attempting to store a number with magnitude larger than supported range") }
         if order < -130 { throw TableError.validation("Number underflow. Attempting to store a number with magnitude smaller than supported range") }
-        return trimmed
+        // The significant digits, and how many of them stand before the decimal point (order + 1,
+        // which may be more than there are digits, or zero or less).
+        digits = Array(digits[firstNonZero...lastNonZero])
+        let point = order + 1
+        var out = negative ? "-" : ""
+        if point <= 0 {
+            out += "0." + String(repeating: "0", count: -point) + String(digits)
+        } else if point >= digits.count {
+            out += String(digits) + String(repeating: "0", count: point - digits.count)
+        } else {
+            out += String(digits[..<point]) + "." + String(digits[point...])
+        }
+        return out
     }
 
     static func base64(_ text: String) throws -> Data {

@@ -122,7 +122,7 @@ public enum DynamoJSON {
         case "NS":
             guard let raw = strings() else { return nil }
             let v = raw.compactMap { try? AttributeValue.number($0) }
-            guard v.count == raw.count, (try? AttributeValue.checkSet(v.count, Set(v.map { Decimal(string: $0)! }).count, "number")) != nil else { return nil }
+            guard v.count == raw.count, (try? AttributeValue.checkSet(v.count, Set(v).count, "number")) != nil else { return nil }
             return .ns(v)
         case "BS":
             guard let raw = strings() else { return nil }

@@ -107,6 +107,8 @@ public struct Tables: Sendable {
     public let account: String
     private(set) var definitions: [String: TableSchema] = [:]
     private(set) var items: [String: [String: Item]] = [:]
+    /// Per table, the sum of its items' sizes (DescribeTable's TableSizeBytes), kept as items change.
+    private var bytes: [String: Int] = [:]
     /// Per table, per shard: the last sequence number handed out.
     private var sequences: [String: [Int: UInt64]] = [:]
     /// Stream event ids: a random prefix per process and a counter, so they are unique without a
@@ -130,7 +132,10 @@ public struct Tables: Sendable {
     public mutating func restore(tables: [TableSchema], items stored: [(String, String, Item)], lastSequences: [String: [Int: UInt64]],
                                  transactionTokens tokens: [TransactionToken] = []) {
         for t in tables { definitions[t.name] = t; items[t.name] = [:] }
-        for (table, key, item) in stored { items[table]?[key] = item }
+        for (table, key, item) in stored where items[table] != nil {
+            items[table]![key] = item
+            bytes[table, default: 0] += Self.size(of: item)
+        }
         sequences = lastSequences
         tokensByExpiry = tokens.sorted { $0.expiresAt < $1.expiresAt }
         transactionTokens = Dictionary(tokens.map { ($0.token, $0) }, uniquingKeysWith: { $1 })
@@ -158,6 +163,7 @@ public struct Tables: Sendable {
                                          streamLabel: label, shards: shards, createdAt: now)
         definitions[name] = definition
         items[name] = [:]
+        bytes[name] = 0
         changes.append(.putTable(definition))
         return definition
     }
@@ -168,12 +174,35 @@ public struct Tables: Sendable {
         return f.string(from: Date(timeIntervalSince1970: now)).replacingOccurrences(of: "Z", with: "")
     }
 
+    /// The time a stream label (`label(_:)`'s text) stands for: when the stream was created.
+    public static func labelDate(_ label: String) -> Double? {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.date(from: label + "Z")?.timeIntervalSince1970
+    }
+
     public func describe(_ name: String) throws(TableError) -> TableSchema {
         guard let d = definitions[name] else { throw TableError("ResourceNotFoundException", "Requested resource not found: Table: \(name) not found") }
         return d
     }
 
     public func itemCount(_ name: String) -> Int { items[name]?.count ?? 0 }
+
+    /// The table's size in bytes (DynamoDB's item size accounting summed over its items): exact
+    /// here, where DynamoDB updates it about every six hours.
+    public func sizeBytes(_ name: String) -> Int { bytes[name] ?? 0 }
+
+    /// ListTables: the names in order, at most `limit` (1...100, default 100) after
+    /// `exclusiveStart`, and the last one given when more follow (LastEvaluatedTableName).
+    public func listTables(limit: Int?, exclusiveStart: String?) throws(TableError) -> (names: [String], lastEvaluated: String?) {
+        let limit = limit ?? 100
+        guard (1...100).contains(limit) else {
+            throw TableError.validation("1 validation error detected: Value '\(limit)' at 'limit' failed to satisfy constraint: Member must have value \(limit < 1 ? "greater than or equal to 1" : "less than or equal to 100")")
+        }
+        let names = definitions.keys.sorted().filter { exclusiveStart == nil || $0 > exclusiveStart! }
+        let page = Array(names.prefix(limit))
+        return (page, names.count > page.count ? page.last : nil)
+    }
 
     public var allTables: [TableSchema] { definitions.values.sorted { $0.name < $1.name } }
 
@@ -224,13 +253,14 @@ public struct Tables: Sendable {
                                  changes: inout [TableChange]) throws(TableError) -> Item? {
         let definition = try describe(table)
         let itemKey = try key(definition, item, exact: false)
-        try Self.checkSize(item)
+        let size = try Self.checkSize(item)
         let old = items[table]?[itemKey]
         if let condition, !ConditionEvaluator.holds(condition, on: old) {
-            throw TableError("ConditionalCheckFailedException", "The conditional request failed")
+            throw TableError.conditionalCheckFailed(old)
         }
         if let old, old == item { return old }  // a no-op write appends no stream record
         items[table]![itemKey] = item
+        bytes[table, default: 0] += size - (old.map(Self.size(of:)) ?? 0)
         changes.append(.putItem(table: table, key: itemKey, item: item))
         record(definition, old == nil ? "INSERT" : "MODIFY", itemKey: itemKey, keys: Self.keyAttributes(definition, of: item),
                new: item, old: old, now: now, changes: &changes)
@@ -238,12 +268,18 @@ public struct Tables: Sendable {
     }
 
     /// DynamoDB's limits on one item: 400 KB, and 32 levels of nesting.
-    static func checkSize(_ item: Item) throws(TableError) {
-        let size = item.reduce(0) { $0 + $1.key.utf8.count + $1.value.size }
-        if size > 400 * 1024 { throw TableError.validation("Item size has exceeded the maximum allowed size") }
+    /// An item's size as DynamoDB counts it: its attributes' names and values.
+    static func size(of item: Item) -> Int { item.reduce(0) { $0 + $1.key.utf8.count + $1.value.size } }
+
+    /// Checks DynamoDB's limits on one item and returns its size.
+    @discardableResult
+    static func checkSize(_ item: Item) throws(TableError) -> Int {
+        let total = Self.size(of: item)
+        if total > 400 * 1024 { throw TableError.validation("Item size has exceeded the maximum allowed size") }
         if item.values.contains(where: { $0.nesting > AttributeValue.maxNesting }) {
             throw TableError.validation("Nesting Levels have exceeded supported limits")
         }
+        return total
     }
 
     /// UpdateItem: applies `update` to the item with `key` (or to a new item holding just the key), after
@@ -254,7 +290,7 @@ public struct Tables: Sendable {
         let k = try key(definition, itemKey, exact: true)
         let old = items[table]?[k]
         if let condition, !ConditionEvaluator.holds(condition, on: old) {
-            throw TableError("ConditionalCheckFailedException", "The conditional request failed")
+            throw TableError.conditionalCheckFailed(old)
         }
         guard let new = try Self.updated(definition, key: itemKey, old: old, by: update) else { return (nil, nil) }
         _ = try putItem(table, new, condition: nil, now: now, changes: &changes)
@@ -302,6 +338,7 @@ public struct Tables: Sendable {
         let d = try describe(table)
         definitions[table] = nil
         items[table] = nil
+        bytes[table] = nil
         sequences[table] = nil
         changes.append(.deleteTable(table))
         return d
@@ -318,10 +355,11 @@ public struct Tables: Sendable {
         let k = try key(definition, itemKey, exact: true)
         let old = items[table]?[k]
         if let condition, !ConditionEvaluator.holds(condition, on: old) {
-            throw TableError("ConditionalCheckFailedException", "The conditional request failed")
+            throw TableError.conditionalCheckFailed(old)
         }
         guard let old else { return nil }
         items[table]![k] = nil
+        bytes[table, default: 0] -= Self.size(of: old)
         changes.append(.deleteItem(table: table, key: k))
         record(definition, "REMOVE", itemKey: k, keys: itemKey, new: nil, old: old, now: now, changes: &changes)
         return old
@@ -347,7 +385,7 @@ public struct Tables: Sendable {
     }
 
     /// The shard's number, then its counter in 20 digits: ordered as text and as numbers within a shard.
-    static func sequenceNumber(shard: Int, counter: UInt64) -> String {
+    public static func sequenceNumber(shard: Int, counter: UInt64) -> String {
         var out = Array(String(shard).utf8)
         var digits = [UInt8](repeating: 0x30, count: 20)
         var rest = counter
@@ -416,9 +454,11 @@ extension Tables {
         try page(table, where: { _ in true }, filter: filter, limit: limit, exclusiveStartKey: exclusiveStartKey)
     }
 
-    /// Query: the items of one partition key. The key condition must be `partitionKey = :value`
-    /// (optionally AND a condition on the sort key).
-    public func query(_ table: String, keyCondition: Condition, filter: Condition?, limit: Int?, exclusiveStartKey: Item?) throws(TableError) -> Page {
+    /// Query: the items of one partition key, in sort key order (numbers by value, strings and
+    /// binaries by their bytes), descending when `scanIndexForward` is false. The key condition
+    /// must be `partitionKey = :value` (optionally AND a condition on the sort key).
+    public func query(_ table: String, keyCondition: Condition, filter: Condition?, limit: Int?, exclusiveStartKey: Item?,
+                      scanIndexForward: Bool = true) throws(TableError) -> Page {
         let d = try describe(table)
         func mentionsPartitionEquality(_ c: Condition) -> Bool {
             switch c {
@@ -432,7 +472,43 @@ extension Tables {
         guard mentionsPartitionEquality(keyCondition) else {
             throw TableError.validation("Query condition missed key schema element: \(d.partitionKey.name)")
         }
-        return try page(table, where: { ConditionEvaluator.holds(keyCondition, on: $0) }, filter: filter, limit: limit, exclusiveStartKey: exclusiveStartKey)
+        if let limit, limit < 1 { throw TableError.validation("Limit must be at least 1") }
+        if let exclusiveStartKey { _ = try key(d, exclusiveStartKey, exact: true) }
+        var matched = (items[table] ?? [:]).values.filter { ConditionEvaluator.holds(keyCondition, on: $0) }
+        if let sortKey = d.sortKey {
+            matched.sort { Self.precedes($0[sortKey.name], $1[sortKey.name]) }
+            if !scanIndexForward { matched.reverse() }
+            // Continue after the start key's place in this order (the item itself may be gone).
+            if let start = exclusiveStartKey?[sortKey.name] {
+                matched = matched.filter { item in
+                    guard let value = item[sortKey.name] else { return false }
+                    return scanIndexForward ? Self.precedes(start, value) : Self.precedes(value, start)
+                }
+            }
+        } else if exclusiveStartKey != nil {
+            matched = []  // without a sort key a partition holds one item: the one the page ended on
+        }
+        var out: [Item] = []
+        var scanned = 0
+        var last: Item?
+        for (i, item) in matched.enumerated() {
+            scanned += 1
+            if filter.map({ ConditionEvaluator.holds($0, on: item) }) ?? true { out.append(item) }
+            if let limit, scanned == limit {
+                if i < matched.count - 1 { last = Self.keyAttributes(d, of: item) }
+                break
+            }
+        }
+        return Page(items: out, scannedCount: scanned, lastEvaluatedKey: last)
+    }
+
+    /// Sort key order: numbers by value, strings and binaries by their bytes (a missing value first).
+    static func precedes(_ a: AttributeValue?, _ b: AttributeValue?) -> Bool {
+        guard let a, let b else { return a == nil && b != nil }
+        if let order = AttributeValue.compare(a, b) { return order == .orderedAscending }
+        // Numbers beyond Decimal's range: their canonical text, which is at least stable.
+        if case .n(let x) = a, case .n(let y) = b { return x < y }
+        return false
     }
 
     private func page(_ table: String, where match: (Item) -> Bool, filter: Condition?, limit: Int?,
@@ -467,10 +543,13 @@ extension Tables {
         // Validate everything first: a batch with one bad request writes nothing.
         for (table, list) in requests {
             let d = try describe(table)
+            var seen = Set<String>()
             for r in list {
                 guard (r.put == nil) != (r.delete == nil) else { throw TableError.validation("Each WriteRequest needs exactly one of PutRequest and DeleteRequest") }
-                if let item = r.put { _ = try key(d, item, exact: false) }
-                if let k = r.delete { _ = try key(d, k, exact: true) }
+                let itemKey: String
+                if let item = r.put { itemKey = try key(d, item, exact: false) } else { itemKey = try key(d, r.delete!, exact: true) }
+                // One item twice in a batch (two puts, or a put and a delete) is refused, as in DynamoDB.
+                guard seen.insert(itemKey).inserted else { throw Self.duplicateKeys }
             }
         }
         for (table, list) in requests {
@@ -481,11 +560,21 @@ extension Tables {
         }
     }
 
+    /// BatchWriteItem's and BatchGetItem's answer to one key given twice.
+    static let duplicateKeys = TableError.validation("Provided list of item keys contains duplicates")
+
     /// BatchGetItem: up to 100 keys.
     public func batchGet(_ requests: [String: [Item]]) throws(TableError) -> [String: [Item]] {
         let total = requests.values.reduce(0) { $0 + $1.count }
         guard (1...100).contains(total) else { throw TableError.validation("Too many items requested for the BatchGetItem call (1 to 100 keys)") }
         var out: [String: [Item]] = [:]
+        for (table, keys) in requests {
+            let d = try describe(table)
+            var seen = Set<String>()
+            for k in keys {
+                guard seen.insert(try key(d, k, exact: true)).inserted else { throw Self.duplicateKeys }
+            }
+        }
         for (table, keys) in requests {
             var found: [Item] = []
             for k in keys { if let item = try getItem(table, key: k) { found.append(item) } }
@@ -527,7 +616,7 @@ extension Tables {
         enum Write { case put(Item), delete(key: Item), none }
         var writes: [(table: String, write: Write)] = []
         var seen = Set<String>()
-        var reasons: [String] = []
+        var reasons: [CancellationReason] = []
         for action in actions {
             let table: String, itemKey: Item, condition: Condition?
             switch action {
@@ -552,12 +641,18 @@ extension Tables {
             case .delete: write = .delete(key: itemKey)
             case .conditionCheck: write = .none
             }
-            reasons.append(condition.map { ConditionEvaluator.holds($0, on: old) } ?? true ? "None" : "ConditionalCheckFailed")
+            if let condition, !ConditionEvaluator.holds(condition, on: old) {
+                reasons.append(CancellationReason(code: "ConditionalCheckFailed", message: "The conditional request failed", item: old))
+            } else {
+                reasons.append(.none)
+            }
             writes.append((table, write))
         }
-        if reasons.contains(where: { $0 != "None" }) {
-            throw TableError("TransactionCanceledException",
-                             "Transaction cancelled, please refer cancellation reasons for specific reasons [\(reasons.joined(separator: ", "))]")
+        if reasons.contains(where: { $0.code != "None" }) {
+            var error = TableError("TransactionCanceledException",
+                                   "Transaction cancelled, please refer cancellation reasons for specific reasons [\(reasons.map(\.code).joined(separator: ", "))]")
+            error.cancellationReasons = reasons
+            throw error
         }
         for (table, write) in writes {
             switch write {

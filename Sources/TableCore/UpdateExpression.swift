@@ -4,12 +4,16 @@ import Foundation
 /// l = list_append(l, :more)`, `REMOVE a, l[0]`, `ADD n :one, s :set`, `DELETE s :set`, with the same
 /// `#name` / `:value` placeholders as conditions.
 public struct UpdateExpression: Equatable, Sendable {
-    public enum Value: Equatable, Sendable {
+    /// A SET's right-hand side. DynamoDB's grammar: `value ::= operand | operand + operand |
+    /// operand - operand`, `operand ::= path | :value | function`, `function ::= if_not_exists(path,
+    /// operand) | list_append(operand, operand)`: functions nest (`list_append(if_not_exists(l,
+    /// :empty), :more)`).
+    public indirect enum Value: Equatable, Sendable {
         case operand(Operand)
-        case ifNotExists(Path, Operand)
-        case listAppend(Operand, Operand)
-        indirect case plus(Value, Value)
-        indirect case minus(Value, Value)
+        case ifNotExists(Path, Value)
+        case listAppend(Value, Value)
+        case plus(Value, Value)
+        case minus(Value, Value)
     }
 
     public enum Action: Equatable, Sendable {
@@ -107,14 +111,14 @@ public enum UpdateParser {
                 p.at += 2
                 let path = try p.path()
                 try p.expect(",")
-                let fallback = try p.operand()
+                let fallback = try term(&p)
                 try p.expect(")")
                 return .ifNotExists(path, fallback)
             case "list_append":
                 p.at += 2
-                let a = try p.operand()
+                let a = try term(&p)
                 try p.expect(",")
-                let b = try p.operand()
+                let b = try term(&p)
                 try p.expect(")")
                 return .listAppend(a, b)
             default:
@@ -171,10 +175,9 @@ public enum UpdateEvaluator {
             return v
         case .ifNotExists(let path, let fallback):
             if let v = ConditionEvaluator.resolve(path, item) { return v }
-            guard let v = ConditionEvaluator.value(fallback, item) else { throw missing(fallback) }
-            return v
+            return try evaluate(fallback, item)
         case .listAppend(let a, let b):
-            guard let x = ConditionEvaluator.value(a, item), let y = ConditionEvaluator.value(b, item) else { throw missing(a) }
+            let x = try evaluate(a, item), y = try evaluate(b, item)
             guard case .l(let first) = x, case .l(let second) = y else {
                 throw TableError.validation("An operand in the update expression has an incorrect data type")
             }
@@ -194,7 +197,10 @@ public enum UpdateEvaluator {
 
     static func arithmetic(_ a: String, _ b: String, _ op: (Decimal, Decimal) -> Decimal) throws(TableError) -> AttributeValue {
         guard let x = Decimal(string: a), let y = Decimal(string: b) else { throw TableError.validation("The number is not valid: \(a), \(b)") }
-        return .n("\(op(x, y))")
+        // Stored as DynamoDB stores any number: canonical, and within its range.
+        do { return .n(try AttributeValue.number("\(op(x, y))")) } catch let error as TableError { throw error } catch {
+            throw TableError.validation("The number is not valid: \(a), \(b)")
+        }
     }
 
     /// Sets the value at `path`; the parents must exist (DynamoDB does not create them).

@@ -90,6 +90,16 @@ public struct TableNodeService: NodeService {
     public var growingActions: Set<String> { ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems"] }
 
     public func handle(_ request: InboundRequest, runtime: NodeRuntime) async throws -> Data {
+        do {
+            return try await serve(request)
+        } catch var error as TableError where error.item != nil {
+            // A failed condition's item goes back only to a request asking for it, as in DynamoDB.
+            if JSONFields.topLevelString("ReturnValuesOnConditionCheckFailure", in: request.body) != "ALL_OLD" { error.item = nil }
+            throw error
+        }
+    }
+
+    func serve(_ request: InboundRequest) async throws -> Data {
         // Only the rarer actions use it; PutItem and GetItem write their answers by hand.
         var encoder: JSONEncoder {
             let encoder = JSONEncoder()
@@ -103,7 +113,8 @@ public struct TableNodeService: NodeService {
         case "dynamodb:DescribeTable":
             let r = try decode(request, TableNameRequest.self)
             let description = try await engine.read { t in
-                TableDescription(try t.describe(r.TableName), arn: t.arn(r.TableName), itemCount: t.itemCount(r.TableName))
+                TableDescription(try t.describe(r.TableName), arn: t.arn(r.TableName), itemCount: t.itemCount(r.TableName),
+                                 sizeBytes: t.sizeBytes(r.TableName))
             }
             return try encoder.encode(["Table": description])
         case "dynamodb:UpdateTable":
@@ -114,15 +125,15 @@ public struct TableNodeService: NodeService {
             let enabled = spec.StreamEnabled ?? (spec.StreamViewType != nil)
             let description = try await engine.perform { t, now, changes in
                 let d = try t.updateStream(r.TableName, enabled: enabled, viewType: spec.StreamViewType, now: now, changes: &changes)
-                return TableDescription(d, arn: t.arn(d.name), itemCount: t.itemCount(d.name))
+                return TableDescription(d, arn: t.arn(d.name), itemCount: t.itemCount(d.name), sizeBytes: t.sizeBytes(d.name))
             }
             return try encoder.encode(["TableDescription": description])
         case "dynamodb:DeleteTable":
             let r = try decode(request, TableNameRequest.self)
             var description = try await engine.perform { t, _, changes in
-                let count = t.itemCount(r.TableName)
+                let count = t.itemCount(r.TableName), size = t.sizeBytes(r.TableName)
                 let d = try t.deleteTable(r.TableName, changes: &changes)
-                return TableDescription(d, arn: t.arn(d.name), itemCount: count)
+                return TableDescription(d, arn: t.arn(d.name), itemCount: count, sizeBytes: size)
             }
             description.TableStatus = "DELETING"
             return try encoder.encode(["TableDescription": description])
@@ -132,6 +143,7 @@ public struct TableNodeService: NodeService {
             guard let text = r.UpdateExpression else {
                 throw TableError.validation("UpdateItem needs an UpdateExpression (AttributeUpdates is not supported)")
             }
+            try Self.checkReturnOnFailure(r.ReturnValuesOnConditionCheckFailure)
             let (update, condition) = try Self.parseUpdate(text, condition: r.ConditionExpression, names: r.ExpressionAttributeNames,
                                                            values: r.ExpressionAttributeValues)
             let (old, new) = try await engine.perform { t, now, changes in
@@ -151,21 +163,26 @@ public struct TableNodeService: NodeService {
             }
             return try encoder.encode(attributes.flatMap { $0.isEmpty ? nil : ["Attributes": $0] } ?? [:])
         case "dynamodb:ListTables":
-            return try encoder.encode(["TableNames": await engine.read { t in t.allTables.map(\.name) }])
+            let r = try decode(request, ListTablesRequest.self)
+            let (names, last) = try await engine.read { t in try t.listTables(limit: r.Limit, exclusiveStart: r.ExclusiveStartTableName) }
+            return try encoder.encode(ListTablesResponse(TableNames: names, LastEvaluatedTableName: last))
         case "dynamodb:PutItem":
             let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let item = r.Item else { throw TableError.validation("1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null") }
+            try Self.checkReturnOnFailure(r.ReturnValuesOnConditionCheckFailure)
             let condition = try r.ConditionExpression.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues) }
             let old = try await engine.perform { t, now, changes in try t.putItem(r.TableName, item, condition: condition, now: now, changes: &changes) }
             return Self.answer("Attributes", r.ReturnValues == "ALL_OLD" ? old : nil)
         case "dynamodb:GetItem":
             let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
+            let projection = try Self.projection(r.ProjectionExpression, names: r.ExpressionAttributeNames)
             let item = try await engine.readItems { t in try t.getItem(r.TableName, key: key) }
-            return Self.answer("Item", item)
+            return Self.answer("Item", projection.flatMap { p in item.map(p.apply) } ?? item)
         case "dynamodb:DeleteItem":
             let r = try WriteRequest.fast(request.body) ?? decode(request, WriteRequest.self)
             guard let key = r.Key else { throw TableError.validation("The request must contain Key") }
+            try Self.checkReturnOnFailure(r.ReturnValuesOnConditionCheckFailure)
             let condition = try r.ConditionExpression.map { try ConditionParser.parse($0, names: r.ExpressionAttributeNames, values: r.ExpressionAttributeValues) }
             let old = try await engine.perform { t, now, changes in try t.deleteItem(r.TableName, key: key, condition: condition, now: now, changes: &changes) }
             return Self.answer("Attributes", r.ReturnValues == "ALL_OLD" ? old : nil)
@@ -182,11 +199,16 @@ public struct TableNodeService: NodeService {
             let keyCondition = try parse(r.KeyConditionExpression, "KeyConditionExpression")
             let isQuery = request.header.action == "dynamodb:Query"
             if isQuery && keyCondition == nil { throw TableError.validation("Query needs a KeyConditionExpression") }
+            let projection = try Self.projection(r.ProjectionExpression, names: r.ExpressionAttributeNames, checkUnused: false)
+            let countOnly = try Self.selectsCount(r.Select, projection: r.ProjectionExpression != nil)
+            let forward = r.ScanIndexForward ?? true
             let page = try await engine.readItems { t in
-                isQuery ? try t.query(r.TableName, keyCondition: keyCondition!, filter: filter, limit: r.Limit, exclusiveStartKey: r.ExclusiveStartKey)
+                isQuery ? try t.query(r.TableName, keyCondition: keyCondition!, filter: filter, limit: r.Limit, exclusiveStartKey: r.ExclusiveStartKey,
+                                      scanIndexForward: forward)
                     : try t.scan(r.TableName, filter: filter, limit: r.Limit, exclusiveStartKey: r.ExclusiveStartKey)
             }
-            return try encoder.encode(ReadManyResponse(Items: page.items, Count: page.items.count, ScannedCount: page.scannedCount,
+            let items = countOnly ? nil : projection.map { p in page.items.map(p.apply) } ?? page.items
+            return try encoder.encode(ReadManyResponse(Items: items, Count: page.items.count, ScannedCount: page.scannedCount,
                                                        LastEvaluatedKey: page.lastEvaluatedKey))
         case "dynamodb:BatchWriteItem":
             let r = try decode(request, BatchWriteRequest.self)
@@ -197,19 +219,28 @@ public struct TableNodeService: NodeService {
             let r = try TransactWriteRequest.fast(request.body) ?? decode(request, TransactWriteRequest.self)
             let actions = try r.TransactItems.map(Self.transactWrite)
             let token = try r.ClientRequestToken.map { token in (token: token, fingerprint: try Self.fingerprint(token, r.TransactItems)) }
-            try await engine.perform { t, now, changes in try t.transactWrite(actions, token: token, now: now, changes: &changes) }
+            do {
+                try await engine.perform { t, now, changes in try t.transactWrite(actions, token: token, now: now, changes: &changes) }
+            } catch var error as TableError where error.cancellationReasons != nil {
+                // Each failed action's item goes back only when that action asked for it (ALL_OLD).
+                for (i, entry) in r.TransactItems.enumerated() where i < error.cancellationReasons!.count {
+                    let op = entry.Put ?? entry.Update ?? entry.Delete ?? entry.ConditionCheck
+                    if op?.ReturnValuesOnConditionCheckFailure != "ALL_OLD" { error.cancellationReasons![i].item = nil }
+                }
+                throw error
+            }
             return Data("{}".utf8)
         case "dynamodb:TransactGetItems":
             let r = try decode(request, TransactGetRequest.self)
-            if r.TransactItems.contains(where: { $0.Get.ProjectionExpression != nil }) {
-                throw TableError.validation("ProjectionExpression is not supported by Nimbus")
-            }
+            let projections = try r.TransactItems.map { try Self.projection($0.Get.ProjectionExpression, names: $0.Get.ExpressionAttributeNames) }
             let found = try await engine.readItems { t in try t.transactGet(r.TransactItems.map { ($0.Get.TableName, $0.Get.Key) }) }
             struct Response: Encodable { var Item: Item? }
-            return try encoder.encode(["Responses": found.map(Response.init)])
+            return try encoder.encode(["Responses": zip(found, projections).map { item, p in Response(Item: p.flatMap { p in item.map(p.apply) } ?? item) }])
         case "dynamodb:BatchGetItem":
             let r = try decode(request, BatchGetRequest.self)
-            let found = try await engine.readItems { t in try t.batchGet(r.RequestItems.mapValues(\.Keys)) }
+            let projections = try r.RequestItems.compactMapValues { try Self.projection($0.ProjectionExpression, names: $0.ExpressionAttributeNames) }
+            var found = try await engine.readItems { t in try t.batchGet(r.RequestItems.mapValues(\.Keys)) }
+            for (table, p) in projections { found[table] = found[table]?.map(p.apply) }
             struct Out: Encodable { var Responses: [String: [Item]]; var UnprocessedKeys: [String: [Item]] = [:] }
             return try encoder.encode(Out(Responses: found))
         case "dynamodb:ListStreams":
@@ -222,13 +253,24 @@ public struct TableNodeService: NodeService {
         case "dynamodb:DescribeStream":
             let r = try decode(request, StreamArnRequest.self)
             let d = try await table(forStream: r.StreamArn)
-            let shardList = (0..<d.shards).map { ["ShardId": StreamNames.shardID($0)] }
+            struct Shard: Encodable { var ShardId: String; var SequenceNumberRange: [String: String] }
+            // Every shard is open while the stream is on, numbered from 1; a disabled stream's shards
+            // are closed at their last record.
+            let shardList = try (0..<d.shards).map { shard -> Shard in
+                var range = ["StartingSequenceNumber": Tables.sequenceNumber(shard: shard, counter: 1)]
+                if d.streamViewType == nil {
+                    range["EndingSequenceNumber"] = Tables.sequenceNumber(shard: shard, counter: try engine.store.lastSequence(table: d.name, shard: shard))
+                }
+                return Shard(ShardId: StreamNames.shardID(shard), SequenceNumberRange: range)
+            }
             struct Description: Encodable { var StreamDescription: [String: AnyEncodable] }
-            let body: [String: AnyEncodable] = [
+            var body: [String: AnyEncodable] = [
                 "StreamArn": .init(r.StreamArn), "StreamLabel": .init(d.streamLabel ?? ""), "StreamStatus": .init(d.streamViewType == nil ? "DISABLED" : "ENABLED"),
                 "StreamViewType": .init(d.streamViewType ?? ""), "TableName": .init(d.name), "Shards": .init(shardList),
-                "KeySchema": .init([KeySchemaElement(AttributeName: d.partitionKey.name, KeyType: "HASH")]),
+                "KeySchema": .init([KeySchemaElement(AttributeName: d.partitionKey.name, KeyType: "HASH")]
+                                   + (d.sortKey.map { [KeySchemaElement(AttributeName: $0.name, KeyType: "RANGE")] } ?? [])),
             ]
+            if let created = d.streamLabel.flatMap(Tables.labelDate) { body["CreationRequestDateTime"] = .init(created) }
             return try encoder.encode(Description(StreamDescription: body))
         case "dynamodb:GetShardIterator":
             let r = try decode(request, GetShardIteratorRequest.self)
@@ -286,6 +328,38 @@ public struct TableNodeService: NodeService {
         }
     }
 
+    /// PutItem's, UpdateItem's and DeleteItem's ReturnValuesOnConditionCheckFailure: NONE or ALL_OLD.
+    static func checkReturnOnFailure(_ mode: String?) throws {
+        guard let mode, mode != "NONE", mode != "ALL_OLD" else { return }
+        throw TableError.validation("1 validation error detected: Value '\(mode)' at 'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]")
+    }
+
+    /// A request's ProjectionExpression (nil without one). With `checkUnused`, every name given
+    /// must be used by it (the request's only expression: GetItem, BatchGetItem, TransactGetItems).
+    static func projection(_ text: String?, names: [String: String]?, checkUnused: Bool = true) throws -> Projection? {
+        guard let text else { return nil }
+        let (projection, used) = try ProjectionParser.parse(text, names: names)
+        if checkUnused { try ConditionParser.checkAllUsed(names: names, values: nil, usedNames: used, usedValues: []) }
+        return projection
+    }
+
+    /// Query's and Scan's Select: true for COUNT (Count and ScannedCount only). A ProjectionExpression
+    /// means SPECIFIC_ATTRIBUTES; ALL_PROJECTED_ATTRIBUTES needs an index, which Nimbus tables do not have.
+    static func selectsCount(_ select: String?, projection: Bool) throws -> Bool {
+        switch select ?? (projection ? "SPECIFIC_ATTRIBUTES" : "ALL_ATTRIBUTES") {
+        case "ALL_ATTRIBUTES", "COUNT":
+            if projection { throw TableError.validation("Cannot specify the ProjectionExpression when choosing to get \(select!)") }
+            return select == "COUNT"
+        case "SPECIFIC_ATTRIBUTES":
+            if !projection { throw TableError.validation("Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES") }
+            return false
+        case "ALL_PROJECTED_ATTRIBUTES":
+            throw TableError.validation("ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName")
+        default:
+            throw TableError.validation("1 validation error detected: Value '\(select!)' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]")
+        }
+    }
+
     static func trimmedError(_ position: String) -> TableError {
         TableError("TrimmedDataAccessException", "The operation attempted to read past the oldest stream record in a shard (records before \(position) were trimmed: older than the retention period)")
     }
@@ -308,9 +382,7 @@ public struct TableNodeService: NodeService {
         guard given.count == 1, let op = given.first else {
             throw TableError.validation("Each TransactItems entry needs exactly one of Put, Update, Delete and ConditionCheck")
         }
-        if let mode = op.ReturnValuesOnConditionCheckFailure, mode != "NONE" {
-            throw TableError.validation("ReturnValuesOnConditionCheckFailure \(mode) is not supported by Nimbus (NONE is)")
-        }
+        try checkReturnOnFailure(op.ReturnValuesOnConditionCheckFailure)
         let names = op.ExpressionAttributeNames, values = op.ExpressionAttributeValues
         func condition() throws -> Condition? { try op.ConditionExpression.map { try ConditionParser.parse($0, names: names, values: values) } }
         if entry.Put != nil {
@@ -402,7 +474,7 @@ public struct TableNodeService: NodeService {
         let shards = self.shards
         return try await engine.perform { t, now, changes in
             let d = try t.createTable(name: r.TableName, partitionKey: partition, sortKey: sort, streamViewType: view, shards: shards, now: now, changes: &changes)
-            return TableDescription(d, arn: t.arn(d.name), itemCount: 0)
+            return TableDescription(d, arn: t.arn(d.name), itemCount: 0, sizeBytes: 0)
         }
     }
 

@@ -18,6 +18,8 @@ struct CreateTableRequest: Codable, Sendable {
 }
 
 struct TableNameRequest: Codable, Sendable { var TableName: String }
+struct ListTablesRequest: Codable, Sendable { var Limit: Int?; var ExclusiveStartTableName: String? }
+struct ListTablesResponse: Codable, Sendable { var TableNames: [String]; var LastEvaluatedTableName: String? }
 struct UpdateTableRequest: Codable, Sendable { var TableName: String; var StreamSpecification: StreamSpecification? }
 
 struct TableDescription: Codable, Sendable {
@@ -27,19 +29,21 @@ struct TableDescription: Codable, Sendable {
     var KeySchema: [KeySchemaElement]
     var AttributeDefinitions: [AttributeDefinition]
     var ItemCount: Int
+    var TableSizeBytes: Int
     var CreationDateTime: Double
     var StreamSpecification: StreamSpecification?
     var LatestStreamLabel: String?
     var LatestStreamArn: String?
     var BillingModeSummary = ["BillingMode": "PAY_PER_REQUEST"]
 
-    init(_ d: TableSchema, arn: String, itemCount: Int) {
+    init(_ d: TableSchema, arn: String, itemCount: Int, sizeBytes: Int) {
         TableName = d.name
         TableArn = arn
         KeySchema = [KeySchemaElement(AttributeName: d.partitionKey.name, KeyType: "HASH")]
             + (d.sortKey.map { [KeySchemaElement(AttributeName: $0.name, KeyType: "RANGE")] } ?? [])
         AttributeDefinitions = ([d.partitionKey] + (d.sortKey.map { [$0] } ?? [])).map { AttributeDefinition(AttributeName: $0.name, AttributeType: $0.type) }
         ItemCount = itemCount
+        TableSizeBytes = sizeBytes
         CreationDateTime = d.createdAt
         StreamSpecification = d.streamViewType.map { .init(StreamEnabled: true, StreamViewType: $0) }
         LatestStreamLabel = d.streamLabel
@@ -56,13 +60,16 @@ struct WriteRequest: Codable, Sendable {
     var ExpressionAttributeNames: [String: String]? = nil
     var ExpressionAttributeValues: [String: AttributeValue]? = nil
     var ReturnValues: String? = nil
-    /// Only in a transaction's items (TransactWriteItems).
+    /// NONE or ALL_OLD: a failed condition's error carries the item as it was (PutItem, UpdateItem,
+    /// DeleteItem and a transaction's items).
     var ReturnValuesOnConditionCheckFailure: String? = nil
+    /// GetItem's.
+    var ProjectionExpression: String? = nil
 }
 
 extension WriteRequest {
     static let members: Set<String> = ["TableName", "Item", "Key", "ConditionExpression", "UpdateExpression", "ExpressionAttributeNames",
-                                       "ExpressionAttributeValues", "ReturnValues"]
+                                       "ExpressionAttributeValues", "ReturnValues", "ReturnValuesOnConditionCheckFailure", "ProjectionExpression"]
 
     /// A write request made only of strings, maps and lists (the usual PutItem), read without
     /// JSONDecoder; nil for anything else or anything invalid, which JSONDecoder then reads (and
@@ -75,12 +82,14 @@ extension WriteRequest {
     static func fast(_ json: StringJSON) -> WriteRequest? {
         guard let m = json.members(allowed: members), let table = m["TableName"]?.string else { return nil }
         var request = WriteRequest(TableName: table)
-        for key in ["ConditionExpression", "UpdateExpression", "ReturnValues"] {
+        for key in ["ConditionExpression", "UpdateExpression", "ReturnValues", "ReturnValuesOnConditionCheckFailure", "ProjectionExpression"] {
             guard let value = m[key] else { continue }
             guard let text = value.string else { return nil }
             switch key {
             case "ConditionExpression": request.ConditionExpression = text
             case "UpdateExpression": request.UpdateExpression = text
+            case "ReturnValuesOnConditionCheckFailure": request.ReturnValuesOnConditionCheckFailure = text
+            case "ProjectionExpression": request.ProjectionExpression = text
             default: request.ReturnValues = text
             }
         }
@@ -157,6 +166,12 @@ struct ReadManyRequest: Codable, Sendable {
     var TableName: String
     var KeyConditionExpression: String?
     var FilterExpression: String?
+    var ProjectionExpression: String?
+    /// ALL_ATTRIBUTES (the default without a ProjectionExpression), SPECIFIC_ATTRIBUTES (with one),
+    /// COUNT (Count and ScannedCount, no Items); ALL_PROJECTED_ATTRIBUTES needs an index.
+    var Select: String?
+    /// Query's: false reads the partition in descending sort key order.
+    var ScanIndexForward: Bool?
     var ExpressionAttributeNames: [String: String]?
     var ExpressionAttributeValues: [String: AttributeValue]?
     var Limit: Int?
@@ -164,7 +179,8 @@ struct ReadManyRequest: Codable, Sendable {
 }
 
 struct ReadManyResponse: Codable, Sendable {
-    var Items: [Item]
+    /// nil with Select COUNT.
+    var Items: [Item]?
     var Count: Int
     var ScannedCount: Int
     var LastEvaluatedKey: Item?
@@ -178,7 +194,7 @@ struct BatchWriteRequest: Codable, Sendable {
 }
 
 struct BatchGetRequest: Codable, Sendable {
-    struct Keys: Codable, Sendable { var Keys: [Item] }
+    struct Keys: Codable, Sendable { var Keys: [Item]; var ProjectionExpression: String?; var ExpressionAttributeNames: [String: String]? }
     var RequestItems: [String: Keys]
 }
 
@@ -207,7 +223,12 @@ struct TransactWriteRequest: Codable, Sendable {
 }
 
 struct TransactGetRequest: Codable, Sendable {
-    struct Get: Codable, Sendable { var TableName: String; var Key: Item; var ProjectionExpression: String? }
+    struct Get: Codable, Sendable {
+        var TableName: String
+        var Key: Item
+        var ProjectionExpression: String?
+        var ExpressionAttributeNames: [String: String]?
+    }
     struct Entry: Codable, Sendable { var Get: Get }
     var TransactItems: [Entry]
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NimbusProtocol
 import Testing
 @testable import TableCore
 
@@ -113,7 +114,7 @@ let conditionCases: [ConditionCase] = [
         let json = #"{"orderID":{"S":"a1"},"n":{"N":"-12.5e3"},"b":{"B":"aGk="},"t":{"BOOL":true},"z":{"NULL":true},"m":{"M":{"x":{"L":[{"S":"y"},{"NS":["1","2"]}]}}},"ss":{"SS":["a","b"]},"bs":{"BS":["aGk="]}}"#
         let item = try JSONDecoder().decode(Item.self, from: Data(json.utf8))
         #expect(item["b"] == .b(Data("hi".utf8)))
-        #expect(item["n"] == .n("-12.5e3"))
+        #expect(item["n"] == .n("-12500"))  // stored canonical, as DynamoDB stores numbers
         let again = try JSONDecoder().decode(Item.self, from: try JSONEncoder().encode(item))
         #expect(again == item)
     }
@@ -129,8 +130,29 @@ let conditionCases: [ConditionCase] = [
 }
 
 @Suite struct NumberTests {
-    @Test(arguments: ["0", "0.000", "-0", "9.99E+125", "1E-130", "12345678901234567890123456789012345678", "0.1", ".5", "+3"])
-    func accepted(_ n: String) throws { #expect(try AttributeValue.number(n) == n) }
+    /// DynamoDB keeps numbers canonical ("Supported data types": leading and trailing zeroes are
+    /// trimmed): `{"N": "012.50"}` reads back as `12.5`, an exponent is expanded, zero has no sign.
+    @Test(arguments: [
+        ("0", "0"), ("0.000", "0"), ("-0", "0"), ("-0.0e5", "0"), ("0e999999999999999999999", "0"), ("012.50", "12.5"), ("1.0", "1"),
+        ("100", "100"), ("-12.5e3", "-12500"), ("1.5E2", "150"), ("1.5e-3", "0.0015"), ("+3", "3"), (".5", "0.5"), ("5.", "5"),
+        ("0.1", "0.1"), ("-0.0100", "-0.01"), ("00042", "42"), ("1E+2", "100"), ("120e-1", "12"),
+        ("12345678901234567890123456789012345678", "12345678901234567890123456789012345678"),
+        ("1.00000000000000007629769841092E+50", "100000000000000007629769841092000000000000000000000"),
+        ("9.99E+125", "999" + String(repeating: "0", count: 123)),
+        ("1E-130", "0." + String(repeating: "0", count: 129) + "1"),
+    ])
+    func acceptedCanonical(_ n: String, _ canonical: String) throws { #expect(try AttributeValue.number(n) == canonical) }
+
+    @Test func numbersAreCanonicalInItemsAndSets() throws {
+        let json = #"{"a":{"N":"012.50"},"s":{"NS":["1.0","2e1"]},"l":{"L":[{"N":"-0"}]}}"#
+        let item = try JSONDecoder().decode(Item.self, from: Data(json.utf8))
+        #expect(item == ["a": .n("12.5"), "s": .ns(["1", "20"]), "l": .l([.n("0")])])
+        // the hand-written reader agrees
+        #expect(DynamoJSON.item(try #require(StringJSON.parse(Data(#"{"a":{"N":"012.50"},"s":{"NS":["1.0","2e1"]}}"#.utf8)))) == ["a": .n("12.5"), "s": .ns(["1", "20"])])
+        // arithmetic answers canonical numbers too
+        let sum = try UpdateEvaluator.apply(try UpdateParser.parse("SET a = a + :x", names: nil, values: [":x": .n("0.50")]).expression, to: item)
+        #expect(sum["a"] == .n("13"))
+    }
 
     @Test(arguments: ["1E126", "1E-131", "123456789012345678901234567890123456789", "1.2.3", "", "e5", "1e", "NaN"])
     func refused(_ n: String) { #expect(throws: TableError.self) { try AttributeValue.number(n) } }
