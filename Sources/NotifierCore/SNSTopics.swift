@@ -130,17 +130,38 @@ public struct SNSTopics: Sendable {
     public func getTopicAttributes(_ arn: String) throws -> [String: String] {
         let topic = try existingTopic(arn)
         let subs = subscriptions.values.filter { $0.topicArn == arn }
-        var attributes = [
+        return [
             "TopicArn": topic.arn,
             "DisplayName": topic.displayName,
             "Owner": account,
             "SubscriptionsConfirmed": String(subs.count { $0.confirmed }),
             "SubscriptionsPending": String(subs.count { !$0.confirmed }),
             "SubscriptionsDeleted": "0",
+            // A topic without a policy of its own shows SNS's default one, as AWS's topics do.
+            "Policy": topic.policy ?? defaultPolicy(topicArn: topic.arn),
+            "EffectiveDeliveryPolicy": Self.effectiveDeliveryPolicy,
         ]
-        if let policy = topic.policy { attributes["Policy"] = policy }
-        return attributes
     }
+
+    /// The access policy SNS gives a new topic (what GetTopicAttributes shows until one is set): the
+    /// owner account may use the topic. Not enforced as the topic's resource policy (`policiesByTopicArn`
+    /// has only the policies set): it grants nothing the account's own principals do not have.
+    public func defaultPolicy(topicArn: String) -> String {
+        #"{"Version":"2008-10-17","Id":"__default_policy_ID","Statement":[{"Sid":"__default_statement_ID","Effect":"Allow","Principal":{"AWS":"*"},"#
+            + #""Action":["SNS:GetTopicAttributes","SNS:SetTopicAttributes","SNS:AddPermission","SNS:RemovePermission","SNS:DeleteTopic","#
+            + #""SNS:Subscribe","SNS:ListSubscriptionsByTopic","SNS:Publish"],"Resource":"\#(topicArn)","#
+            + #""Condition":{"StringEquals":{"AWS:SourceOwner":"\#(account)"}}}]}"#
+    }
+
+    /// EffectiveDeliveryPolicy in SNS's format (its http part), with what Nimbus does for http/https
+    /// deliveries (`RetryPolicy.forProtocol(.http)`: 1 s doubling to 20 s, 3 retries; the body sent
+    /// as text/plain). Nimbus has no DeliveryPolicy to set, so it is the same for every topic.
+    public static let effectiveDeliveryPolicy: String = {
+        let http = RetryPolicy.forProtocol(.http)
+        return #"{"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":\#(Int(http.initialDelay)),"maxDelayTarget":\#(Int(http.maxDelay)),"#
+            + #""numRetries":\#(http.maxAttempts - 1),"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"exponential"},"#
+            + #""disableSubscriptionOverrides":false,"defaultRequestPolicy":{"headerContentType":"text/plain; charset=UTF-8"}}}"#
+    }()
 
     public mutating func setTopicAttributes(_ arn: String, name: String, value: String?, changes: inout [NotifierChange]) throws {
         var topic = try existingTopic(arn)

@@ -119,12 +119,28 @@ final class Counter: @unchecked Sendable {
         #expect(attributes["Owner"] == "000000000000")
         #expect(attributes["SubscriptionsConfirmed"] == "1")
         #expect(attributes["SubscriptionsPending"] == "1")
-        #expect(attributes["Policy"] == nil)
+        // Without a policy of its own the topic shows SNS's default: its account may use it.
+        let policyText = try #require(attributes["Policy"])
+        let policy = try #require(try JSONSerialization.jsonObject(with: Data(policyText.utf8)) as? [String: Any])
+        #expect(policy["Id"] as? String == "__default_policy_ID")
+        let statement = try #require((policy["Statement"] as? [[String: Any]])?.first)
+        #expect(statement["Resource"] as? String == Self.topicArn)
+        #expect((statement["Action"] as? [String])?.contains("SNS:Publish") == true)
+        #expect(statement["Condition"] as? NSDictionary == ["StringEquals": ["AWS:SourceOwner": "000000000000"]] as NSDictionary)
+        #expect(sns.policiesByTopicArn[Self.topicArn] == nil)  // shown, not enforced as a resource policy
+        // EffectiveDeliveryPolicy: SNS's format, Nimbus's http retries.
+        let deliveryText = try #require(attributes["EffectiveDeliveryPolicy"])
+        let delivery = try #require(try JSONSerialization.jsonObject(with: Data(deliveryText.utf8)) as? [String: Any])
+        let retry = try #require((delivery["http"] as? [String: Any])?["defaultHealthyRetryPolicy"] as? [String: Any])
+        #expect(retry["numRetries"] as? Int == RetryPolicy.forProtocol(.http).maxAttempts - 1)
+        #expect(retry["minDelayTarget"] as? Int == 1 && retry["maxDelayTarget"] as? Int == 20)
         expectError("InvalidParameter") { try sns.setTopicAttributes(Self.topicArn, name: "Nope", value: "1", changes: &changes) }
         expectError("InvalidParameter") { try sns.setTopicAttributes(Self.topicArn, name: "Policy", value: "[1]", changes: &changes) }
         expectError("NotFound") { _ = try sns.getTopicAttributes("arn:aws:sns:us-east-1:000000000000:missing") }
         try sns.setTopicAttributes(Self.topicArn, name: "Policy", value: #"{"Version":"2012-10-17"}"#, changes: &changes)
         #expect(try sns.getTopicAttributes(Self.topicArn)["Policy"] == #"{"Version":"2012-10-17"}"#)
+        try sns.setTopicAttributes(Self.topicArn, name: "Policy", value: "", changes: &changes)
+        #expect(try sns.getTopicAttributes(Self.topicArn)["Policy"] == sns.defaultPolicy(topicArn: Self.topicArn))
     }
 
     // MARK: Subscriptions

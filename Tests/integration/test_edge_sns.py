@@ -178,6 +178,7 @@ def test_an_unknown_protocol_is_invalid_parameter(edge, topic):
     assert error_code(caught.value) == "InvalidParameter"
 
 
+@pytest.mark.xfail(not aws_compat.AGAINST_MOTO, strict=True, reason="Nimbus does not sign SNS messages yet (docs/aws-endpoint.md)")
 def test_sqs_subscription_is_confirmed_and_receives_the_notification(edge, topic, subscriber_queue):
     sns = edge.client("sns")
     url, arn = subscriber_queue
