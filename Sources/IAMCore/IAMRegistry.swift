@@ -101,6 +101,16 @@ public struct IAMRegistry: Sendable {
         return p
     }
 
+    /// GetPolicyVersion: a Nimbus policy has one version, `v1`, its default (its document as written).
+    public func getPolicyVersion(arn: String, versionId: String) throws(PolicyError) -> ManagedPolicy {
+        guard versionId.range(of: #"^v[1-9][0-9]*(\.[A-Za-z0-9-]*)?$"#, options: .regularExpression) != nil else {
+            throw PolicyError("ValidationError", "1 validation error detected: Value '\(versionId)' at 'versionId' failed to satisfy constraint: Member must satisfy regular expression pattern: v[1-9][0-9]*(\\.[A-Za-z0-9-]*)?")
+        }
+        let policy = try getPolicy(arn: arn)
+        guard versionId == "v1" else { throw PolicyError("NoSuchEntity", "Policy \(arn) version \(versionId) does not exist or is not attachable.") }
+        return policy
+    }
+
     /// Scope: All, AWS or Local, as IAM's ListPolicies.
     public func listPolicies(scope: String?) -> [ManagedPolicy] {
         policies.values.filter { p in
@@ -109,7 +119,7 @@ public struct IAMRegistry: Sendable {
             case "Local": return !p.arn.hasPrefix("arn:aws:iam::aws:")
             default: return true
             }
-        }.sorted { $0.name < $1.name }
+        }.sorted { ($0.name, $0.arn) < ($1.name, $1.arn) }
     }
 
     public func attachmentCount(_ arn: String) -> Int { roles.values.filter { $0.attached.contains(arn) }.count }

@@ -15,7 +15,7 @@ public struct IAMNodeService: NodeService {
     let credentials: CredentialAuthority
 
     public static let actionNames: Set<String> = [
-        "iam:CreatePolicy", "iam:GetPolicy", "iam:ListPolicies", "iam:DeletePolicy", "iam:CreateRole", "iam:GetRole",
+        "iam:CreatePolicy", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicies", "iam:DeletePolicy", "iam:CreateRole", "iam:GetRole",
         "iam:ListRoles", "iam:DeleteRole", "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
         "iam:SimulatePrincipalPolicy",
         "sts:AssumeRole", "sts:GetServiceCredentials", "sts:GetSigningKey", "sts:GetAWSSigningKey", "sts:GetCallerIdentity", NimbusAction.policyVersion,
@@ -143,10 +143,19 @@ public struct IAMNodeService: NodeService {
             let r = try request.decode(PolicyArnRequest.self)
             let shape = try await engine.read { reg in IAMShapes.policy(try reg.getPolicy(arn: r.PolicyArn), attachments: reg.attachmentCount(r.PolicyArn)) }
             return try encoder.encode(["Policy": shape])
+        case "iam:GetPolicyVersion":
+            let r = try request.decode(PolicyVersionRequest.self)
+            let policy = try await engine.read { reg in try reg.getPolicyVersion(arn: r.PolicyArn, versionId: r.VersionId) }
+            return try encoder.encode(["PolicyVersion": PolicyVersionShape(Document: policy.document, VersionId: "v1", IsDefaultVersion: true,
+                                                                           CreateDate: IAMShapes.date(policy.createDate))])
         case "iam:ListPolicies":
             let r = try request.decode(ListPoliciesRequest.self)
-            let shapes = try await engine.read { reg in reg.listPolicies(scope: r.Scope).map { IAMShapes.policy($0, attachments: reg.attachmentCount($0.arn)) } }
-            return try encoder.encode(ListPolicies(Policies: shapes))
+            let paging = try request.decode(PageRequest.self)
+            let shapes = try await engine.read { reg in
+                let (page, truncated, marker) = try IAMLists.page(reg.listPolicies(scope: r.Scope), key: { "\($0.name)\u{0}\($0.arn)" }, paging)
+                return ListPolicies(Policies: page.map { IAMShapes.policy($0, attachments: reg.attachmentCount($0.arn)) }, IsTruncated: truncated, Marker: marker)
+            }
+            return try encoder.encode(shapes)
         case "iam:DeletePolicy":
             let r = try request.decode(PolicyArnRequest.self)
             try await engine.perform { reg, _, changes in try reg.deletePolicy(arn: r.PolicyArn, changes: &changes) }
@@ -161,7 +170,11 @@ public struct IAMNodeService: NodeService {
             let r = try request.decode(RoleNameRequest.self)
             return try encoder.encode(["Role": IAMShapes.role(try await engine.read { reg in try reg.getRole(r.RoleName) })])
         case "iam:ListRoles":
-            return try encoder.encode(ListRoles(Roles: try await engine.read { reg in reg.listRoles().map(IAMShapes.role) }))
+            let paging = try request.decode(PageRequest.self)
+            return try encoder.encode(try await engine.read { reg in
+                let (page, truncated, marker) = try IAMLists.page(reg.listRoles(), key: \.name, paging)
+                return ListRoles(Roles: page.map(IAMShapes.role), IsTruncated: truncated, Marker: marker)
+            })
         case "iam:DeleteRole":
             let r = try request.decode(RoleNameRequest.self)
             try await engine.perform { reg, _, changes in try reg.deleteRole(r.RoleName, changes: &changes) }
@@ -176,10 +189,13 @@ public struct IAMNodeService: NodeService {
             return Data("{}".utf8)
         case "iam:ListAttachedRolePolicies":
             let r = try request.decode(RoleNameRequest.self)
-            let attached = try await engine.read { reg in
-                try reg.getRole(r.RoleName).attached.map { arn in AttachedPolicy(PolicyName: (try? reg.getPolicy(arn: arn).name) ?? arn, PolicyArn: arn) }
-            }
-            return try encoder.encode(ListAttached(AttachedPolicies: attached))
+            let paging = try request.decode(PageRequest.self)
+            return try encoder.encode(try await engine.read { reg in
+                let attached = try reg.getRole(r.RoleName).attached.map { arn in AttachedPolicy(PolicyName: (try? reg.getPolicy(arn: arn).name) ?? arn, PolicyArn: arn) }
+                    .sorted { $0.PolicyArn < $1.PolicyArn }
+                let (page, truncated, marker) = try IAMLists.page(attached, key: \.PolicyArn, paging)
+                return ListAttached(AttachedPolicies: page, IsTruncated: truncated, Marker: marker)
+            })
         case "iam:SimulatePrincipalPolicy":
             let r = try request.decode(SimulateRequest.self)
             let resourcePolicy = try r.ResourcePolicy.map { text throws in try PolicyDocument(json: text) }
@@ -211,9 +227,9 @@ public struct IAMNodeService: NodeService {
         var AssumedRoleUser: User
     }
     struct SigningKeyResponse: Encodable { var Principal: String; var SigningKey: String; var Expiration: Int64? }
-    struct ListPolicies: Codable { var Policies: [PolicyShape]; var IsTruncated = false }
-    struct ListRoles: Codable { var Roles: [RoleShape]; var IsTruncated = false }
-    struct ListAttached: Codable { var AttachedPolicies: [AttachedPolicy]; var IsTruncated = false }
+    struct ListPolicies: Codable { var Policies: [PolicyShape]; var IsTruncated = false; var Marker: String? }
+    struct ListRoles: Codable { var Roles: [RoleShape]; var IsTruncated = false; var Marker: String? }
+    struct ListAttached: Codable { var AttachedPolicies: [AttachedPolicy]; var IsTruncated = false; var Marker: String? }
 
     public func run(runtime: NodeRuntime) async throws {
         do { try await applyStack() } catch { runtime.logger.error("stack: \(error)") }
