@@ -53,7 +53,10 @@ public final class EdgeAuthenticator: Sendable {
             return EdgeCaller(principal: PlatformPrincipals.root(account: account), accessKeyId: signature.accessKeyId,
                               region: signature.region, service: signature.service)
         }
-        do { try signature.checkTime(nowSeconds: nowSeconds) } catch { throw Self.refusal(error) }
+        do {
+            try signature.checkTime(nowSeconds: nowSeconds)
+            try signature.checkCoverage(headers: request.headers, rawBody: request.rawBody)
+        } catch { throw Self.refusal(error) }
         let (principal, key) = try await awsKey(signature, nowMillis: nowSeconds * 1000)
         guard signature.verify(signingKey: key, method: request.method, rawPath: request.rawPath, rawQuery: request.rawQuery,
                                headers: request.headers, body: request.rawBody) else {

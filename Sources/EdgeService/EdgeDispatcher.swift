@@ -49,7 +49,8 @@ public final class EdgeDispatcher: Sendable {
             var body = request.body.isEmpty ? Data("{}".utf8) : request.body
             if service == .sqs { body = QueueURLs.toNode(body, region: cluster.region) }
             let answer = try await forward("\(service.prefix):\(operation)", to: service.node, instance: 1, body: body, caller: caller)
-            let shown = service == .sqs ? QueueURLs.toCaller(answer, region: cluster.region, baseURL: request.baseURL) : answer
+            let shown = service == .sqs && QueueURLs.actions.contains(operation)
+                ? QueueURLs.toCaller(answer, region: cluster.region, baseURL: request.baseURL) : answer
             return EdgeResponse(status: 200, headers: [("Content-Type", service.contentType), ("x-amzn-RequestId", request.requestID)], body: shown)
         } catch {
             return service.error(edgeError(error), requestID: request.requestID)
@@ -83,7 +84,9 @@ public final class EdgeDispatcher: Sendable {
             var body = try query.jsonBody(action: action, parameters: form, baseURL: request.baseURL)
             if serviceName == "sqs" { body = QueueURLs.toNode(body, region: cluster.region) }
             var answer = try await forward("\(serviceName):\(action)", to: query.node, instance: 1, body: body, caller: caller)
-            if serviceName == "sqs" { answer = QueueURLs.toCaller(answer, region: cluster.region, baseURL: request.baseURL) }
+            if serviceName == "sqs", QueueURLs.actions.contains(action) {
+                answer = QueueURLs.toCaller(answer, region: cluster.region, baseURL: request.baseURL)
+            }
             let xml = try query.xmlResponse(action: action, json: answer, requestID: request.requestID, baseURL: request.baseURL)
             return EdgeResponse(status: 200, headers: [("Content-Type", "text/xml"), ("x-amzn-RequestId", request.requestID)], body: xml)
         } catch {
@@ -163,6 +166,9 @@ public final class EdgeDispatcher: Sendable {
 /// LocalStack and ElasticMQ make them) and as the broker makes them (`https://sqs.REGION.amazonaws.com/...`).
 enum QueueURLs {
     private static let host = Data("amazonaws.com".utf8)
+    /// The answers that hold queue URLs, and only queue URLs: a message's body or attributes are
+    /// never rewritten (their MD5s must stay the sender's).
+    static let actions: Set<String> = ["CreateQueue", "GetQueueUrl", "ListQueues"]
 
     static func toCaller(_ json: Data, region: String, baseURL: String) -> Data {
         guard json.range(of: host) != nil else { return json }

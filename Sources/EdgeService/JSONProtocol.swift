@@ -80,6 +80,7 @@ public enum JSONService: String, Sendable, CaseIterable {
     func status(of error: EdgeError, code: String) -> Int {
         switch (self, code) {
         case (.dynamodb, "UnrecognizedClientException"), (.dynamodb, "InvalidSignatureException"), (.dynamodb, "AccessDeniedException"),
+             (.dynamodb, "ExpiredTokenException"), (.streams, "ExpiredTokenException"),
              (.dynamodb, "MissingAuthenticationTokenException"), (.dynamodb, "IncompleteSignatureException"),
              (.streams, "UnrecognizedClientException"), (.streams, "InvalidSignatureException"), (.streams, "AccessDeniedException"),
              (.streams, "MissingAuthenticationTokenException"), (.streams, "IncompleteSignatureException"):
@@ -108,6 +109,7 @@ public enum JSONService: String, Sendable, CaseIterable {
             case "SignatureDoesNotMatch", "RequestExpired": return "InvalidSignatureException"
             case "IncompleteSignature": return "IncompleteSignatureException"
             case "MissingAuthenticationToken": return "MissingAuthenticationTokenException"
+            case "ExpiredToken": return "ExpiredTokenException"
             case "AccessDenied": return "AccessDeniedException"
             case "InvalidParameterValue", "MissingParameter": return "ValidationException"
             case "ThrottlingException": return "ThrottlingException"

@@ -95,11 +95,19 @@ public struct SigV4Request: Sendable, Equatable {
         return seconds
     }
 
-    /// Too old or too far ahead (15 minutes, as AWS), or past a presigned request's expiry.
+    /// Too old or too far ahead (15 minutes, as AWS), or past a presigned request's expiry; and the
+    /// credential's day must be X-Amz-Date's (a key derived for one day is good for that day only).
     public func checkTime(nowSeconds: Int64, skewSeconds: Int64 = 900) throws(Failure) {
         let at = try time()
+        guard timestamp.hasPrefix(date) else {
+            throw Failure(kind: .incomplete, message: "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '\(date)' != '\(timestamp.prefix(8))'")
+        }
         if presigned {
-            let expires = Int64(expires ?? 900)
+            // AWS takes 1 second to 7 days.
+            guard let lifetime = expires, (1...604_800).contains(lifetime) else {
+                throw Failure(kind: .incomplete, message: "X-Amz-Expires must be a number of seconds from 1 to 604800")
+            }
+            let expires = Int64(lifetime)
             if nowSeconds > at + expires || at > nowSeconds + skewSeconds {
                 throw Failure(kind: .expired, message: "Request has expired")
             }
@@ -153,6 +161,32 @@ public struct SigV4Request: Sendable, Equatable {
         return "\(method)\n\(path)\n\(query)\n\(canonicalHeaders)\n\(signedHeaders.joined(separator: ";"))\n\(payload)"
     }
 
+    /// What the signature must cover for the request to mean what it was signed for: the Host, the
+    /// X-Amz-Target that picks the operation, and a declared payload hash that is the body's (only an
+    /// empty body may go unsigned). Checked before the signature: a replay cannot swap the body, and a
+    /// presigned URL cannot be reused for another operation.
+    public func checkCoverage(headers: [String: String], rawBody: Data) throws(Failure) {
+        guard signedHeaders.contains("host") else {
+            throw Failure(kind: .incomplete, message: "'Host' must be a signed header")
+        }
+        if headers["x-amz-target"] != nil, !signedHeaders.contains("x-amz-target") {
+            throw Failure(kind: .incomplete, message: "'X-Amz-Target' must be a signed header")
+        }
+        if let declared = headers["x-amz-content-sha256"] {
+            if declared == "UNSIGNED-PAYLOAD" || declared.hasPrefix("STREAMING-") {
+                guard rawBody.isEmpty else {
+                    throw Failure(kind: .mismatch, message: "The request body must be signed (x-amz-content-sha256: \(declared) is for S3)")
+                }
+            } else if declared.lowercased() != Self.hexSHA256(rawBody) {
+                throw Failure(kind: .mismatch, message: "The provided 'x-amz-content-sha256' header does not match what was computed.")
+            }
+        }
+        if presigned && !rawBody.isEmpty && headers["x-amz-content-sha256"] == nil {
+            // A presigned URL signs the empty body (or nothing): a body it did not cover is refused.
+            throw Failure(kind: .mismatch, message: "A presigned URL carries no body")
+        }
+    }
+
     /// Compares the request's signature with the one `signingKey` (AWS's kSigning for this scope) makes.
     public func verify(signingKey: SymmetricKey, method: String, rawPath: String, rawQuery: String, headers: [String: String], body: Data) -> Bool {
         func matches(_ method: String, unsignedPayload: Bool) -> Bool {
@@ -163,9 +197,10 @@ public struct SigV4Request: Sendable, Equatable {
         if matches(method, unsignedPayload: false) { return true }
         guard presigned else { return false }
         // A presigned URL's payload is the body's hash (botocore) or UNSIGNED-PAYLOAD (S3-style
-        // signers); and an SDK presigning a query-protocol action without naming GET signs it as the
-        // POST the action is, though the URL is then fetched with GET (every parameter is in the
-        // signed query string either way).
+        // signers), the body being empty either way (checkCoverage); and an SDK presigning a
+        // query-protocol action without naming GET signs it as the POST the action is, though the
+        // URL is then fetched with GET (every parameter is in the signed query string either way).
+        guard body.isEmpty else { return false }
         let methods = method == "GET" ? ["GET", "POST"] : [method]
         return methods.contains { candidate in
             (candidate != method && matches(candidate, unsignedPayload: false))

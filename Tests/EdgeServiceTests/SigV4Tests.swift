@@ -72,6 +72,40 @@ import Testing
                                            unsignedPayload: true).hasSuffix("UNSIGNED-PAYLOAD"))
     }
 
+    @Test func theSignatureMustCoverWhatTheRequestMeans() throws {
+        let request = try SigV4Request.parse(headers: Self.headers, query: [])
+        try request.checkCoverage(headers: Self.headers, rawBody: Data("{}".utf8))
+        // An unsigned X-Amz-Target would let a signature be replayed as another operation.
+        var retargeted = Self.headers
+        retargeted["x-amz-target"] = "DynamoDB_20120810.DeleteTable"
+        #expect(throws: SigV4Request.Failure.self) { try request.checkCoverage(headers: retargeted, rawBody: Data()) }
+        // A declared payload hash must be the body's, and only an empty body may go unsigned.
+        var declared = Self.headers
+        declared["x-amz-content-sha256"] = SigV4Request.hexSHA256(Data())
+        #expect(throws: SigV4Request.Failure.self) { try request.checkCoverage(headers: declared, rawBody: Data("{}".utf8)) }
+        try request.checkCoverage(headers: declared, rawBody: Data())
+        declared["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
+        #expect(throws: SigV4Request.Failure.self) { try request.checkCoverage(headers: declared, rawBody: Data("x".utf8)) }
+        let hostless = try SigV4Request.parse(headers: ["x-amz-date": "20150830T123600Z", "authorization":
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=x-amz-date, Signature=00"], query: [])
+        #expect(throws: SigV4Request.Failure.self) { try hostless.checkCoverage(headers: Self.headers, rawBody: Data()) }
+    }
+
+    @Test func presignedLifetimesAndScopeDaysAreBounded() throws {
+        let at: Int64 = 1_440_938_160
+        for expires in ["0", "604801", "9223372036854775807", "-9223372036854775808"] {
+            let presigned = try SigV4Request.parse(headers: ["host": "h"], query: [
+                ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"), ("X-Amz-Credential", "AKID/20150830/us-east-1/sqs/aws4_request"),
+                ("X-Amz-Date", "20150830T123600Z"), ("X-Amz-Expires", expires), ("X-Amz-SignedHeaders", "host"), ("X-Amz-Signature", "00"),
+            ])
+            #expect(throws: SigV4Request.Failure.self) { try presigned.checkTime(nowSeconds: at) }
+        }
+        var otherDay = Self.headers
+        otherDay["x-amz-date"] = "20150831T000100Z"
+        let request = try SigV4Request.parse(headers: otherDay, query: [])
+        #expect(throws: SigV4Request.Failure.self) { try request.checkTime(nowSeconds: at + 86_400) }
+    }
+
     @Test func unreadableSignaturesAreRefusedWithAWSsWords() {
         #expect(throws: SigV4Request.Failure.self) { try SigV4Request.parse(headers: [:], query: []) }
         #expect(throws: SigV4Request.Failure.self) {

@@ -17,9 +17,16 @@ struct QueryFormDecoder {
 
         init(value: String? = nil) { self.value = value }
 
+        /// Names deeper than any model's shapes go (a list of maps of structures is 6 parts) are
+        /// ignored, as unknown parameters are: the tree is built recursively, and a name of millions
+        /// of dots must not take the stack with it.
+        static let maxDepth = 16
+
         init(parameters: [(String, String)]) {
             for (name, value) in parameters {
-                insert(name.split(separator: ".", omittingEmptySubsequences: false)[...], value: value)
+                let parts = name.split(separator: ".", maxSplits: Self.maxDepth, omittingEmptySubsequences: false)
+                guard parts.count <= Self.maxDepth else { continue }
+                insert(parts[...], value: value)
             }
         }
 

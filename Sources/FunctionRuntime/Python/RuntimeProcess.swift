@@ -19,7 +19,12 @@ final class RuntimeProcess: Sendable {
     static func start(_ arguments: [String], environment: [String: String], directory: String, memoryLimitBytes: UInt64?,
                       onLine: @escaping @Sendable (String) -> Void, onExit: @escaping @Sendable (String) -> Void) throws -> RuntimeProcess {
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw RuntimeSpawnError(executable: arguments[0], errno: errno) }
+        // Close-on-exec from the start (a socket pair, as glibc's pipe2 is not in Swift's overlay): a
+        // runtime spawned at the same moment on another thread must not inherit this one's write end
+        // (its reader would never see end-of-file).
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw RuntimeSpawnError(executable: arguments[0], errno: errno)
+        }
         let (readEnd, writeEnd) = (fds[0], fds[1])
         // Neither end leaks into other children (the spawn's dup2 onto 1 and 2 clears it there).
         for fd in [readEnd, writeEnd] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
