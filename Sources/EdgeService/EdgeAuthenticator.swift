@@ -30,6 +30,9 @@ public final class EdgeAuthenticator: Sendable {
     }
     private let awsKeys = Mutex<[String: Cached<(principal: String, key: SymmetricKey)>]>([:])
     private let nimbusKeys = Mutex<[String: Cached<SigningKey>]>([:])
+    /// Access keys iam did not know, for 5 s: a flood of made-up keys costs iam one look-up each per
+    /// 5 s, not one per request.
+    private let unknownKeys = Mutex<[String: Int64]>([:])
     /// Looked-up keys, for health.
     let lookups = Atomic<Int>(0)
 
@@ -92,10 +95,23 @@ public final class EdgeAuthenticator: Sendable {
     private func awsKey(_ signature: SigV4Request, nowMillis: Int64) async throws -> (String, SymmetricKey) {
         let cacheKey = "\(signature.accessKeyId)|\(signature.sessionToken ?? "")|\(signature.date)|\(signature.region)|\(signature.service)"
         if let hit = awsKeys.withLock({ $0[cacheKey] }), hit.until > nowMillis { return hit.value }
+        let keyID = "\(signature.accessKeyId)|\(signature.sessionToken ?? "")"
+        if let until = unknownKeys.withLock({ $0[keyID] }), until > nowMillis {
+            throw EdgeError("InvalidClientTokenId", "The security token included in the request is invalid.", status: 403)
+        }
         var body: [String: String] = ["AccessKeyId": signature.accessKeyId, "Date": signature.date, "Region": signature.region,
                                       "Service": signature.service]
         body["SessionToken"] = signature.sessionToken
-        let answer = try await lookUp("sts:GetAWSSigningKey", body)
+        let answer: (principal: String, key: Data, expiration: Int64?)
+        do {
+            answer = try await lookUp("sts:GetAWSSigningKey", body)
+        } catch let error as EdgeError where error.code == "InvalidClientTokenId" {
+            unknownKeys.withLock {
+                if $0.count > 10_000 { $0.removeAll() }
+                $0[keyID] = nowMillis + 5_000
+            }
+            throw error
+        }
         let value = (answer.principal, SymmetricKey(data: answer.key))
         // A day's key is good for the day after too (a request signed just before midnight).
         let until = min(answer.expiration ?? Int64.max, nowMillis + 3_600_000)

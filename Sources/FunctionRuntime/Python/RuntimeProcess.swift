@@ -8,10 +8,17 @@ import Synchronization
 final class RuntimeProcess: Sendable {
     let pid: Int32
     private let output: OutputReader
+    /// Set once the process has been reaped: its pid (and group id) may then belong to another.
+    private let reaped: ReapedFlag
 
-    private init(pid: Int32, output: OutputReader) {
+    final class ReapedFlag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
+    private init(pid: Int32, output: OutputReader, reaped: ReapedFlag) {
         self.pid = pid
         self.output = output
+        self.reaped = reaped
     }
 
     /// Starts `arguments[0]` (looked up in PATH) with exactly `environment`, in `directory`;
@@ -71,15 +78,19 @@ final class RuntimeProcess: Sendable {
         }
         let output = OutputReader(fd: readEnd, onLine: onLine)
         output.start(name: "runtime-out-\(pid)")
+        let reaped = ReapedFlag()
         ProcessSpawner.onExit(of: pid) { status in
+            reaped.value.store(true, ordering: .sequentiallyConsistent)
             output.drain()
             onExit(status)
         }
-        return RuntimeProcess(pid: pid, output: output)
+        return RuntimeProcess(pid: pid, output: output, reaped: reaped)
     }
 
-    /// SIGKILLs the process and its process group.
+    /// SIGKILLs the process and its process group, unless it has been reaped already (its pid may be
+    /// another process's by then).
     func kill() {
+        guard !reaped.value.load(ordering: .sequentiallyConsistent) else { return }
         _ = Glibc.kill(-pid, SIGKILL)
         _ = Glibc.kill(pid, SIGKILL)
     }
