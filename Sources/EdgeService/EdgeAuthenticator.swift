@@ -22,6 +22,8 @@ public struct EdgeCaller: Sendable {
 /// the temporary credentials end.
 public final class EdgeAuthenticator: Sendable {
     let client: NimbusClient
+    /// iam, as every node reaches it: signing keys for the forwarded requests, and decisions.
+    let authority: RemoteAuthority
     let enforce: Bool
     let timeout: Duration
     private struct Cached<Value: Sendable>: Sendable {
@@ -33,10 +35,9 @@ public final class EdgeAuthenticator: Sendable {
     /// Access keys iam did not know, for 5 s: a flood of made-up keys costs iam one look-up each per
     /// 5 s, not one per request.
     private let unknownKeys = Mutex<[String: Int64]>([:])
-    /// Looked-up keys, for health.
-    let lookups = Atomic<Int>(0)
 
     public init(client: NimbusClient, enforce: Bool, timeout: Duration = .seconds(2)) {
+        authority = RemoteAuthority(client: client)
         self.client = client
         self.enforce = enforce
         self.timeout = timeout
@@ -80,11 +81,12 @@ public final class EdgeAuthenticator: Sendable {
         if let hit = nimbusKeys.withLock({ $0[cacheKey] }), hit.until > nowMillis {
             return CallerKey(accessKeyId: caller.accessKeyId, sessionToken: caller.sessionToken, key: hit.value)
         }
-        var body: [String: String] = ["AccessKeyId": caller.accessKeyId, "Day": day, "Service": service]
-        body["SessionToken"] = caller.sessionToken
-        let answer = try await lookUp("sts:GetSigningKey", body)
-        let key = SigningKey(SymmetricKey(data: answer.key))
-        let until = min(answer.expiration ?? Int64.max, (nowMillis / 86_400_000 + 1) * 86_400_000)
+        // What every node asks iam to verify signatures with (RemoteAuthority), here to sign with.
+        let material = try await Self.refusingKeys {
+            try await self.authority.signingMaterial(accessKeyId: caller.accessKeyId, sessionToken: caller.sessionToken, day: day, service: service)
+        }
+        let key = material.key
+        let until = min(material.expiration ?? Int64.max, (nowMillis / 86_400_000 + 1) * 86_400_000)
         nimbusKeys.withLock {
             if $0.count > 10_000 { $0.removeAll() }
             $0[cacheKey] = Cached(value: key, until: until)
@@ -129,10 +131,20 @@ public final class EdgeAuthenticator: Sendable {
     }
 
     private func lookUp(_ action: String, _ body: [String: String]) async throws -> (principal: String, key: Data, expiration: Int64?) {
-        lookups.add(1, ordering: .relaxed)
-        let data: Data
+        let data = try await Self.refusingKeys {
+            try await self.client.request(action, to: .iam, body: try JSONEncoder().encode(body), timeout: self.timeout, attempts: 2)
+        }
+        let answer = try JSONDecoder().decode(KeyAnswer.self, from: data)
+        guard let key = Data(base64Encoded: answer.SigningKey) else {
+            throw EdgeError("InternalFailure", "unreadable signing key from iam", status: 500, sender: false)
+        }
+        return (answer.Principal, key, answer.Expiration)
+    }
+
+    /// A key look-up at iam, its refusals in the caller's terms.
+    private static func refusingKeys<T>(_ lookUp: () async throws -> T) async throws -> T {
         do {
-            data = try await client.request(action, to: .iam, body: try JSONEncoder().encode(body), timeout: timeout, attempts: 2)
+            return try await lookUp()
         } catch let error as WireError {
             switch error.code {
             case "InvalidClientTokenId":
@@ -143,11 +155,6 @@ public final class EdgeAuthenticator: Sendable {
                 throw EdgeError("ServiceUnavailable", "Nimbus cannot check the request's signature: \(error.message)", status: 503, sender: false)
             }
         }
-        let answer = try JSONDecoder().decode(KeyAnswer.self, from: data)
-        guard let key = Data(base64Encoded: answer.SigningKey) else {
-            throw EdgeError("InternalFailure", "unreadable signing key from iam", status: 500, sender: false)
-        }
-        return (answer.Principal, key, answer.Expiration)
     }
 
     static func refusal(_ failure: SigV4Request.Failure) -> EdgeError {

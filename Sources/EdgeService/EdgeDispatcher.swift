@@ -137,15 +137,8 @@ public final class EdgeDispatcher: Sendable {
     /// the account root), for the rare request that no node authorizes because none is asked.
     func authorize(_ caller: EdgeCaller, action: String, resource: String) async throws {
         guard cluster.iam.enforce, caller.principal != PlatformPrincipals.root(account: cluster.account) else { return }
-        struct Simulation: Encodable { var PolicySourceArn: String; var ActionNames: [String]; var ResourceArns: [String] }
-        struct Answer: Decodable {
-            struct Result: Decodable { var EvalDecision: String }
-            var EvaluationResults: [Result]
-        }
-        let body = try JSONEncoder().encode(Simulation(PolicySourceArn: caller.principal, ActionNames: [action], ResourceArns: [resource]))
-        let answer = try JSONDecoder().decode(Answer.self, from: try await client.request("iam:SimulatePrincipalPolicy", to: .iam, body: body,
-                                                                                         timeout: timeout, attempts: 2))
-        guard answer.EvaluationResults.first?.EvalDecision == "allowed" else {
+        guard try await authenticator.authority.decide(principal: caller.principal, action: action, resource: resource,
+                                                       resourcePolicy: nil) == .allow else {
             throw EdgeError("AccessDeniedException", "User: \(caller.principal) is not authorized to perform: \(action) on resource: \(resource)",
                             status: 403)
         }

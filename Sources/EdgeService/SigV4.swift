@@ -302,23 +302,10 @@ public struct SigV4Request: Sendable, Equatable {
         guard let year = number(0..<4), let month = number(4..<6), let day = number(6..<8),
               let hour = number(9..<11), let minute = number(11..<13), let second = number(13..<15),
               (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
-        // Days from the civil date (Howard Hinnant's algorithm).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146097 + doe - 719468
-        return Int64(days) * 86400 + Int64(hour * 3600 + minute * 60 + second)
+        return Int64(UTCTime.days(year: year, month: month, day: day)) * 86400 + Int64(hour * 3600 + minute * 60 + second)
     }
 
-    static func amzDate(seconds: Int64) -> String {
-        let date = Date(timeIntervalSince1970: TimeInterval(seconds))
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        return String(format: "%04d%02d%02dT%02d%02d%02dZ", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
-    }
+    static func amzDate(seconds: Int64) -> String { UTCTime.iso8601(wholeSeconds: Int(seconds), compact: true) }
 
     /// An RFC 7231 `Date` header as `X-Amz-Date`.
     static func amzDate(fromHTTPDate text: String) -> String? {

@@ -17,6 +17,38 @@ public enum UTCTime {
         return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 
+    /// The day count since 1970-01-01 of a civil date (Howard Hinnant's days-from-civil).
+    public static func days(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    /// `2026-07-01T12:00:00Z` (whole seconds), as the query protocol writes timestamps; with
+    /// `compact`, `20260701T120000Z`, as SigV4's X-Amz-Date.
+    public static func iso8601(wholeSeconds seconds: Int, compact: Bool = false) -> String {
+        let (days, secondOfDay) = floorDivision(seconds, 86_400)
+        let (y, m, d) = civil(days: days)
+        var out: [UInt8] = []
+        out.reserveCapacity(20)
+        pad(y, 4, &out)
+        if !compact { out.append(0x2D) }
+        pad(m, 2, &out)
+        if !compact { out.append(0x2D) }
+        pad(d, 2, &out)
+        out.append(0x54)
+        if compact {
+            pad(secondOfDay / 3600, 2, &out); pad(secondOfDay / 60 % 60, 2, &out); pad(secondOfDay % 60, 2, &out)
+        } else {
+            clock(secondOfDay, &out)
+        }
+        out.append(0x5A)
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// `yyyymmdd` of a day count since 1970-01-01.
     public static func compactDate(days: Int) -> String {
         let (y, m, d) = civil(days: days)

@@ -9,6 +9,19 @@ public enum ProcessSpawner {
     /// Starts `executable` with `arguments`; standard output and error are appended to `logFile`
     /// (or discarded), standard input is /dev/null. With `newSession` the child leaves our session
     /// and process group, so it outlives the terminal that started it.
+    /// Children start with default signal handling and nothing blocked, whatever ServiceLifecycle
+    /// did to ours; `flags` adds further posix_spawn flags (a new session, a process group).
+    public static func resetSignals(_ attributes: inout posix_spawnattr_t, flags: Int32 = 0) {
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(Int32(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK) | flags))
+    }
+
     public static func spawn(_ executable: String, _ arguments: [String], logFile: String?, newSession: Bool = false) throws -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -21,18 +34,7 @@ public enum ProcessSpawner {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        // Children start with default signal handling and nothing blocked, whatever ServiceLifecycle
-        // did to ours.
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var flags = Int32(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)
-        if newSession { flags |= setSID }
-        posix_spawnattr_setflags(&attributes, Int16(flags))
+        resetSignals(&attributes, flags: newSession ? setSID : 0)
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }

@@ -306,9 +306,12 @@ public final class AuthCounters: Sendable {
     }
 }
 
-/// The IAM node over the wire, with this node's own credentials.
-struct RemoteAuthority: Authority {
+/// The IAM node over the wire, with this node's own credentials (also the AWS endpoint's, for the
+/// signing keys it signs its callers' requests with and the rare decision no node makes for it).
+public struct RemoteAuthority: Authority {
     let client: NimbusClient
+
+    public init(client: NimbusClient) { self.client = client }
     /// Two tries of 700 ms: a caller waiting on an unreachable IAM node hears so within 1.5 s.
     static let timeout = Duration.milliseconds(700)
 
@@ -318,7 +321,7 @@ struct RemoteAuthority: Authority {
         var Expiration: Int64?
     }
 
-    func signingMaterial(accessKeyId: String, sessionToken: String?, day: String, service: String) async throws -> SigningMaterial {
+    public func signingMaterial(accessKeyId: String, sessionToken: String?, day: String, service: String) async throws -> SigningMaterial {
         var body: [String: String] = ["AccessKeyId": accessKeyId, "Day": day, "Service": service]
         body["SessionToken"] = sessionToken
         let data = try await client.request("sts:GetSigningKey", to: .iam, body: try JSONEncoder().encode(body), timeout: Self.timeout, attempts: 2)
@@ -339,7 +342,7 @@ struct RemoteAuthority: Authority {
         var EvaluationResults: [Result]
     }
 
-    func decide(principal: String, action: String, resource: String, resourcePolicy: String?) async throws -> Decision {
+    public func decide(principal: String, action: String, resource: String, resourcePolicy: String?) async throws -> Decision {
         let body = try JSONEncoder().encode(Simulation(PolicySourceArn: principal, ActionNames: [action], ResourceArns: [resource],
                                                        ResourcePolicy: resourcePolicy))
         let answer = try JSONDecoder().decode(SimulationAnswer.self, from: try await client.request("iam:SimulatePrincipalPolicy", to: .iam, body: body,
@@ -353,7 +356,7 @@ struct RemoteAuthority: Authority {
 
     struct VersionAnswer: Decodable { var PolicyVersion: Int64 }
 
-    func policyVersion() async throws -> Int64 {
+    public func policyVersion() async throws -> Int64 {
         try JSONDecoder().decode(VersionAnswer.self, from: try await client.request(NimbusAction.policyVersion, to: .iam, timeout: .seconds(1), attempts: 1)).PolicyVersion
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NimbusRuntime
 
 /// The query protocol's form parameters as the JSON an input shape takes: botocore's QuerySerializer
 /// (serialize.py) read backwards. Members go by their locationName or name, nested with `.`; lists are
@@ -164,23 +165,7 @@ struct QueryFormDecoder {
 /// ISO-8601 timestamps as the query protocol writes them (`2026-12-07T19:00:00Z`), and read.
 enum ISOTime {
     /// Whole seconds, UTC.
-    static func string(epochSeconds: Int64) -> String {
-        let days = epochSeconds >= 0 ? epochSeconds / 86_400 : (epochSeconds - 86_399) / 86_400
-        let secondOfDay = epochSeconds - days * 86_400
-        // Howard Hinnant's civil_from_days.
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let year4 = year >= 0 && year < 1000 ? String(repeating: "0", count: 4 - String(year).count) + String(year) : String(year)
-        return "\(year4)-\(two(month))-\(two(day))T\(two(secondOfDay / 3600)):\(two(secondOfDay % 3600 / 60)):\(two(secondOfDay % 60))Z"
-    }
+    static func string(epochSeconds: Int64) -> String { UTCTime.iso8601(wholeSeconds: Int(epochSeconds)) }
 
     /// A node may give a timestamp as epoch seconds or milliseconds: a value past 1e11 (year 5138 in
     /// seconds, 1973 in milliseconds) is taken for milliseconds.
