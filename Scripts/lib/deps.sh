@@ -1,14 +1,15 @@
 # Installs the system packages Nimbus builds against, when missing (Debian; needs root or sudo).
 # libzmq for the wire, OpenSSL for the notifier's SMTP over TLS (and its CLI for the tests' certificates),
-# tcmalloc, which every Nimbus executable links as its allocator (Package.swift).
+# tcmalloc, which every Nimbus executable links as its allocator (Package.swift), zlib for the AWS
+# endpoint's gzipped request bodies.
 ensure_system_deps() {
-  if pkg-config --exists libzmq openssl 2>/dev/null && command -v openssl >/dev/null \
+  if pkg-config --exists libzmq openssl zlib 2>/dev/null && command -v openssl >/dev/null \
      && [[ "$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null)" == *"libtcmalloc_minimal.so.4 "* ]]; then return 0; fi
-  echo "nimbus: installing libzmq3-dev, libssl-dev, openssl, pkg-config and libtcmalloc-minimal4 ..." >&2
+  echo "nimbus: installing libzmq3-dev, libssl-dev, zlib1g-dev, openssl, pkg-config and libtcmalloc-minimal4 ..." >&2
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libzmq3-dev libssl-dev openssl pkg-config libtcmalloc-minimal4 >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libzmq3-dev libssl-dev zlib1g-dev openssl pkg-config libtcmalloc-minimal4 >/dev/null
 }
 
 # Python packages the integration tests use as independent clients.
